@@ -1,0 +1,36 @@
+/* event.c: names of the event types veille handles. */
+#include "event/event.h"
+
+#include <string.h>
+
+static const char *const type_names[EVENT_TYPE_COUNT] = {
+    [EVENT_UNKNOWN] = "unknown",
+    [EVENT_USER_CREATED] = "user.created",
+    [EVENT_USER_UPDATED] = "user.updated",
+    [EVENT_USER_DELETED] = "user.deleted",
+    [EVENT_SESSION_CREATED] = "session.created",
+    [EVENT_SESSION_PENDING] = "session.pending",
+    [EVENT_SESSION_ENDED] = "session.ended",
+    [EVENT_SESSION_REMOVED] = "session.removed",
+    [EVENT_SESSION_REVOKED] = "session.revoked",
+};
+
+const char *event_type_name(event_type t)
+{
+    if ((int)t < 0 || t >= EVENT_TYPE_COUNT)
+        return "unknown";
+    return type_names[t];
+}
+
+event_type event_type_from_name(const char *name)
+{
+    for (int t = 1; t < EVENT_TYPE_COUNT; t++)
+        if (strcmp(type_names[t], name) == 0)
+            return (event_type)t;
+    return EVENT_UNKNOWN;
+}
+
+bool event_type_is_session(event_type t)
+{
+    return t >= EVENT_SESSION_CREATED && t <= EVENT_SESSION_REVOKED;
+}

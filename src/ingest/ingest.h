@@ -1,0 +1,86 @@
+/*
+ * ingest.h: turns one raw webhook delivery into a trusted, typed event.
+ * Two steps, in this order and never the other: verify the Standard Webhooks /
+ * Svix signature over the exact bytes received, then decode the JSON.
+ * See ../shared/reference/clerk-svix-webhooks.md for the scheme.
+ */
+#ifndef VEILLE_INGEST_H
+#define VEILLE_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event/event.h"
+
+#define INGEST_MAX_SECRETS 8
+#define INGEST_KEY_MAX 64
+#define INGEST_TOLERANCE_S 300
+
+typedef struct {
+    unsigned char key[INGEST_KEY_MAX];
+    size_t len;
+} ingest_secret;
+
+typedef struct {
+    ingest_secret secrets[INGEST_MAX_SECRETS];
+    size_t count;
+} ingest_secrets;
+
+/* Parse one or several secrets separated by spaces and/or commas: "whsec_<base64>"
+ * (or bare base64, as the reference libraries accept). Each must decode to 24..64
+ * bytes. Fails (never silently skips) on an empty list or any bad entry; the message
+ * names the entry by position, never its value. */
+int ingest_parse_secrets(const char *list, ingest_secrets *out, char *err, size_t errlen);
+
+/* Why a delivery was refused. Each maps to one HTTP status (see ingest_status_of). */
+typedef enum {
+    INGEST_OK = 0,
+    INGEST_ERR_MISSING_HEADERS = -1, /* 400: id / timestamp / signature absent */
+    INGEST_ERR_BAD_TIMESTAMP = -2,   /* 400: not an integer */
+    INGEST_ERR_TOO_OLD = -3,         /* 401 */
+    INGEST_ERR_TOO_NEW = -4,         /* 401 */
+    INGEST_ERR_NO_MATCH = -5,        /* 401: no v1 entry matched */
+    INGEST_ERR_BAD_SIGNATURE_HEADER = -6, /* 400: no parseable entry at all */
+    INGEST_ERR_BAD_JSON = -7,        /* 400 */
+    INGEST_ERR_BAD_EVENT = -8,       /* 400: a required field missing or of the wrong type */
+    INGEST_ERR_TOO_LARGE = -9,       /* 413 */
+} ingest_result;
+
+int ingest_status_of(ingest_result r);
+/* Short metric label: "missing_headers", "too_old", "no_match", ... */
+const char *ingest_reason_label(ingest_result r);
+
+/* Verify one delivery. id/timestamp/signature are the header values (not
+ * NUL-terminated, with lengths). now_s is the current Unix time in seconds.
+ * Accepts if ANY "v1,<base64>" entry matches ANY secret; entries of other versions
+ * are skipped; a decoded signature of the wrong length never matches; comparison
+ * is constant time (CRYPTO_memcmp). The id and timestamp must not contain '.'.
+ * err gets a human reason ("timestamp too old"), never key material. */
+ingest_result ingest_verify_signature(const ingest_secrets *secrets,
+                                      const char *id, size_t id_len,
+                                      const char *timestamp, size_t ts_len,
+                                      const char *signature, size_t sig_len,
+                                      const unsigned char *body, size_t body_len,
+                                      int64_t now_s, char *err, size_t errlen);
+
+/* Produce "v1,<base64>" for (id, timestamp, body) with one secret; out >= 128 bytes.
+ * Used by tests and the benchmark's load generator. */
+int ingest_sign(const ingest_secret *secret, const char *id, int64_t timestamp_s,
+                const unsigned char *body, size_t body_len, char *out, size_t outlen);
+
+/* Decode a verified body into *ev (zeroed first). delivery_id is copied in.
+ * Envelope: "type" (string) and "data" (object) are required; "timestamp" in ms or
+ * s (values below 1e11 are seconds); event_attributes optional.
+ * An unknown type yields INGEST_OK with ev->type == EVENT_UNKNOWN.
+ * user.created/updated: data.id required; email resolved via
+ *   primary_email_address_id in email_addresses[]; nulls read as "" / 0.
+ * user.deleted: data.id required (deleted_at = envelope timestamp).
+ * session.*: data.id and data.user_id required; latest_activity, user, actor may be
+ *   missing or null. Event time (at_ms): session.created -> data.created_at, other
+ *   session events -> data.updated_at, user.* -> data.updated_at, falling back to
+ *   the envelope timestamp when absent.
+ * Identifiers too long for event.h's buffers are INGEST_ERR_BAD_EVENT. */
+ingest_result ingest_decode_event(const char *body, size_t body_len, const char *delivery_id,
+                                  event_t *ev, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * store.h: veille's only persistent state, an LMDB environment with msgpack values.
+ * This module alone owns the MDB_env; nobody else includes lmdb.h.
+ *
+ * Layout (named databases, keys are raw bytes, big-endian numbers so that
+ * LMDB's lexicographic order is the order we scan in):
+ *   users        user_id                                     -> msgpack user map
+ *   history      kind(1: 'u' user, 'i' ip) key 0x00 be64(at_ms) delivery_id
+ *                                                            -> msgpack event map
+ *   history_time be64(at_ms) history-key                     -> "" (retention index)
+ *   deliveries   delivery_id                                 -> msgpack {received_ms, type}
+ *   deliv_time   be64(received_ms) delivery_id               -> "" (pruning index)
+ *   meta         "schema"                                    -> msgpack uint
+ * A session event is stored under its user ('u'); session.created also under
+ * its IP ('i') when the IP is known. Keys never exceed LMDB's 511-byte limit
+ * because event.h bounds every identifier.
+ *
+ * Ownership: nothing returned points into LMDB memory; records are decoded
+ * into caller-provided structs before the transaction ends.
+ * Threads: one store per process; write transactions from one thread only.
+ */
+#ifndef VEILLE_STORE_H
+#define VEILLE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event/event.h"
+
+typedef struct store store;
+typedef struct store_txn store_txn;
+
+/* Error codes beyond the generic -1, so the HTTP layer can pick 503 vs 500. */
+enum {
+    STORE_ERR = -1,
+    STORE_ERR_FULL = -2,     /* map full / disk full: retryable (503) */
+    STORE_ERR_IO = -3,       /* disk error: retryable (503) */
+    STORE_ERR_MISSING = -4,  /* read-only open of a directory holding no store */
+};
+
+#define STORE_READONLY 0x1
+#define STORE_DEFAULT_MAP_SIZE ((size_t)8 << 30) /* sparse; grows nothing on disk by itself */
+
+/* Open (and in read-write mode create, with its directory) the store in dir. */
+int store_open(store **out, const char *dir, int flags, size_t map_size, char *err, size_t errlen);
+/* NULL is a no-op. Waits for nothing: the caller has committed or aborted. */
+void store_close(store *s);
+
+/* One write transaction; the group commit of the HTTP layer puts a whole batch of
+ * deliveries in one. Committing makes everything in it durable (fsync) before
+ * returning 0. After any error inside, the caller must abort. */
+int store_txn_begin(store *s, store_txn **out, char *err, size_t errlen);
+int store_txn_commit(store_txn *t, char *err, size_t errlen);
+void store_txn_abort(store_txn *t); /* NULL is a no-op */
+
+/* Idempotency. *seen is true when this delivery id was recorded before, in an
+ * earlier transaction or earlier in this one. */
+int store_delivery_seen(store_txn *t, const char *delivery_id, bool *seen, char *err, size_t errlen);
+int store_delivery_mark(store_txn *t, const char *delivery_id, event_type type, int64_t received_ms,
+                        char *err, size_t errlen);
+
+/* What applying an event did, for logs and metrics. */
+typedef enum {
+    STORE_APPLIED = 0,       /* user record written and/or history appended */
+    STORE_STALE_UPDATE = 1,  /* user.* older than the stored updated_at: ignored */
+    STORE_AFTER_DELETE = 2,  /* user.created/updated for a tombstoned user: ignored */
+} store_outcome;
+
+/* Apply a decoded event inside t:
+ *  user.created/updated: newest wins on updated_at (equal applies); never resurrects
+ *    a tombstone; fills a placeholder.
+ *  user.deleted: tombstone with deleted_at; personal fields erased (GDPR).
+ *  session.*: history under 'u'+user_id (and 'i'+ip for session.created with an
+ *    ip); creates a placeholder user if unknown; records last_sign_in_at for
+ *    session.created when newer. Events for a tombstoned user are still recorded
+ *    (the rules need to see them), the user is not resurrected.
+ * EVENT_UNKNOWN must not be passed. */
+int store_apply_event(store_txn *t, const event_t *ev, store_outcome *outcome, char *err, size_t errlen);
+
+/* ---- reads (each opens its own read-only transaction) ---- */
+
+/* *found false (and 0 returned) when the id is unknown. */
+int store_get_user(store *s, const char *user_id, event_user *out, bool *found, char *err, size_t errlen);
+
+/* One stored history record. */
+typedef struct {
+    event_type type;
+    int64_t at_ms;
+    char delivery_id[EVENT_ID_MAX];
+    char user_id[EVENT_ID_MAX];
+    char session_id[EVENT_ID_MAX];
+    char client_id[EVENT_ID_MAX];
+    char ip[EVENT_IP_MAX];
+    char country[EVENT_COUNTRY_MAX];
+    char city[EVENT_TEXT_MAX];
+    char browser[EVENT_TEXT_MAX];
+    char device[EVENT_TEXT_MAX];
+    bool is_mobile;
+    char user_agent[EVENT_UA_MAX];
+} store_history_entry;
+
+/* Return non-zero from a callback to stop the scan early (not an error). */
+typedef int (*store_history_cb)(const store_history_entry *e, void *ctx);
+typedef int (*store_user_cb)(const event_user *u, void *ctx);
+
+#define STORE_KEY_USER 'u'
+#define STORE_KEY_IP 'i'
+
+/* Events of one key with since_ms <= at_ms <= until_ms, NEWEST FIRST, at most
+ * limit of them (0 = no limit). Cost is proportional to what is returned. */
+int store_history_scan(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms,
+                       size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen);
+
+/* All users in id order. */
+int store_list_users(store *s, store_user_cb cb, void *ctx, char *err, size_t errlen);
+
+typedef struct {
+    uint64_t users;
+    uint64_t users_deleted;
+    uint64_t history_entries;   /* all keys, user and ip */
+    uint64_t deliveries;        /* idempotency records held */
+    int64_t oldest_event_ms;    /* 0 when empty */
+    int64_t newest_event_ms;
+    uint64_t file_bytes;        /* data.mdb size on disk */
+    uint64_t map_bytes;         /* configured map size */
+} store_stats;
+
+int store_get_stats(store *s, store_stats *out, char *err, size_t errlen);
+
+/* Background pruning in bounded steps: deletes at most max_deletes records, history
+ * older than now-retention and delivery ids older than now-keep, in one write
+ * transaction. *more is true when there is more to prune. */
+typedef struct {
+    uint64_t history_pruned;
+    uint64_t deliveries_pruned;
+    bool more;
+} store_prune_result;
+
+int store_prune(store *s, int64_t now_ms, int64_t retention_ms, int64_t delivery_keep_ms,
+                size_t max_deletes, store_prune_result *out, char *err, size_t errlen);
+
+/* True when a write transaction can be opened and committed (for /healthz). */
+bool store_is_writable(store *s);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * util.h: small helpers every subsystem shares: error buffers, wall-clock time,
+ * durations ("30s", "10m", "90d") and RFC 3339 formatting. No state, no allocation.
+ */
+#ifndef VEILLE_UTIL_H
+#define VEILLE_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every fallible function takes (char *err, size_t errlen) and returns 0 or a
+ * negative code. util_err() writes the message; it accepts err == NULL. */
+#define UTIL_ERRLEN 256
+int util_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Milliseconds since the Unix epoch, wall clock (event times are wall-clock). */
+int64_t util_now_ms(void);
+/* Monotonic nanoseconds, for latency figures only. */
+int64_t util_mono_ns(void);
+
+/* "250ms", "30s", "10m", "2h", "90d", "1w" -> milliseconds. A bare number is
+ * rejected: a duration without a unit is ambiguous in a security tool. */
+int util_parse_duration(const char *s, int64_t *out_ms, char *err, size_t errlen);
+
+/* Decimal, no sign, no trailing junk, fits in int64. */
+int util_parse_i64(const char *s, int64_t *out, char *err, size_t errlen);
+
+/* RFC 3339 UTC with milliseconds: "2024-05-28T08:00:00.000Z". buf >= 32 bytes. */
+#define UTIL_RFC3339_LEN 32
+void util_format_rfc3339(int64_t ms, char *buf, size_t len);
+
+/* Copy at most dstlen-1 bytes, cutting on a UTF-8 boundary; always terminates.
+ * Returns true when the source was cut. */
+bool util_copy_utf8(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+/* Big-endian 64-bit, for LMDB keys that must sort by time. */
+void util_put_be64(unsigned char *p, uint64_t v);
+uint64_t util_get_be64(const unsigned char *p);
+
+#endif
