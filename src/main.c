@@ -1,1 +1,35 @@
-/* placeholder: being written */
+/* main.c: `veille SUBCOMMAND ...` dispatch; everything else lives in src/cli. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+    "veille: security-anomaly detection for Clerk authentication events\n"
+    "\n"
+    "usage: veille COMMAND [ARGS]\n"
+    "  serve     receive signed Clerk webhooks and store them (see veille serve --help)\n"
+    "  history   what a user (or an IP, --ip) has been doing\n"
+    "  user      the synced record of one user\n"
+    "  users     every synced user\n"
+    "  stats     store counts and size\n";
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } commands[] = {
+        {"serve", cli_serve}, {"history", cli_history}, {"user", cli_user},
+        {"users", cli_users}, {"stats", cli_stats},
+    };
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "veille: unknown command '%s'\n\n%s", argv[1], usage);
+    return 2;
+}

@@ -1,1 +1,515 @@
-/* placeholder: being written */
+/*
+ * cli.c: `veille serve` start-up and the read-side commands (history, user, users,
+ * stats). Readers open the store read-only, so they work while `serve` runs.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "store/store.h"
+#include "util/log.h"
+#include "util/util.h"
+
+enum { EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
+
+/* "--name value" or "--name=value" at argv[*i]; advances *i past what it used.
+ * Returns 1 when matched with *value set, 0 when not this flag, -1 on a missing value. */
+static int flag_value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *value = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "veille: %s needs a value\n", name);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
+/* ---------------------------------------------------------------- serve */
+
+static const char serve_usage[] =
+    "usage: veille serve [--listen HOST:PORT] [--data DIR] [--rules FILE] [--alert SPEC]...\n"
+    "                    [--max-body BYTES] [--retention DUR] [--map-size BYTES]\n"
+    "                    [--log-level error|warn|info|debug] [--config FILE]\n"
+    "Signing secrets come from VEILLE_WEBHOOK_SECRET (or CLERK_WEBHOOK_SIGNING_SECRET):\n"
+    "one or several whsec_... values separated by spaces or commas.\n";
+
+int cli_serve(int argc, char **argv)
+{
+    static http_options opt; /* large (paths); lives as long as the server */
+    http_options_defaults(&opt);
+    char err[UTIL_ERRLEN];
+    /* The config file first, whatever its position, so flags override it. */
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        int m = flag_value(argc, argv, &i, "--config", &v);
+        if (m < 0)
+            return EXIT_USAGE;
+        if (m == 1 && cli_config_load(v, &opt, err, sizeof err) < 0) {
+            fprintf(stderr, "veille: %s\n", err);
+            return EXIT_USAGE;
+        }
+    }
+    static const char *const keys[] = {"listen", "data", "rules", "alert", "max-body", "retention", "map-size",
+                                       "log-level"};
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(serve_usage, stdout);
+            return 0;
+        }
+        const char *v;
+        int m = flag_value(argc, argv, &i, "--config", &v);
+        if (m != 0)
+            continue;
+        bool matched = false;
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !matched; k++) {
+            char flag[32];
+            snprintf(flag, sizeof flag, "--%s", keys[k]);
+            m = flag_value(argc, argv, &i, flag, &v);
+            if (m < 0)
+                return EXIT_USAGE;
+            if (m == 1) {
+                matched = true;
+                if (cli_config_set(&opt, keys[k], v, err, sizeof err) < 0) {
+                    fprintf(stderr, "veille: %s: %s\n", flag, err);
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        if (!matched) {
+            fprintf(stderr, "veille serve: unknown argument '%s'\n%s", argv[i], serve_usage);
+            return EXIT_USAGE;
+        }
+    }
+
+    const char *env_name = "VEILLE_WEBHOOK_SECRET";
+    const char *secret = getenv(env_name);
+    if (secret == NULL || secret[0] == '\0') {
+        env_name = "CLERK_WEBHOOK_SIGNING_SECRET";
+        secret = getenv(env_name);
+    }
+    if (secret == NULL || secret[0] == '\0') {
+        fprintf(stderr, "veille: no webhook signing secret: set VEILLE_WEBHOOK_SECRET (or "
+                        "CLERK_WEBHOOK_SIGNING_SECRET) to the whsec_... value from the Clerk dashboard\n");
+        return EXIT_USAGE;
+    }
+    if (ingest_parse_secrets(secret, &opt.secrets, err, sizeof err) < 0) {
+        fprintf(stderr, "veille: %s: %s\n", env_name, err);
+        return EXIT_USAGE;
+    }
+
+    struct stat st;
+    if (stat(opt.rules_path, &st) != 0) {
+        if (opt.rules_explicit) {
+            fprintf(stderr, "veille: --rules %s: %s\n", opt.rules_path, strerror(errno));
+            return EXIT_USAGE;
+        }
+    } else {
+        log_line(LOG_WARN, "msg=\"rule evaluation is not part of this version; rules file not loaded\" rules=%s",
+                 opt.rules_path);
+    }
+
+    char qdir[PATH_MAX + 8];
+    log_line(LOG_INFO, "msg=starting version=0.1.0 data=%s secrets=%zu max_body=%zu retention_s=%lld",
+             log_quote(opt.data_dir, qdir, sizeof qdir), opt.secrets.count, opt.max_body,
+             (long long)(opt.retention_ms / 1000));
+    if (http_serve(&opt, err, sizeof err) < 0) {
+        log_line(LOG_ERROR, "msg=\"cannot start\" error=\"%s\"", err);
+        fprintf(stderr, "veille: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- readers */
+
+static int open_readonly(const char *dir, store **st)
+{
+    char err[UTIL_ERRLEN];
+    int rc = store_open(st, dir, STORE_READONLY, 0, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "veille: %s\n", err);
+        return rc == STORE_ERR_MISSING ? EXIT_NOT_FOUND : EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+static void json_set_time(json_t *o, const char *key, int64_t ms)
+{
+    if (ms <= 0) {
+        json_object_set_new(o, key, json_null());
+        return;
+    }
+    char ts[UTIL_RFC3339_LEN];
+    util_format_rfc3339(ms, ts, sizeof ts);
+    json_object_set_new(o, key, json_string(ts));
+}
+
+/* json_string() refuses invalid UTF-8; stored text came through jansson, but a
+ * damaged record must not make the CLI print nothing. */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    return j != NULL ? j : json_string("");
+}
+
+static void print_json_line(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s != NULL) {
+        puts(s);
+        free(s);
+    }
+    json_decref(o);
+}
+
+typedef struct {
+    store_history_entry *items;
+    size_t count, cap;
+    int oom;
+} history_list;
+
+static int collect_history(const store_history_entry *e, void *ctx)
+{
+    history_list *l = ctx;
+    if (l->count == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 64;
+        store_history_entry *n = realloc(l->items, ncap * sizeof *n);
+        if (n == NULL) {
+            l->oom = 1;
+            return 1;
+        }
+        l->items = n;
+        l->cap = ncap;
+    }
+    l->items[l->count++] = *e;
+    return 0;
+}
+
+static const char history_usage[] =
+    "usage: veille history USER_ID [--since DUR] [--limit N] [--json] [--data DIR]\n"
+    "       veille history --ip IP  [--since DUR] [--limit N] [--json] [--data DIR]\n"
+    "Shows the most recent events (default limit 100), oldest first.\n";
+
+int cli_history(int argc, char **argv)
+{
+    const char *data = "./veille-data", *key = NULL, *v;
+    int64_t since_ms = 0, limit = 100;
+    bool json = false;
+    char kind = STORE_KEY_USER;
+    char err[UTIL_ERRLEN];
+    for (int i = 0; i < argc; i++) {
+        int m;
+        if ((m = flag_value(argc, argv, &i, "--data", &v)) != 0) {
+            if (m < 0) return EXIT_USAGE;
+            data = v;
+        } else if ((m = flag_value(argc, argv, &i, "--since", &v)) != 0) {
+            int64_t d;
+            if (m < 0) return EXIT_USAGE;
+            if (util_parse_duration(v, &d, err, sizeof err) < 0) {
+                fprintf(stderr, "veille history: --since: %s\n", err);
+                return EXIT_USAGE;
+            }
+            since_ms = util_now_ms() - d;
+        } else if ((m = flag_value(argc, argv, &i, "--limit", &v)) != 0) {
+            if (m < 0) return EXIT_USAGE;
+            if (util_parse_i64(v, &limit, err, sizeof err) < 0 || limit <= 0) {
+                fprintf(stderr, "veille history: --limit must be a positive whole number\n");
+                return EXIT_USAGE;
+            }
+        } else if ((m = flag_value(argc, argv, &i, "--ip", &v)) != 0) {
+            if (m < 0) return EXIT_USAGE;
+            kind = STORE_KEY_IP;
+            key = v;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(history_usage, stdout);
+            return 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "veille history: unknown flag '%s'\n%s", argv[i], history_usage);
+            return EXIT_USAGE;
+        } else if (key == NULL) {
+            key = argv[i];
+        } else {
+            fprintf(stderr, "veille history: unexpected argument '%s'\n%s", argv[i], history_usage);
+            return EXIT_USAGE;
+        }
+    }
+    if (key == NULL || key[0] == '\0') {
+        fprintf(stderr, "veille history: which user?\n%s", history_usage);
+        return EXIT_USAGE;
+    }
+    store *st = NULL;
+    int rc = open_readonly(data, &st);
+    if (rc != 0)
+        return rc;
+    history_list l = {0};
+    rc = store_history_scan(st, kind, key, since_ms, INT64_MAX, (size_t)limit, collect_history, &l, err, sizeof err);
+    int status = 0;
+    if (rc < 0 || l.oom) {
+        fprintf(stderr, "veille history: %s\n", l.oom ? "out of memory" : err);
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+    if (l.count == 0 && kind == STORE_KEY_USER) {
+        event_user u;
+        bool found = false;
+        if (store_get_user(st, key, &u, &found, err, sizeof err) == 0 && !found) {
+            fprintf(stderr, "veille history: no user '%s' in %s\n", key, data);
+            status = EXIT_NOT_FOUND;
+            goto out;
+        }
+    }
+    if (!json)
+        printf("%-24s  %-16s  %-30s  %-39s  %-24s  %s\n", "TIME", "EVENT", "SESSION", "IP", "LOCATION", "DEVICE");
+    /* the scan is newest first; people read history oldest first */
+    for (size_t j = l.count; j-- > 0;) {
+        const store_history_entry *e = &l.items[j];
+        char at[UTIL_RFC3339_LEN];
+        util_format_rfc3339(e->at_ms, at, sizeof at);
+        if (json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "type", json_string(event_type_name(e->type)));
+            json_object_set_new(o, "at", json_string(at));
+            json_object_set_new(o, "at_ms", json_integer(e->at_ms));
+            json_object_set_new(o, "user_id", json_text(e->user_id));
+            json_object_set_new(o, "session_id", json_text(e->session_id));
+            json_object_set_new(o, "client_id", json_text(e->client_id));
+            json_object_set_new(o, "ip", json_text(e->ip));
+            json_object_set_new(o, "country", json_text(e->country));
+            json_object_set_new(o, "city", json_text(e->city));
+            json_object_set_new(o, "browser", json_text(e->browser));
+            json_object_set_new(o, "device", json_text(e->device));
+            json_object_set_new(o, "is_mobile", json_boolean(e->is_mobile));
+            json_object_set_new(o, "delivery_id", json_text(e->delivery_id));
+            print_json_line(o);
+        } else {
+            char loc[EVENT_COUNTRY_MAX + EVENT_TEXT_MAX + 4], dev[2 * EVENT_TEXT_MAX + 16];
+            snprintf(loc, sizeof loc, "%s%s%s", e->country[0] ? e->country : "-", e->city[0] ? "/" : "", e->city);
+            snprintf(dev, sizeof dev, "%s%s%s%s", e->browser[0] ? e->browser : "-", e->device[0] ? " on " : "",
+                     e->device, e->is_mobile ? " (mobile)" : "");
+            printf("%-24s  %-16s  %-30s  %-39s  %-24s  %s\n", at, event_type_name(e->type),
+                   e->session_id[0] ? e->session_id : "-", e->ip[0] ? e->ip : "-", loc, dev);
+        }
+    }
+out:
+    free(l.items);
+    store_close(st);
+    return status;
+}
+
+static json_t *user_json(const event_user *u)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_text(u->id));
+    json_object_set_new(o, "email", u->email[0] ? json_text(u->email) : json_null());
+    json_object_set_new(o, "first_name", u->first_name[0] ? json_text(u->first_name) : json_null());
+    json_object_set_new(o, "last_name", u->last_name[0] ? json_text(u->last_name) : json_null());
+    json_object_set_new(o, "username", u->username[0] ? json_text(u->username) : json_null());
+    json_object_set_new(o, "external_id", u->external_id[0] ? json_text(u->external_id) : json_null());
+    json_set_time(o, "created_at", u->created_at);
+    json_set_time(o, "updated_at", u->updated_at);
+    json_set_time(o, "last_sign_in_at", u->last_sign_in_at);
+    json_object_set_new(o, "banned", json_boolean(u->banned));
+    json_object_set_new(o, "locked", json_boolean(u->locked));
+    json_object_set_new(o, "deleted", json_boolean(u->deleted));
+    json_set_time(o, "deleted_at", u->deleted_at);
+    json_object_set_new(o, "placeholder", json_boolean(u->placeholder));
+    return o;
+}
+
+static void print_time_field(const char *label, int64_t ms)
+{
+    char ts[UTIL_RFC3339_LEN] = "-";
+    if (ms > 0)
+        util_format_rfc3339(ms, ts, sizeof ts);
+    printf("%-16s %s\n", label, ts);
+}
+
+static const char user_usage[] = "usage: veille user USER_ID [--json] [--data DIR]\n";
+
+int cli_user(int argc, char **argv)
+{
+    const char *data = "./veille-data", *id = NULL, *v;
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        int m;
+        if ((m = flag_value(argc, argv, &i, "--data", &v)) != 0) {
+            if (m < 0) return EXIT_USAGE;
+            data = v;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(user_usage, stdout);
+            return 0;
+        } else if (argv[i][0] == '-' || id != NULL) {
+            fprintf(stderr, "veille user: unexpected argument '%s'\n%s", argv[i], user_usage);
+            return EXIT_USAGE;
+        } else {
+            id = argv[i];
+        }
+    }
+    if (id == NULL) {
+        fprintf(stderr, "veille user: which user?\n%s", user_usage);
+        return EXIT_USAGE;
+    }
+    store *st = NULL;
+    int rc = open_readonly(data, &st);
+    if (rc != 0)
+        return rc;
+    event_user u;
+    bool found = false;
+    char err[UTIL_ERRLEN];
+    rc = store_get_user(st, id, &u, &found, err, sizeof err);
+    store_close(st);
+    if (rc < 0) {
+        fprintf(stderr, "veille user: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    if (!found) {
+        fprintf(stderr, "veille user: no user '%s' in %s\n", id, data);
+        return EXIT_NOT_FOUND;
+    }
+    if (json) {
+        print_json_line(user_json(&u));
+        return 0;
+    }
+    printf("%-16s %s\n", "id", u.id);
+    printf("%-16s %s\n", "email", u.email[0] ? u.email : "-");
+    printf("%-16s %s %s\n", "name", u.first_name[0] ? u.first_name : "-", u.last_name);
+    printf("%-16s %s\n", "username", u.username[0] ? u.username : "-");
+    printf("%-16s %s\n", "external_id", u.external_id[0] ? u.external_id : "-");
+    print_time_field("created_at", u.created_at);
+    print_time_field("updated_at", u.updated_at);
+    print_time_field("last_sign_in_at", u.last_sign_in_at);
+    printf("%-16s %s\n", "banned", u.banned ? "yes" : "no");
+    printf("%-16s %s\n", "locked", u.locked ? "yes" : "no");
+    printf("%-16s %s\n", "deleted", u.deleted ? "yes" : "no");
+    if (u.deleted)
+        print_time_field("deleted_at", u.deleted_at);
+    if (u.placeholder)
+        printf("%-16s %s\n", "note", "placeholder: sessions seen, user.created not received yet");
+    return 0;
+}
+
+typedef struct {
+    bool json;
+    size_t count;
+} users_ctx;
+
+static int print_user_row(const event_user *u, void *ctx)
+{
+    users_ctx *c = ctx;
+    c->count++;
+    if (c->json) {
+        print_json_line(user_json(u));
+        return 0;
+    }
+    char name[2 * EVENT_TEXT_MAX + 2];
+    snprintf(name, sizeof name, "%s%s%s", u->first_name, u->first_name[0] && u->last_name[0] ? " " : "", u->last_name);
+    const char *state = u->deleted ? "deleted" : u->placeholder ? "placeholder" : u->banned ? "banned" : "active";
+    printf("%-34s  %-32s  %-24s  %s\n", u->id, u->email[0] ? u->email : "-", name[0] ? name : "-", state);
+    return 0;
+}
+
+int cli_users(int argc, char **argv)
+{
+    const char *data = "./veille-data", *v;
+    users_ctx c = {false, 0};
+    for (int i = 0; i < argc; i++) {
+        int m;
+        if ((m = flag_value(argc, argv, &i, "--data", &v)) != 0) {
+            if (m < 0) return EXIT_USAGE;
+            data = v;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            c.json = true;
+        } else {
+            fprintf(stderr, "veille users: unexpected argument '%s'\nusage: veille users [--json] [--data DIR]\n",
+                    argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    store *st = NULL;
+    int rc = open_readonly(data, &st);
+    if (rc != 0)
+        return rc;
+    if (!c.json)
+        printf("%-34s  %-32s  %-24s  %s\n", "ID", "EMAIL", "NAME", "STATE");
+    char err[UTIL_ERRLEN];
+    rc = store_list_users(st, print_user_row, &c, err, sizeof err);
+    store_close(st);
+    if (rc < 0) {
+        fprintf(stderr, "veille users: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+int cli_stats(int argc, char **argv)
+{
+    const char *data = "./veille-data", *v;
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        int m;
+        if ((m = flag_value(argc, argv, &i, "--data", &v)) != 0) {
+            if (m < 0) return EXIT_USAGE;
+            data = v;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else {
+            fprintf(stderr, "veille stats: unexpected argument '%s'\nusage: veille stats [--json] [--data DIR]\n",
+                    argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    store *st = NULL;
+    int rc = open_readonly(data, &st);
+    if (rc != 0)
+        return rc;
+    store_stats s;
+    char err[UTIL_ERRLEN];
+    rc = store_get_stats(st, &s, err, sizeof err);
+    store_close(st);
+    if (rc < 0) {
+        fprintf(stderr, "veille stats: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "users", json_integer((json_int_t)s.users));
+        json_object_set_new(o, "users_deleted", json_integer((json_int_t)s.users_deleted));
+        json_object_set_new(o, "history_entries", json_integer((json_int_t)s.history_entries));
+        json_object_set_new(o, "delivery_ids", json_integer((json_int_t)s.deliveries));
+        json_set_time(o, "oldest_event", s.oldest_event_ms);
+        json_set_time(o, "newest_event", s.newest_event_ms);
+        json_object_set_new(o, "file_bytes", json_integer((json_int_t)s.file_bytes));
+        json_object_set_new(o, "map_bytes", json_integer((json_int_t)s.map_bytes));
+        print_json_line(o);
+        return 0;
+    }
+    printf("%-18s %llu (%llu deleted)\n", "users", (unsigned long long)s.users, (unsigned long long)s.users_deleted);
+    printf("%-18s %llu (user and ip keys)\n", "history entries", (unsigned long long)s.history_entries);
+    printf("%-18s %llu\n", "delivery ids", (unsigned long long)s.deliveries);
+    print_time_field("oldest event", s.oldest_event_ms);
+    print_time_field("newest event", s.newest_event_ms);
+    printf("%-18s %.1f MiB of %.0f MiB map\n", "store size", (double)s.file_bytes / 1048576.0,
+           (double)s.map_bytes / 1048576.0);
+    return 0;
+}

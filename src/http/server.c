@@ -1,1 +1,475 @@
-/* placeholder: being written */
+/*
+ * server.c: the h2o side of `veille serve`: listening socket, routes, request
+ * limits, and the answers. Verification and decoding happen here on the loop thread
+ * (they are CPU-only); storage happens in commit.c.
+ *
+ * Routes: POST /webhooks/clerk, GET /healthz, GET /metrics.
+ */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "http/commit.h"
+#include "http/metrics.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define SHUTDOWN_DRAIN_MS 10000
+
+/* Set from the signal handler only; the loop polls it. */
+static volatile sig_atomic_t stop_requested;
+
+struct server {
+    const http_options *opt;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_evloop_t *loop;
+    h2o_socket_t *listener;
+    store *st;
+    commit_queue commits;
+    metrics_counters metrics;
+};
+
+struct route_handler {
+    h2o_handler_t super;
+    struct server *srv;
+};
+
+/* Lives in the request's pool; the pool's destructor tells the batch that the
+ * request is gone (client closed), so the answer is not sent to freed memory. */
+struct commit_slot {
+    h2o_req_t *req;
+    commit_item *item;
+};
+
+static void on_slot_dispose(void *p)
+{
+    struct commit_slot *slot = p;
+    if (slot->item != NULL)
+        slot->item->slot = NULL;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int send_json(h2o_req_t *req, int status, const char *reason, json_t *body)
+{
+    char buf[1024];
+    size_t n = json_dumpb(body, buf, sizeof buf, JSON_COMPACT);
+    json_decref(body);
+    if (n == 0 || n >= sizeof buf) {
+        memcpy(buf, "{}", 2);
+        n = 2;
+    }
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, buf, n);
+    return 0;
+}
+
+static int send_status(h2o_req_t *req, const char *status)
+{
+    return send_json(req, 200, "OK", json_pack("{s:s}", "status", status));
+}
+
+static int send_error(h2o_req_t *req, int status, const char *reason, const char *message)
+{
+    return send_json(req, status, reason, json_pack("{s:s}", "error", message));
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+static void peer_address(h2o_req_t *req, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    buf[0] = '\0';
+    if (sl == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)len);
+}
+
+/* Find a header by its lower-case name; returns its value or {NULL, 0}. */
+static h2o_iovec_t header_value(h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+static int reject_delivery(struct server *srv, h2o_req_t *req, ingest_result r, event_type type, const char *id,
+                           const char *message)
+{
+    int status = ingest_status_of(r);
+    int idx = -(int)r;
+    if (idx > 0 && idx < METRICS_REASON_COUNT)
+        srv->metrics.rejected_by_reason[idx]++;
+    srv->metrics.deliveries[type][METRICS_REJECTED]++;
+    char peer[64], qid[160], qmsg[320];
+    peer_address(req, peer, sizeof peer);
+    log_line(LOG_WARN, "msg=rejected status=%d reason=%s id=%s remote=%s error=%s", status, ingest_reason_label(r),
+             log_quote(id, qid, sizeof qid), peer[0] ? peer : "-", log_quote(message, qmsg, sizeof qmsg));
+    return send_error(req, status, reason_phrase(status), message);
+}
+
+static int handle_webhook(struct server *srv, h2o_req_t *req)
+{
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+        return send_error(req, 405, "Method Not Allowed", "use POST");
+    }
+    /* svix-* first, webhook-* (Standard Webhooks) otherwise, as a set: mixing the
+     * two families would let a proxy-added header change what was signed. */
+    const char *prefix = header_value(req, "svix-id").base != NULL || header_value(req, "svix-signature").base != NULL
+                             ? "svix-"
+                             : "webhook-";
+    char name[32];
+    snprintf(name, sizeof name, "%sid", prefix);
+    h2o_iovec_t id = header_value(req, name);
+    snprintf(name, sizeof name, "%stimestamp", prefix);
+    h2o_iovec_t ts = header_value(req, name);
+    snprintf(name, sizeof name, "%ssignature", prefix);
+    h2o_iovec_t sig = header_value(req, name);
+
+    char id_str[EVENT_ID_MAX] = "";
+    if (id.base != NULL)
+        util_copy_utf8(id_str, sizeof id_str, id.base, id.len);
+
+    if (req->entity.len > srv->opt->max_body) /* h2o enforces this too, before buffering */
+        return reject_delivery(srv, req, INGEST_ERR_TOO_LARGE, EVENT_UNKNOWN, id_str, "body too large");
+
+    const unsigned char *body = req->entity.base != NULL ? (const unsigned char *)req->entity.base
+                                                         : (const unsigned char *)"";
+    char err[256] = "";
+    int64_t now_ms = util_now_ms();
+    ingest_result r = ingest_verify_signature(&srv->opt->secrets, id.base, id.len, ts.base, ts.len, sig.base, sig.len,
+                                              body, req->entity.len, now_ms / 1000, err, sizeof err);
+    if (r != INGEST_OK)
+        return reject_delivery(srv, req, r, EVENT_UNKNOWN, id_str, err);
+    if (id.len >= EVENT_ID_MAX)
+        return reject_delivery(srv, req, INGEST_ERR_MISSING_HEADERS, EVENT_UNKNOWN, id_str, "delivery id too long");
+
+    commit_item *it = commit_reserve(&srv->commits);
+    if (it == NULL) {
+        srv->metrics.deliveries[EVENT_UNKNOWN][METRICS_UNAVAILABLE]++;
+        log_line(LOG_WARN, "msg=\"commit queue full, answering 503\" id=%s", id_str);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        return send_error(req, 503, "Service Unavailable", "server busy, retry later");
+    }
+    r = ingest_decode_event((const char *)body, req->entity.len, id_str, &it->ev, err, sizeof err);
+    if (r != INGEST_OK || it->ev.type == EVENT_UNKNOWN) {
+        char type_name[64];
+        memcpy(type_name, it->ev.type_name, sizeof type_name);
+        srv->commits.filling->count--; /* give the slot back: nothing to store */
+        if (r != INGEST_OK)
+            return reject_delivery(srv, req, r, EVENT_UNKNOWN, id_str, err);
+        srv->metrics.deliveries[EVENT_UNKNOWN][METRICS_IGNORED_TYPE]++;
+        char qt[96];
+        log_line(LOG_INFO, "msg=ignored id=%s type=%s reason=\"type not used by veille\"", id_str,
+                 log_quote(type_name, qt, sizeof qt));
+        return send_json(req, 200, "OK", json_pack("{s:s,s:s}", "status", "ignored", "reason", "event type not used"));
+    }
+    it->received_ms = now_ms;
+    it->received_ns = util_mono_ns();
+    struct commit_slot *slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_slot_dispose);
+    slot->req = req;
+    slot->item = it;
+    it->slot = slot;
+    return 0; /* answered by answer_batch() once the batch is durable */
+}
+
+static void answer_item(struct server *srv, commit_item *it, const commit_batch *b)
+{
+    event_type type = it->ev.type;
+    metrics_outcome outcome;
+    const char *status_word;
+    switch (it->result) {
+    case COMMIT_STORED: outcome = METRICS_STORED; status_word = "stored"; break;
+    case COMMIT_DUPLICATE: outcome = METRICS_DUPLICATE; status_word = "duplicate"; break;
+    case COMMIT_STALE: outcome = METRICS_STALE; status_word = "stale"; break;
+    case COMMIT_AFTER_DELETE: outcome = METRICS_STALE; status_word = "after_delete"; break;
+    default: outcome = METRICS_UNAVAILABLE; status_word = "failed"; break;
+    }
+    srv->metrics.deliveries[type][outcome]++;
+    if (it->result == COMMIT_DUPLICATE)
+        srv->metrics.duplicates++;
+    char qid[160];
+    log_line(it->result == COMMIT_STORED ? LOG_DEBUG : it->result == COMMIT_FAILED ? LOG_ERROR : LOG_INFO,
+             "msg=delivery id=%s type=%s outcome=%s latency_us=%lld%s", log_quote(it->ev.delivery_id, qid, sizeof qid),
+             event_type_name(type), status_word, (long long)((util_mono_ns() - it->received_ns) / 1000),
+             it->slot == NULL ? " client=gone" : "");
+    if (it->slot == NULL)
+        return; /* the client closed; Svix will retry and get "duplicate" */
+    h2o_req_t *req = it->slot->req;
+    it->slot->item = NULL;
+    it->slot = NULL;
+    switch (it->result) {
+    case COMMIT_STORED:
+    case COMMIT_DUPLICATE:
+        send_status(req, status_word);
+        break;
+    case COMMIT_STALE:
+        send_json(req, 200, "OK", json_pack("{s:s,s:s}", "status", "ignored", "reason", "older than the stored user record"));
+        break;
+    case COMMIT_AFTER_DELETE:
+        send_json(req, 200, "OK", json_pack("{s:s,s:s}", "status", "ignored", "reason", "user is deleted"));
+        break;
+    default:
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
+        send_error(req, 503, "Service Unavailable", b->err[0] ? b->err : "storage unavailable");
+        break;
+    }
+}
+
+static void answer_batch(commit_batch *b, void *ctx)
+{
+    struct server *srv = ctx;
+    metrics_record_batch(&srv->metrics, b->count, b->commit_ns, b->rc < 0);
+    if (b->rc < 0)
+        log_line(LOG_ERROR, "msg=\"batch commit failed\" size=%zu isolated=%s error=\"%s\"", b->count,
+                 b->isolated ? "yes" : "no", b->err);
+    for (size_t i = 0; i < b->count; i++)
+        answer_item(srv, &b->items[i], b);
+}
+
+static int handle_metrics(struct server *srv, h2o_req_t *req)
+{
+    commit_pruned_totals(&srv->commits, &srv->metrics.history_pruned, &srv->metrics.deliveries_pruned);
+    size_t cap = 32768;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    size_t n = metrics_render(&srv->metrics, buf, cap);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4"));
+    h2o_send_inline(req, buf, n);
+    return 0;
+}
+
+static int on_request(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct server *srv = ((struct route_handler *)self)->srv;
+    h2o_iovec_t path = req->path_normalized;
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/webhooks/clerk")))
+        return handle_webhook(srv, req);
+    bool is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+                  h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
+        if (!is_get)
+            return send_error(req, 405, "Method Not Allowed", "use GET");
+        if (store_is_writable(srv->st))
+            return send_status(req, "ok");
+        return send_json(req, 503, "Service Unavailable",
+                         json_pack("{s:s,s:s}", "status", "unavailable", "error", "store is not writable"));
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
+        if (!is_get)
+            return send_error(req, 405, "Method Not Allowed", "use GET");
+        return handle_metrics(srv, req);
+    }
+    return send_error(req, 404, "Not Found", "no such endpoint (POST /webhooks/clerk, GET /healthz, GET /metrics)");
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    struct server *srv = listener->data;
+    if (err != NULL)
+        return;
+    /* Drain the backlog: one readiness event may stand for many connections. */
+    for (int i = 0; i < 64; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            return;
+        h2o_accept(&srv->accept_ctx, sock);
+    }
+}
+
+static int open_listener(struct server *srv, char *err, size_t errlen)
+{
+    const http_options *o = srv->opt;
+    char port[16];
+    snprintf(port, sizeof port, "%d", o->listen_port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(o->listen_host, port, &hints, &res);
+    if (gai != 0)
+        return util_err(err, errlen, "cannot resolve --listen host '%s': %s", o->listen_host, gai_strerror(gai));
+    int fd = -1, last_errno = 0;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
+            break;
+        last_errno = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return util_err(err, errlen, "cannot listen on %s:%d: %s", o->listen_host, o->listen_port,
+                        strerror(last_errno));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char addr[INET6_ADDRSTRLEN] = "?";
+    int bound_port = o->listen_port;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
+            bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
+            bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    srv->listener = h2o_evloop_socket_create(srv->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    if (srv->listener == NULL) {
+        close(fd);
+        return util_err(err, errlen, "cannot register the listening socket with the event loop");
+    }
+    srv->listener->data = srv;
+    h2o_socket_read_start(srv->listener, on_accept);
+    log_line(LOG_INFO, "msg=listening addr=%s port=%d endpoint=/webhooks/clerk", addr, bound_port);
+    return 0;
+}
+
+void http_options_defaults(http_options *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->listen_host, sizeof o->listen_host, "127.0.0.1");
+    o->listen_port = 8080;
+    snprintf(o->data_dir, sizeof o->data_dir, "./veille-data");
+    snprintf(o->rules_path, sizeof o->rules_path, "rules/default.rules");
+    o->max_body = 1024 * 1024;
+    o->retention_ms = (int64_t)90 * 86400 * 1000;
+    o->delivery_keep_ms = (int64_t)72 * 3600 * 1000;
+    o->map_size = STORE_DEFAULT_MAP_SIZE;
+}
+
+/* Stop accepting, let the batches in flight commit and be answered, then return. */
+static void drain(struct server *srv)
+{
+    if (srv->listener != NULL) {
+        h2o_socket_read_stop(srv->listener);
+        h2o_socket_close(srv->listener);
+        srv->listener = NULL;
+    }
+    int64_t deadline = util_now_ms() + SHUTDOWN_DRAIN_MS;
+    while (!commit_idle(&srv->commits) && util_now_ms() < deadline) {
+        commit_kick(&srv->commits);
+        h2o_evloop_run(srv->loop, 10);
+    }
+    /* give the answers a moment to leave the socket buffers */
+    int64_t flush_until = util_now_ms() + 100;
+    while (util_now_ms() < flush_until)
+        h2o_evloop_run(srv->loop, 10);
+}
+
+int http_serve(const http_options *o, char *err, size_t errlen)
+{
+    struct server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return util_err(err, errlen, "out of memory");
+    int rc = -1;
+    srv->opt = o;
+    srv->metrics.started_ms = util_now_ms();
+
+    if (store_open(&srv->st, o->data_dir, 0, o->map_size, err, errlen) < 0)
+        goto out;
+
+    h2o_config_init(&srv->config);
+    srv->config.max_request_entity_size = o->max_body;
+    srv->config.server_name = h2o_iovec_init(H2O_STRLIT("veille"));
+    h2o_hostconf_t *host = h2o_config_register_host(&srv->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    struct route_handler *handler = (struct route_handler *)h2o_create_handler(pathconf, sizeof *handler);
+    handler->super.on_req = on_request;
+    handler->srv = srv;
+
+    srv->loop = h2o_evloop_create();
+    h2o_context_init(&srv->ctx, srv->loop, &srv->config);
+    srv->accept_ctx.ctx = &srv->ctx;
+    srv->accept_ctx.hosts = srv->config.hosts;
+
+    srv->commits.st = srv->st;
+    srv->commits.retention_ms = o->retention_ms;
+    srv->commits.delivery_keep_ms = o->delivery_keep_ms;
+    srv->commits.on_done = answer_batch;
+    srv->commits.ctx = srv;
+    if (commit_start(&srv->commits, srv->loop, err, errlen) < 0)
+        goto out_ctx;
+    if (open_listener(srv, err, errlen) < 0)
+        goto out_commit;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait must return on a signal */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    while (!stop_requested) {
+        /* Block only when nothing waits to be committed; otherwise poll and hand
+         * the batch over as soon as the committer is free. */
+        h2o_evloop_run(srv->loop, commit_idle(&srv->commits) ? 1000 : 1);
+        commit_kick(&srv->commits);
+    }
+    log_line(LOG_INFO, "msg=\"stopping: finishing deliveries in flight\"");
+    drain(srv);
+    rc = 0;
+out_commit:
+    commit_stop(&srv->commits);
+out_ctx:
+    if (srv->listener != NULL)
+        h2o_socket_close(srv->listener);
+    /* h2o 2.2.5 cannot dispose a context or destroy an evloop while client
+     * connections (idle keep-alives) are still registered: it asserts. Those are
+     * left to process exit, which follows; the store is what must close cleanly. */
+    if (rc < 0) {
+        h2o_context_dispose(&srv->ctx);
+        h2o_config_dispose(&srv->config);
+    }
+out:
+    store_close(srv->st);
+    if (rc == 0)
+        log_line(LOG_INFO, "msg=stopped");
+    free(srv);
+    return rc;
+}

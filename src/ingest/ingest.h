@@ -29,23 +29,25 @@ typedef struct {
 /* Parse one or several secrets separated by spaces and/or commas: "whsec_<base64>"
  * (or bare base64, as the reference libraries accept). Each must decode to 24..64
  * bytes. Fails (never silently skips) on an empty list or any bad entry; the message
- * names the entry by position, never its value. */
+ * names the entry by position, never its value. Base64 is the standard alphabet with
+ * its '=' padding, nothing else. On failure *out is wiped (count 0). */
 int ingest_parse_secrets(const char *list, ingest_secrets *out, char *err, size_t errlen);
 
 /* Why a delivery was refused. Each maps to one HTTP status (see ingest_status_of). */
 typedef enum {
     INGEST_OK = 0,
-    INGEST_ERR_MISSING_HEADERS = -1, /* 400: id / timestamp / signature absent */
-    INGEST_ERR_BAD_TIMESTAMP = -2,   /* 400: not an integer */
+    INGEST_ERR_MISSING_HEADERS = -1, /* 400: id / timestamp / signature absent, or id unusable */
+    INGEST_ERR_BAD_TIMESTAMP = -2,   /* 400: not 1..19 digits */
     INGEST_ERR_TOO_OLD = -3,         /* 401 */
     INGEST_ERR_TOO_NEW = -4,         /* 401 */
     INGEST_ERR_NO_MATCH = -5,        /* 401: no v1 entry matched */
-    INGEST_ERR_BAD_SIGNATURE_HEADER = -6, /* 400: no parseable entry at all */
+    INGEST_ERR_BAD_SIGNATURE_HEADER = -6, /* 400: no "version,value" entry at all */
     INGEST_ERR_BAD_JSON = -7,        /* 400 */
     INGEST_ERR_BAD_EVENT = -8,       /* 400: a required field missing or of the wrong type */
-    INGEST_ERR_TOO_LARGE = -9,       /* 413 */
+    INGEST_ERR_TOO_LARGE = -9,       /* 413: set by the HTTP layer, never by this module */
 } ingest_result;
 
+/* 200 for INGEST_OK, 500 for a value outside the enum. */
 int ingest_status_of(ingest_result r);
 /* Short metric label: "missing_headers", "too_old", "no_match", ... */
 const char *ingest_reason_label(ingest_result r);
@@ -55,7 +57,21 @@ const char *ingest_reason_label(ingest_result r);
  * Accepts if ANY "v1,<base64>" entry matches ANY secret; entries of other versions
  * are skipped; a decoded signature of the wrong length never matches; comparison
  * is constant time (CRYPTO_memcmp). The id and timestamp must not contain '.'.
- * err gets a human reason ("timestamp too old"), never key material. */
+ * err gets a human reason ("timestamp too old"), never key material.
+ * Checked in this order, first failure wins:
+ *   - any header NULL or empty                                  -> MISSING_HEADERS
+ *   - id longer than EVENT_ID_MAX-1, or holding '.', space,
+ *     control or non-ASCII bytes (it is part of the signed
+ *     string and the idempotency key)                           -> MISSING_HEADERS
+ *   - timestamp not 1..19 ASCII digits (no sign, no space)      -> BAD_TIMESTAMP
+ *   - more than INGEST_TOLERANCE_S off now_s, either way
+ *     (exactly 300 s passes)                                    -> TOO_OLD / TOO_NEW
+ *   - no secret configured (secrets NULL or count 0): fail closed -> NO_MATCH
+ *   - header (entries split on spaces) holds no entry with a ','
+ *     at all                                                    -> BAD_SIGNATURE_HEADER
+ *   - otherwise, nothing matched, including a bare "v1,", invalid
+ *     base64, a decoded length other than 32, or only v1a/v2... -> NO_MATCH
+ * The timestamp is hashed as received, not re-formatted. */
 ingest_result ingest_verify_signature(const ingest_secrets *secrets,
                                       const char *id, size_t id_len,
                                       const char *timestamp, size_t ts_len,
@@ -63,7 +79,8 @@ ingest_result ingest_verify_signature(const ingest_secrets *secrets,
                                       const unsigned char *body, size_t body_len,
                                       int64_t now_s, char *err, size_t errlen);
 
-/* Produce "v1,<base64>" for (id, timestamp, body) with one secret; out >= 128 bytes.
+/* Produce "v1,<base64>" for (id, timestamp, body) with one secret; out >= 128 bytes
+ * (48 is the real minimum). Returns 0, or -1 on a too-small buffer or a crypto failure.
  * Used by tests and the benchmark's load generator. */
 int ingest_sign(const ingest_secret *secret, const char *id, int64_t timestamp_s,
                 const unsigned char *body, size_t body_len, char *out, size_t outlen);
@@ -79,7 +96,18 @@ int ingest_sign(const ingest_secret *secret, const char *id, int64_t timestamp_s
  *   missing or null. Event time (at_ms): session.created -> data.created_at, other
  *   session events -> data.updated_at, user.* -> data.updated_at, falling back to
  *   the envelope timestamp when absent.
- * Identifiers too long for event.h's buffers are INGEST_ERR_BAD_EVENT. */
+ * Identifiers too long for event.h's buffers are INGEST_ERR_BAD_EVENT. Identifiers
+ *   here include ids, external_id, the primary email and IP addresses (a cut one would
+ *   name someone else); names, city, browser, device, country, status and user agent
+ *   are free text, cut on a UTF-8 boundary.
+ * Results: body not JSON, trailing bytes, duplicate keys or "\u0000" -> BAD_JSON;
+ *   valid JSON that is not an object, a required field missing/null/empty, or any
+ *   known field of the wrong type (a string timestamp, latest_activity as a string)
+ *   -> BAD_EVENT, err naming the field path ("data.user_id is missing").
+ *   Envelope "timestamp" missing or null reads as 0; a negative one is BAD_EVENT.
+ * session.*: a data.user that fails to decode is dropped (has_user false), the
+ *   session event is still accepted.
+ * On error *ev is zeroed again except delivery_id (kept for the caller's log). */
 ingest_result ingest_decode_event(const char *body, size_t body_len, const char *delivery_id,
                                   event_t *ev, char *err, size_t errlen);
 

@@ -1,1 +1,302 @@
-/* placeholder: being written */
+/*
+ * codec.c: msgpack encoding of user records, history entries and delivery ids.
+ * One table per record type drives both directions, so a field added to a
+ * record is added in one place and old records simply read it as zero.
+ */
+#include "store/codec.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "util/util.h"
+
+typedef enum { F_STR, F_I64, F_BOOL, F_TYPE } field_kind;
+
+typedef struct {
+    const char *key;
+    field_kind kind;
+    size_t off;
+    size_t size; /* F_STR: capacity of the char array */
+} field;
+
+#define STR(k, T, m) { k, F_STR, offsetof(T, m), sizeof(((T *)0)->m) }
+#define I64(k, T, m) { k, F_I64, offsetof(T, m), sizeof(int64_t) }
+#define BOOL(k, T, m) { k, F_BOOL, offsetof(T, m), sizeof(bool) }
+#define TYPE(k, T, m) { k, F_TYPE, offsetof(T, m), sizeof(event_type) }
+
+/* Keys are stored on disk: never rename one, only add. */
+static const field user_fields[] = {
+    STR("id", event_user, id),
+    STR("em", event_user, email),
+    STR("fn", event_user, first_name),
+    STR("ln", event_user, last_name),
+    STR("un", event_user, username),
+    STR("xid", event_user, external_id),
+    I64("ca", event_user, created_at),
+    I64("ua", event_user, updated_at),
+    I64("ls", event_user, last_sign_in_at),
+    BOOL("b", event_user, banned),
+    BOOL("l", event_user, locked),
+    BOOL("d", event_user, deleted),
+    I64("da", event_user, deleted_at),
+    BOOL("p", event_user, placeholder),
+};
+
+static const field history_fields[] = {
+    TYPE("t", store_history_entry, type),
+    I64("at", store_history_entry, at_ms),
+    STR("did", store_history_entry, delivery_id),
+    STR("uid", store_history_entry, user_id),
+    STR("sid", store_history_entry, session_id),
+    STR("cid", store_history_entry, client_id),
+    STR("ip", store_history_entry, ip),
+    STR("co", store_history_entry, country),
+    STR("ci", store_history_entry, city),
+    STR("br", store_history_entry, browser),
+    STR("dv", store_history_entry, device),
+    BOOL("m", store_history_entry, is_mobile),
+    STR("ua", store_history_entry, user_agent),
+};
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+static int pack_key(msgpack_packer *pk, const char *k)
+{
+    return msgpack_pack_str_with_body(pk, k, strlen(k));
+}
+
+/* The string field's length, bounded by its array so a record whose terminator
+ * went missing cannot make us read past it. */
+static size_t field_strlen(const char *p, size_t cap)
+{
+    const char *nul = memchr(p, '\0', cap);
+    return nul != NULL ? (size_t)(nul - p) : cap;
+}
+
+/* Zero values are left out: they read back as zero anyway and most records are
+ * sparse (a placeholder user, a session without activity). */
+static bool field_is_zero(const field *f, const unsigned char *base)
+{
+    const void *p = base + f->off;
+    switch (f->kind) {
+    case F_STR: return ((const char *)p)[0] == '\0';
+    case F_I64: return *(const int64_t *)p == 0;
+    case F_BOOL: return !*(const bool *)p;
+    case F_TYPE: return *(const event_type *)p == EVENT_UNKNOWN;
+    }
+    return true;
+}
+
+static int encode_fields(msgpack_sbuffer *out, const field *fs, size_t n, const void *rec)
+{
+    const unsigned char *base = rec;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    size_t present = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!field_is_zero(&fs[i], base))
+            present++;
+    if (msgpack_pack_map(&pk, present) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const field *f = &fs[i];
+        const void *p = base + f->off;
+        if (field_is_zero(f, base))
+            continue;
+        if (pack_key(&pk, f->key) != 0)
+            return -1;
+        int rc = 0;
+        switch (f->kind) {
+        case F_STR: rc = msgpack_pack_str_with_body(&pk, p, field_strlen(p, f->size)); break;
+        case F_I64: rc = msgpack_pack_int64(&pk, *(const int64_t *)p); break;
+        case F_BOOL: rc = *(const bool *)p ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk); break;
+        case F_TYPE: {
+            /* by name, so reordering event.h's enum cannot reinterpret old records */
+            const char *name = event_type_name(*(const event_type *)p);
+            rc = msgpack_pack_str_with_body(&pk, name, strlen(name));
+            break;
+        }
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int obj_to_i64(const msgpack_object *o, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > (uint64_t)INT64_MAX)
+            return -1;
+        *out = (int64_t)o->via.u64;
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return 0;
+    }
+    return -1;
+}
+
+static int decode_field(const field *f, const msgpack_object *v, unsigned char *base)
+{
+    void *p = base + f->off;
+    switch (f->kind) {
+    case F_STR:
+        if (v->type != MSGPACK_OBJECT_STR)
+            return -1;
+        /* an embedded NUL would silently shorten the string; it was never written */
+        if (memchr(v->via.str.ptr, '\0', v->via.str.size) != NULL)
+            return -1;
+        util_copy_utf8(p, f->size, v->via.str.ptr, v->via.str.size);
+        return 0;
+    case F_I64:
+        return obj_to_i64(v, p);
+    case F_BOOL:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return -1;
+        *(bool *)p = v->via.boolean;
+        return 0;
+    case F_TYPE: {
+        if (v->type != MSGPACK_OBJECT_STR || v->via.str.size >= 64)
+            return -1;
+        char name[64];
+        memcpy(name, v->via.str.ptr, v->via.str.size);
+        name[v->via.str.size] = '\0';
+        /* a type written by a newer veille reads as unknown, not as an error */
+        *(event_type *)p = event_type_from_name(name);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* Unpack exactly one map filling the whole buffer and hand it to fn. */
+typedef int (*map_fn)(const msgpack_object_map *m, void *ctx);
+
+static int decode_map(const void *data, size_t len, map_fn fn, void *ctx)
+{
+    if (data == NULL || len == 0)
+        return -1;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int rc = -1;
+    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS)
+        goto done;
+    if (off != len || u.data.type != MSGPACK_OBJECT_MAP)
+        goto done;
+    rc = fn(&u.data.via.map, ctx);
+done:
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+typedef struct {
+    const field *fs;
+    size_t n;
+    unsigned char *base;
+} fields_ctx;
+
+static int fields_map(const msgpack_object_map *m, void *vctx)
+{
+    fields_ctx *c = vctx;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return -1;
+        for (size_t j = 0; j < c->n; j++) {
+            const char *name = c->fs[j].key;
+            if (strlen(name) == k->via.str.size && memcmp(name, k->via.str.ptr, k->via.str.size) == 0) {
+                if (decode_field(&c->fs[j], &m->ptr[i].val, c->base) < 0)
+                    return -1;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+static int decode_fields(const void *data, size_t len, const field *fs, size_t n, void *rec, size_t recsize)
+{
+    memset(rec, 0, recsize);
+    fields_ctx c = { fs, n, rec };
+    if (decode_map(data, len, fields_map, &c) < 0) {
+        /* never hand back half a record */
+        memset(rec, 0, recsize);
+        return -1;
+    }
+    return 0;
+}
+
+int store_codec_user_encode(msgpack_sbuffer *out, const event_user *u)
+{
+    return encode_fields(out, user_fields, NFIELDS(user_fields), u);
+}
+
+int store_codec_user_decode(const void *data, size_t len, event_user *out)
+{
+    return decode_fields(data, len, user_fields, NFIELDS(user_fields), out, sizeof *out);
+}
+
+int store_codec_history_encode(msgpack_sbuffer *out, const store_history_entry *e)
+{
+    return encode_fields(out, history_fields, NFIELDS(history_fields), e);
+}
+
+int store_codec_history_decode(const void *data, size_t len, store_history_entry *out)
+{
+    return decode_fields(data, len, history_fields, NFIELDS(history_fields), out, sizeof *out);
+}
+
+typedef struct {
+    int64_t received_ms;
+    event_type type;
+} delivery_rec;
+
+static const field delivery_fields[] = {
+    I64("r", delivery_rec, received_ms),
+    TYPE("t", delivery_rec, type),
+};
+
+int store_codec_delivery_encode(msgpack_sbuffer *out, int64_t received_ms, event_type type)
+{
+    delivery_rec d = { received_ms, type };
+    return encode_fields(out, delivery_fields, NFIELDS(delivery_fields), &d);
+}
+
+int store_codec_delivery_decode(const void *data, size_t len, int64_t *received_ms, event_type *type)
+{
+    delivery_rec d;
+    if (decode_fields(data, len, delivery_fields, NFIELDS(delivery_fields), &d, sizeof d) < 0)
+        return -1;
+    if (received_ms != NULL)
+        *received_ms = d.received_ms;
+    if (type != NULL)
+        *type = d.type;
+    return 0;
+}
+
+int store_codec_uint_encode(msgpack_sbuffer *out, uint64_t v)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    return msgpack_pack_uint64(&pk, v) == 0 ? 0 : -1;
+}
+
+int store_codec_uint_decode(const void *data, size_t len, uint64_t *out)
+{
+    if (data == NULL || len == 0)
+        return -1;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int rc = -1;
+    if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len &&
+        u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *out = u.data.via.u64;
+        rc = 0;
+    }
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}

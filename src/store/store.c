@@ -1,1 +1,925 @@
-/* placeholder: being written */
+/*
+ * store.c: the LMDB environment behind veille: users, per-user and per-IP
+ * history, delivery ids for idempotency, and the indexes that let retention
+ * prune in time order. Values are msgpack (codec.c); keys are laid out in
+ * store.h so that LMDB's byte order is the order we scan in.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/codec.h"
+#include "util/util.h"
+
+#define STORE_SCHEMA 1
+#define STORE_MAXDBS 8 /* six used; room to add one without a schema bump */
+
+/* kind + id + 0x00 + be64(at) + delivery id */
+#define HKEY_MAX (1 + EVENT_ID_MAX + 1 + 8 + EVENT_ID_MAX)
+#define TKEY_MAX (8 + HKEY_MAX)
+
+struct store {
+    MDB_env *env;
+    MDB_dbi users, history, history_time, deliveries, deliv_time, meta;
+    bool readonly;
+    char dir[PATH_MAX];
+};
+
+struct store_txn {
+    store *s;
+    MDB_txn *txn;
+};
+
+static void format_size(uint64_t bytes, char *buf, size_t len)
+{
+    if (bytes >= ((uint64_t)1 << 30) && bytes % ((uint64_t)1 << 30) == 0)
+        snprintf(buf, len, "%llu GiB", (unsigned long long)(bytes >> 30));
+    else if (bytes >= ((uint64_t)1 << 20))
+        snprintf(buf, len, "%llu MiB", (unsigned long long)(bytes >> 20));
+    else
+        snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
+}
+
+/* Map an LMDB or errno code onto the store's codes, with a message the operator
+ * can act on; the HTTP layer answers 503 to the retryable ones. */
+static int store_fail(store *s, int rc, const char *what, char *err, size_t errlen)
+{
+    if (rc == MDB_MAP_FULL) {
+        MDB_envinfo info;
+        char size[32] = "?";
+        if (mdb_env_info(s->env, &info) == 0)
+            format_size(info.me_mapsize, size, sizeof size);
+        util_err(err, errlen, "store is full (map size %s) while %s: raise --map-size or lower --retention", size,
+                 what);
+        return STORE_ERR_FULL;
+    }
+    if (rc == ENOSPC || rc == EDQUOT) {
+        util_err(err, errlen, "store: disk full while %s in %s: %s; free space on that disk or lower --retention",
+                 what, s->dir, strerror(rc));
+        return STORE_ERR_FULL;
+    }
+    if (rc == EIO) {
+        util_err(err, errlen, "store: I/O error while %s in %s: %s", what, s->dir, strerror(rc));
+        return STORE_ERR_IO;
+    }
+    if (rc == MDB_TXN_FULL) {
+        util_err(err, errlen, "store: transaction too large while %s: %s", what, mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    util_err(err, errlen, "store: %s in %s failed: %s", what, s->dir, mdb_strerror(rc));
+    return STORE_ERR;
+}
+
+/* Negative times cannot be represented in an unsigned big-endian key and no
+ * Clerk event predates 1970, so they sort as 0. */
+static uint64_t key_time(int64_t ms)
+{
+    return ms < 0 ? 0 : (uint64_t)ms;
+}
+
+static MDB_val mval(const void *p, size_t n)
+{
+    MDB_val v = { n, (void *)p };
+    return v;
+}
+
+/* ---- open / close ---- */
+
+static int mkdir_p(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n >= sizeof path)
+        return util_err(err, errlen, "store: directory name too long: %s", dir);
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return util_err(err, errlen, "store: cannot create %s: %s", path, strerror(errno));
+        path[i] = c;
+    }
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return util_err(err, errlen, "store: cannot create %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return util_err(err, errlen, "store: %s exists and is not a directory", dir);
+    return 0;
+}
+
+static int missing(const char *dir, char *err, size_t errlen)
+{
+    util_err(err, errlen, "no veille store in %s (run `veille serve --data %s` first)", dir, dir);
+    return STORE_ERR_MISSING;
+}
+
+/* Open the named databases and check the schema in one transaction; committing
+ * it (read-only included) is what makes the dbi handles usable afterwards. */
+static int open_dbs(store *s, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } dbs[] = {
+        { "users", offsetof(store, users) },
+        { "history", offsetof(store, history) },
+        { "history_time", offsetof(store, history_time) },
+        { "deliveries", offsetof(store, deliveries) },
+        { "deliv_time", offsetof(store, deliv_time) },
+        { "meta", offsetof(store, meta) },
+    };
+    MDB_txn *txn = NULL;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int ret = STORE_ERR;
+    int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
+    if (rc != 0) {
+        ret = store_fail(s, rc, "starting the opening transaction", err, errlen);
+        goto fail;
+    }
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
+        rc = mdb_dbi_open(txn, dbs[i].name, s->readonly ? 0 : MDB_CREATE, dbi);
+        if (rc == MDB_NOTFOUND && s->readonly) {
+            ret = missing(s->dir, err, errlen);
+            goto fail;
+        }
+        if (rc != 0) {
+            char what[64];
+            snprintf(what, sizeof what, "opening database '%s'", dbs[i].name);
+            ret = store_fail(s, rc, what, err, errlen);
+            goto fail;
+        }
+    }
+    static const char schema_key[] = "schema";
+    MDB_val k = mval(schema_key, sizeof schema_key - 1), v;
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        if (s->readonly) {
+            ret = missing(s->dir, err, errlen);
+            goto fail;
+        }
+        if (store_codec_uint_encode(&buf, STORE_SCHEMA) < 0) {
+            util_err(err, errlen, "store: out of memory encoding the schema version");
+            goto fail;
+        }
+        v = mval(buf.data, buf.size);
+        rc = mdb_put(txn, s->meta, &k, &v, 0);
+        if (rc != 0) {
+            ret = store_fail(s, rc, "writing the schema version", err, errlen);
+            goto fail;
+        }
+    } else if (rc != 0) {
+        ret = store_fail(s, rc, "reading the schema version", err, errlen);
+        goto fail;
+    } else {
+        uint64_t version = 0;
+        if (store_codec_uint_decode(v.mv_data, v.mv_size, &version) < 0) {
+            util_err(err, errlen, "store: %s has an unreadable schema version; not a veille store?", s->dir);
+            goto fail;
+        }
+        if (version != STORE_SCHEMA) {
+            util_err(err, errlen,
+                     "store: %s has schema version %llu but this veille reads version %d; use the matching "
+                     "veille release or start a new --data directory",
+                     s->dir, (unsigned long long)version, STORE_SCHEMA);
+            goto fail;
+        }
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0) {
+        ret = store_fail(s, rc, "committing the opening transaction", err, errlen);
+        goto fail;
+    }
+    msgpack_sbuffer_destroy(&buf);
+    return 0;
+fail:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    msgpack_sbuffer_destroy(&buf);
+    return ret;
+}
+
+int store_open(store **out, const char *dir, int flags, size_t map_size, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (dir == NULL || *dir == '\0')
+        return util_err(err, errlen, "store: no data directory given");
+    store *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return util_err(err, errlen, "store: out of memory");
+    int ret = STORE_ERR;
+    s->readonly = (flags & STORE_READONLY) != 0;
+    if (strlen(dir) + sizeof "/data.mdb" > sizeof s->dir) {
+        util_err(err, errlen, "store: directory name too long: %s", dir);
+        goto fail;
+    }
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+
+    if (s->readonly) {
+        /* The CLI must not create an empty store by looking at a mistyped path. */
+        char data[PATH_MAX + 16];
+        struct stat st;
+        snprintf(data, sizeof data, "%s/data.mdb", dir);
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || stat(data, &st) < 0) {
+            ret = missing(dir, err, errlen);
+            goto fail;
+        }
+    } else if (mkdir_p(dir, err, errlen) < 0) {
+        goto fail;
+    }
+
+    int rc = mdb_env_create(&s->env);
+    if (rc != 0) {
+        util_err(err, errlen, "store: cannot open %s: %s", dir, mdb_strerror(rc));
+        s->env = NULL;
+        goto fail;
+    }
+    rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
+    if (rc == 0 && (map_size != 0 || !s->readonly)) {
+        /* A reader without an explicit size takes the one recorded in the file,
+         * so it can never be smaller than what the writer uses. */
+        rc = mdb_env_set_mapsize(s->env, map_size != 0 ? map_size : STORE_DEFAULT_MAP_SIZE);
+    }
+    if (rc != 0) {
+        util_err(err, errlen, "store: cannot open %s: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    /* NOTLS: read transactions belong to the caller, not to a thread. No NOSYNC
+     * or NOMETASYNC: a 2xx promises the event survives a crash. */
+    unsigned envflags = MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0);
+    rc = mdb_env_open(s->env, dir, envflags, 0600);
+    if (rc != 0) {
+        if (s->readonly && rc == ENOENT)
+            ret = missing(dir, err, errlen);
+        else
+            util_err(err, errlen, "store: cannot open %s: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    ret = open_dbs(s, err, errlen);
+    if (ret < 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    if (s->env != NULL)
+        mdb_env_close(s->env);
+    free(s);
+    return ret;
+}
+
+void store_close(store *s)
+{
+    if (s == NULL)
+        return;
+    mdb_env_close(s->env);
+    free(s);
+}
+
+/* ---- transactions ---- */
+
+static int read_begin(store *s, MDB_txn **txn, char *err, size_t errlen)
+{
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    if (rc == MDB_MAP_RESIZED && s->readonly) {
+        /* the writer was restarted with a larger --map-size: adopt it */
+        rc = mdb_env_set_mapsize(s->env, 0);
+        if (rc == 0)
+            rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    }
+    if (rc != 0) {
+        *txn = NULL;
+        return store_fail(s, rc, "starting a read transaction", err, errlen);
+    }
+    return 0;
+}
+
+int store_txn_begin(store *s, store_txn **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (s->readonly)
+        return util_err(err, errlen, "store: %s is open read-only", s->dir);
+    store_txn *t = malloc(sizeof *t);
+    if (t == NULL)
+        return util_err(err, errlen, "store: out of memory");
+    t->s = s;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+    if (rc != 0) {
+        free(t);
+        return store_fail(s, rc, "starting a write transaction", err, errlen);
+    }
+    *out = t;
+    return 0;
+}
+
+int store_txn_commit(store_txn *t, char *err, size_t errlen)
+{
+    store *s = t->s;
+    /* mdb_txn_commit frees the transaction on failure too */
+    int rc = mdb_txn_commit(t->txn);
+    free(t);
+    if (rc != 0)
+        return store_fail(s, rc, "committing", err, errlen);
+    return 0;
+}
+
+void store_txn_abort(store_txn *t)
+{
+    if (t == NULL)
+        return;
+    mdb_txn_abort(t->txn);
+    free(t);
+}
+
+/* ---- deliveries ---- */
+
+static int check_id(const char *id, const char *what, char *err, size_t errlen)
+{
+    if (id == NULL || id[0] == '\0')
+        return util_err(err, errlen, "store: empty %s", what);
+    if (strnlen(id, EVENT_ID_MAX) >= EVENT_ID_MAX)
+        return util_err(err, errlen, "store: %s longer than %d bytes", what, EVENT_ID_MAX - 1);
+    return 0;
+}
+
+int store_delivery_seen(store_txn *t, const char *delivery_id, bool *seen, char *err, size_t errlen)
+{
+    *seen = false;
+    if (check_id(delivery_id, "delivery id", err, errlen) < 0)
+        return STORE_ERR;
+    MDB_val k = mval(delivery_id, strlen(delivery_id)), v;
+    int rc = mdb_get(t->txn, t->s->deliveries, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return store_fail(t->s, rc, "looking up a delivery id", err, errlen);
+    *seen = true;
+    return 0;
+}
+
+static size_t deliv_time_key(unsigned char *buf, int64_t received_ms, const char *id)
+{
+    size_t n = strlen(id);
+    util_put_be64(buf, key_time(received_ms));
+    memcpy(buf + 8, id, n);
+    return 8 + n;
+}
+
+int store_delivery_mark(store_txn *t, const char *delivery_id, event_type type, int64_t received_ms,
+                        char *err, size_t errlen)
+{
+    if (check_id(delivery_id, "delivery id", err, errlen) < 0)
+        return STORE_ERR;
+    store *s = t->s;
+    unsigned char tk[8 + EVENT_ID_MAX];
+    MDB_val k = mval(delivery_id, strlen(delivery_id)), v;
+    int rc = mdb_get(t->txn, s->deliveries, &k, &v);
+    if (rc == 0) {
+        /* Re-marked with another time: drop the old index entry, or pruning it
+         * later would delete the newer record. */
+        int64_t old = 0;
+        if (store_codec_delivery_decode(v.mv_data, v.mv_size, &old, NULL) == 0 && old != received_ms) {
+            MDB_val ik = mval(tk, deliv_time_key(tk, old, delivery_id));
+            rc = mdb_del(t->txn, s->deliv_time, &ik, NULL);
+            if (rc != 0 && rc != MDB_NOTFOUND)
+                return store_fail(s, rc, "updating a delivery id", err, errlen);
+        }
+    } else if (rc != MDB_NOTFOUND) {
+        return store_fail(s, rc, "looking up a delivery id", err, errlen);
+    }
+
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int ret = 0;
+    if (store_codec_delivery_encode(&buf, received_ms, type) < 0) {
+        ret = util_err(err, errlen, "store: out of memory encoding a delivery id");
+        goto done;
+    }
+    v = mval(buf.data, buf.size);
+    rc = mdb_put(t->txn, s->deliveries, &k, &v, 0);
+    if (rc == 0) {
+        MDB_val ik = mval(tk, deliv_time_key(tk, received_ms, delivery_id)), empty = mval("", 0);
+        rc = mdb_put(t->txn, s->deliv_time, &ik, &empty, 0);
+    }
+    if (rc != 0)
+        ret = store_fail(s, rc, "recording a delivery id", err, errlen);
+done:
+    msgpack_sbuffer_destroy(&buf);
+    return ret;
+}
+
+/* ---- users ---- */
+
+static int txn_get_user(store *s, MDB_txn *txn, const char *id, event_user *u, bool *found, char *err,
+                        size_t errlen)
+{
+    *found = false;
+    MDB_val k = mval(id, strlen(id)), v;
+    int rc = mdb_get(txn, s->users, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        memset(u, 0, sizeof *u);
+        return 0;
+    }
+    if (rc != 0)
+        return store_fail(s, rc, "reading a user", err, errlen);
+    if (store_codec_user_decode(v.mv_data, v.mv_size, u) < 0)
+        return util_err(err, errlen, "store: the record of user %s in %s is corrupt", id, s->dir);
+    *found = true;
+    return 0;
+}
+
+static int txn_put_user(store_txn *t, const event_user *u, char *err, size_t errlen)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int ret = 0;
+    if (store_codec_user_encode(&buf, u) < 0) {
+        ret = util_err(err, errlen, "store: out of memory encoding a user");
+        goto done;
+    }
+    MDB_val k = mval(u->id, strlen(u->id)), v = mval(buf.data, buf.size);
+    int rc = mdb_put(t->txn, t->s->users, &k, &v, 0);
+    if (rc != 0)
+        ret = store_fail(t->s, rc, "writing a user", err, errlen);
+done:
+    msgpack_sbuffer_destroy(&buf);
+    return ret;
+}
+
+#define COPY_STR(dst, src) util_copy_utf8((dst), sizeof(dst), (src), strnlen((src), sizeof(src)))
+
+static int apply_user_upsert(store_txn *t, const event_t *ev, store_outcome *outcome, char *err, size_t errlen)
+{
+    event_user stored, next;
+    bool found = false;
+    int rc = txn_get_user(t->s, t->txn, ev->user.id, &stored, &found, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (found && stored.deleted) {
+        *outcome = STORE_AFTER_DELETE;
+        return 0;
+    }
+    /* A placeholder's updated_at is ours, not Clerk's: the first real record wins. */
+    if (found && !stored.placeholder && ev->user.updated_at < stored.updated_at) {
+        *outcome = STORE_STALE_UPDATE;
+        return 0;
+    }
+    next = ev->user;
+    COPY_STR(next.id, ev->user.id);
+    next.deleted = false;
+    next.deleted_at = 0;
+    next.placeholder = false;
+    /* sign-ins seen through session events may be newer than this snapshot */
+    if (found && stored.last_sign_in_at > next.last_sign_in_at)
+        next.last_sign_in_at = stored.last_sign_in_at;
+    rc = txn_put_user(t, &next, err, errlen);
+    if (rc < 0)
+        return rc;
+    *outcome = STORE_APPLIED;
+    return 0;
+}
+
+static int apply_user_deleted(store_txn *t, const event_t *ev, store_outcome *outcome, char *err, size_t errlen)
+{
+    event_user stored, tomb;
+    bool found = false;
+    int rc = txn_get_user(t->s, t->txn, ev->user.id, &stored, &found, err, errlen);
+    if (rc < 0)
+        return rc;
+    int64_t deleted_at = ev->timestamp_ms != 0 ? ev->timestamp_ms : ev->at_ms;
+    *outcome = STORE_APPLIED;
+    /* a repeated delete (another delivery id) keeps the first deletion time */
+    if (found && stored.deleted && stored.deleted_at != 0 && stored.deleted_at <= deleted_at)
+        return 0;
+    /* GDPR: a tombstone keeps only what stops a late user.created from
+     * resurrecting the user, nothing that identifies a person. */
+    memset(&tomb, 0, sizeof tomb);
+    COPY_STR(tomb.id, ev->user.id);
+    tomb.created_at = found ? stored.created_at : 0;
+    tomb.deleted = true;
+    tomb.deleted_at = deleted_at;
+    return txn_put_user(t, &tomb, err, errlen);
+}
+
+static int put_history(store_txn *t, char kind, const char *key, const store_history_entry *e,
+                       const msgpack_sbuffer *val, char *err, size_t errlen)
+{
+    unsigned char tk[TKEY_MAX];
+    unsigned char *hk = tk + 8;
+    size_t klen = strlen(key), dlen = strlen(e->delivery_id);
+    size_t n = 0;
+    hk[n++] = (unsigned char)kind;
+    memcpy(hk + n, key, klen);
+    n += klen;
+    hk[n++] = 0x00;
+    util_put_be64(hk + n, key_time(e->at_ms));
+    n += 8;
+    memcpy(hk + n, e->delivery_id, dlen);
+    n += dlen;
+    util_put_be64(tk, key_time(e->at_ms));
+
+    MDB_val k = mval(hk, n), v = mval(val->data, val->size);
+    int rc = mdb_put(t->txn, t->s->history, &k, &v, 0);
+    if (rc == 0) {
+        MDB_val ik = mval(tk, 8 + n), empty = mval("", 0);
+        rc = mdb_put(t->txn, t->s->history_time, &ik, &empty, 0);
+    }
+    if (rc != 0)
+        return store_fail(t->s, rc, "appending history", err, errlen);
+    return 0;
+}
+
+static void history_from_event(const event_t *ev, store_history_entry *e)
+{
+    const event_session *ss = &ev->session;
+    memset(e, 0, sizeof *e);
+    e->type = ev->type;
+    e->at_ms = (int64_t)key_time(ev->at_ms); /* the value agrees with its key */
+    COPY_STR(e->delivery_id, ev->delivery_id);
+    COPY_STR(e->user_id, ss->user_id);
+    COPY_STR(e->session_id, ss->session_id);
+    COPY_STR(e->client_id, ss->client_id);
+    COPY_STR(e->ip, ss->ip);
+    COPY_STR(e->country, ss->country);
+    COPY_STR(e->city, ss->city);
+    COPY_STR(e->browser, ss->browser);
+    COPY_STR(e->device, ss->device);
+    e->is_mobile = ss->is_mobile;
+    COPY_STR(e->user_agent, ev->user_agent);
+}
+
+static int apply_session(store_txn *t, const event_t *ev, store_outcome *outcome, char *err, size_t errlen)
+{
+    const event_session *ss = &ev->session;
+    if (check_id(ss->user_id, "session user id", err, errlen) < 0)
+        return STORE_ERR;
+    store_history_entry e;
+    history_from_event(ev, &e);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int ret = 0;
+    if (store_codec_history_encode(&buf, &e) < 0) {
+        ret = util_err(err, errlen, "store: out of memory encoding history");
+        goto done;
+    }
+    ret = put_history(t, STORE_KEY_USER, ss->user_id, &e, &buf, err, errlen);
+    if (ret < 0)
+        goto done;
+    if (ev->type == EVENT_SESSION_CREATED && ss->ip[0] != '\0') {
+        ret = put_history(t, STORE_KEY_IP, ss->ip, &e, &buf, err, errlen);
+        if (ret < 0)
+            goto done;
+    }
+
+    /* The embedded data.user is deliberately ignored: it is a snapshot that may
+     * be older than the user.* events already applied. */
+    event_user u;
+    bool found = false;
+    ret = txn_get_user(t->s, t->txn, ss->user_id, &u, &found, err, errlen);
+    if (ret < 0)
+        goto done;
+    bool changed = false;
+    if (!found) {
+        COPY_STR(u.id, ss->user_id);
+        u.placeholder = true;
+        changed = true;
+    }
+    if (ev->type == EVENT_SESSION_CREATED && !u.deleted) {
+        int64_t signed_in = ss->created_at != 0 ? ss->created_at : ev->at_ms;
+        if (signed_in > u.last_sign_in_at) {
+            u.last_sign_in_at = signed_in;
+            changed = true;
+        }
+    }
+    if (changed)
+        ret = txn_put_user(t, &u, err, errlen);
+done:
+    msgpack_sbuffer_destroy(&buf);
+    if (ret == 0)
+        *outcome = STORE_APPLIED;
+    return ret;
+}
+
+int store_apply_event(store_txn *t, const event_t *ev, store_outcome *outcome, char *err, size_t errlen)
+{
+    *outcome = STORE_APPLIED;
+    if (check_id(ev->delivery_id, "delivery id", err, errlen) < 0)
+        return STORE_ERR;
+    switch (ev->type) {
+    case EVENT_USER_CREATED:
+    case EVENT_USER_UPDATED:
+    case EVENT_USER_DELETED:
+        if (check_id(ev->user.id, "user id", err, errlen) < 0)
+            return STORE_ERR;
+        if (ev->type == EVENT_USER_DELETED)
+            return apply_user_deleted(t, ev, outcome, err, errlen);
+        return apply_user_upsert(t, ev, outcome, err, errlen);
+    case EVENT_SESSION_CREATED:
+    case EVENT_SESSION_PENDING:
+    case EVENT_SESSION_ENDED:
+    case EVENT_SESSION_REMOVED:
+    case EVENT_SESSION_REVOKED:
+        return apply_session(t, ev, outcome, err, errlen);
+    case EVENT_UNKNOWN:
+    case EVENT_TYPE_COUNT:
+        break;
+    }
+    return util_err(err, errlen, "store: cannot store an event of type %s", event_type_name(ev->type));
+}
+
+/* ---- reads ---- */
+
+int store_get_user(store *s, const char *user_id, event_user *out, bool *found, char *err, size_t errlen)
+{
+    *found = false;
+    memset(out, 0, sizeof *out);
+    if (check_id(user_id, "user id", err, errlen) < 0)
+        return STORE_ERR;
+    MDB_txn *txn;
+    int rc = read_begin(s, &txn, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = txn_get_user(s, txn, user_id, out, found, err, errlen);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int store_history_scan(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms,
+                       size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen)
+{
+    if (key == NULL || strnlen(key, EVENT_ID_MAX) >= EVENT_ID_MAX)
+        return util_err(err, errlen, "store: history key missing or longer than %d bytes", EVENT_ID_MAX - 1);
+    /* every stored time is >= 0, see key_time() */
+    if (until_ms < 0 || since_ms > until_ms)
+        return 0;
+    uint64_t since = key_time(since_ms);
+
+    unsigned char seek[1 + EVENT_ID_MAX + 1 + 8];
+    size_t plen = 0, klen = strlen(key);
+    seek[plen++] = (unsigned char)kind;
+    memcpy(seek + plen, key, klen);
+    plen += klen;
+    seek[plen++] = 0x00;
+    /* The first key past every entry at until_ms: until_ms + 1 with no delivery
+     * id. It fits: until_ms <= INT64_MAX < UINT64_MAX. */
+    util_put_be64(seek + plen, (uint64_t)until_ms + 1);
+
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int ret = read_begin(s, &txn, err, errlen);
+    if (ret < 0)
+        return ret;
+    int rc = mdb_cursor_open(txn, s->history, &cur);
+    if (rc != 0) {
+        ret = store_fail(s, rc, "scanning history", err, errlen);
+        goto done;
+    }
+    MDB_val k = mval(seek, plen + 8), v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND) /* nothing at or after the seek key: start from the very end */
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    else if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    size_t count = 0;
+    while (rc == 0) {
+        const unsigned char *kp = k.mv_data;
+        if (k.mv_size < plen + 8 || memcmp(kp, seek, plen) != 0)
+            break;
+        if (util_get_be64(kp + plen) < since)
+            break;
+        store_history_entry e;
+        if (store_codec_history_decode(v.mv_data, v.mv_size, &e) < 0) {
+            ret = util_err(err, errlen, "store: a history record of %c:%s in %s is corrupt", kind, key, s->dir);
+            goto done;
+        }
+        count++;
+        if (cb(&e, ctx) != 0)
+            break;
+        if (limit != 0 && count >= limit)
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        ret = store_fail(s, rc, "scanning history", err, errlen);
+done:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return ret;
+}
+
+int store_list_users(store *s, store_user_cb cb, void *ctx, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int ret = read_begin(s, &txn, err, errlen);
+    if (ret < 0)
+        return ret;
+    int rc = mdb_cursor_open(txn, s->users, &cur);
+    if (rc != 0) {
+        ret = store_fail(s, rc, "listing users", err, errlen);
+        goto done;
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        event_user u;
+        if (store_codec_user_decode(v.mv_data, v.mv_size, &u) < 0) {
+            ret = util_err(err, errlen, "store: a user record in %s is corrupt", s->dir);
+            goto done;
+        }
+        if (cb(&u, ctx) != 0)
+            break;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        ret = store_fail(s, rc, "listing users", err, errlen);
+done:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return ret;
+}
+
+static int count_entries(store *s, MDB_txn *txn, MDB_dbi dbi, uint64_t *out, char *err, size_t errlen)
+{
+    MDB_stat st;
+    int rc = mdb_stat(txn, dbi, &st);
+    if (rc != 0)
+        return store_fail(s, rc, "reading statistics", err, errlen);
+    *out = st.ms_entries;
+    return 0;
+}
+
+int store_get_stats(store *s, store_stats *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int ret = read_begin(s, &txn, err, errlen);
+    if (ret < 0)
+        return ret;
+    if ((ret = count_entries(s, txn, s->users, &out->users, err, errlen)) < 0 ||
+        (ret = count_entries(s, txn, s->history, &out->history_entries, err, errlen)) < 0 ||
+        (ret = count_entries(s, txn, s->deliveries, &out->deliveries, err, errlen)) < 0)
+        goto done;
+
+    /* Tombstones are not indexed; a scan of the users is cheap next to history. */
+    int rc = mdb_cursor_open(txn, s->users, &cur);
+    MDB_val k, v;
+    for (rc = rc != 0 ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        event_user u;
+        if (store_codec_user_decode(v.mv_data, v.mv_size, &u) < 0) {
+            ret = util_err(err, errlen, "store: a user record in %s is corrupt", s->dir);
+            goto done;
+        }
+        if (u.deleted)
+            out->users_deleted++;
+    }
+    if (rc != MDB_NOTFOUND) {
+        ret = store_fail(s, rc, "counting deleted users", err, errlen);
+        goto done;
+    }
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    cur = NULL;
+
+    rc = mdb_cursor_open(txn, s->history_time, &cur);
+    if (rc == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc == 0 && k.mv_size >= 8)
+            out->oldest_event_ms = (int64_t)util_get_be64(k.mv_data);
+        if (rc == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (rc == 0 && k.mv_size >= 8)
+            out->newest_event_ms = (int64_t)util_get_be64(k.mv_data);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        ret = store_fail(s, rc, "reading the history time range", err, errlen);
+        goto done;
+    }
+
+    MDB_envinfo info;
+    rc = mdb_env_info(s->env, &info);
+    if (rc != 0) {
+        ret = store_fail(s, rc, "reading the map size", err, errlen);
+        goto done;
+    }
+    out->map_bytes = info.me_mapsize;
+    char data[PATH_MAX + 16];
+    struct stat st;
+    snprintf(data, sizeof data, "%s/data.mdb", s->dir);
+    if (stat(data, &st) < 0) {
+        ret = util_err(err, errlen, "store: cannot stat %s: %s", data, strerror(errno));
+        goto done;
+    }
+    out->file_bytes = (uint64_t)st.st_size;
+    ret = 0;
+done:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return ret;
+}
+
+/* ---- pruning ---- */
+
+/* Delete from an index, oldest first, every entry older than cutoff along with
+ * the record it points to (the index key minus its 8-byte time prefix), at most
+ * budget of them. *more is set when an eligible entry is left. */
+static int prune_index(store_txn *t, MDB_dbi index, MDB_dbi records, int64_t cutoff, size_t budget,
+                       uint64_t *pruned, bool *more, const char *what, char *err, size_t errlen)
+{
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(t->txn, index, &cur);
+    if (rc != 0)
+        return store_fail(t->s, rc, what, err, errlen);
+    MDB_val k, v;
+    /* MDB_FIRST each round: the cursor's position after a delete need not be reasoned about */
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        if (k.mv_size < 8 || (int64_t)util_get_be64(k.mv_data) >= cutoff)
+            break;
+        if (*pruned >= budget) {
+            *more = true;
+            break;
+        }
+        MDB_val rk = mval((const unsigned char *)k.mv_data + 8, k.mv_size - 8);
+        rc = mdb_del(t->txn, records, &rk, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            break;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0)
+            break;
+        (*pruned)++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_fail(t->s, rc, what, err, errlen);
+    return 0;
+}
+
+static int prune_once(store *s, int64_t now_ms, int64_t retention_ms, int64_t delivery_keep_ms,
+                      size_t max_deletes, store_prune_result *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    store_txn *t = NULL;
+    int ret = store_txn_begin(s, &t, err, errlen);
+    if (ret < 0)
+        return ret;
+    if (retention_ms > 0) {
+        ret = prune_index(t, s->history_time, s->history, now_ms - retention_ms, max_deletes, &out->history_pruned,
+                          &out->more, "pruning history", err, errlen);
+        if (ret < 0)
+            goto fail;
+    }
+    if (delivery_keep_ms > 0) {
+        size_t left = max_deletes - (size_t)out->history_pruned;
+        ret = prune_index(t, s->deliv_time, s->deliveries, now_ms - delivery_keep_ms, left,
+                          &out->deliveries_pruned, &out->more, "pruning delivery ids", err, errlen);
+        if (ret < 0)
+            goto fail;
+    }
+    ret = store_txn_commit(t, err, errlen);
+    t = NULL;
+    if (ret < 0)
+        goto fail;
+    return 0;
+fail:
+    store_txn_abort(t);
+    memset(out, 0, sizeof *out);
+    return ret;
+}
+
+int store_prune(store *s, int64_t now_ms, int64_t retention_ms, int64_t delivery_keep_ms,
+                size_t max_deletes, store_prune_result *out, char *err, size_t errlen)
+{
+    /* Deleting copies pages too, so a full map can refuse a big prune; that is
+     * exactly when pruning matters, so retry with smaller steps down to one. */
+    for (;;) {
+        int ret = prune_once(s, now_ms, retention_ms, delivery_keep_ms, max_deletes, out, err, errlen);
+        if (ret != STORE_ERR_FULL || max_deletes <= 1)
+            return ret;
+        max_deletes /= 2;
+    }
+}
+
+bool store_is_writable(store *s)
+{
+    if (s == NULL || s->readonly)
+        return false;
+    MDB_txn *txn = NULL;
+    if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+        return false;
+    /* An empty commit still takes the writer lock and fails once the env is in
+     * a panic state, which is what /healthz needs to see. */
+    return mdb_txn_commit(txn) == 0;
+}

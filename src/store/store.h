@@ -42,14 +42,20 @@ enum {
 #define STORE_READONLY 0x1
 #define STORE_DEFAULT_MAP_SIZE ((size_t)8 << 30) /* sparse; grows nothing on disk by itself */
 
-/* Open (and in read-write mode create, with its directory) the store in dir. */
+/* Open (and in read-write mode create, with its directory) the store in dir.
+ * map_size 0: STORE_DEFAULT_MAP_SIZE read-write, the size recorded in the file
+ * read-only. STORE_READONLY works while another process has the store open
+ * read-write; a directory without a store gives STORE_ERR_MISSING and creates
+ * nothing. A store of another schema version is refused. */
 int store_open(store **out, const char *dir, int flags, size_t map_size, char *err, size_t errlen);
 /* NULL is a no-op. Waits for nothing: the caller has committed or aborted. */
 void store_close(store *s);
 
 /* One write transaction; the group commit of the HTTP layer puts a whole batch of
  * deliveries in one. Committing makes everything in it durable (fsync) before
- * returning 0. After any error inside, the caller must abort. */
+ * returning 0. After any error inside, the caller must abort. Commit frees t
+ * whatever it returns (do not abort after a failed commit). Fails on a read-only
+ * store. */
 int store_txn_begin(store *s, store_txn **out, char *err, size_t errlen);
 int store_txn_commit(store_txn *t, char *err, size_t errlen);
 void store_txn_abort(store_txn *t); /* NULL is a no-op */
@@ -70,11 +76,14 @@ typedef enum {
 /* Apply a decoded event inside t:
  *  user.created/updated: newest wins on updated_at (equal applies); never resurrects
  *    a tombstone; fills a placeholder.
- *  user.deleted: tombstone with deleted_at; personal fields erased (GDPR).
+ *  user.deleted: tombstone with deleted_at (envelope timestamp, else at_ms);
+ *    only id and created_at survive (GDPR); an unknown user gets a tombstone too.
  *  session.*: history under 'u'+user_id (and 'i'+ip for session.created with an
  *    ip); creates a placeholder user if unknown; records last_sign_in_at for
  *    session.created when newer. Events for a tombstoned user are still recorded
  *    (the rules need to see them), the user is not resurrected.
+ * History is keyed by at_ms (negative clamped to 0) and delivery_id, which must
+ * be non-empty: re-applying one delivery overwrites rather than duplicates.
  * EVENT_UNKNOWN must not be passed. */
 int store_apply_event(store_txn *t, const event_t *ev, store_outcome *outcome, char *err, size_t errlen);
 
@@ -130,7 +139,9 @@ int store_get_stats(store *s, store_stats *out, char *err, size_t errlen);
 
 /* Background pruning in bounded steps: deletes at most max_deletes records, history
  * older than now-retention and delivery ids older than now-keep, in one write
- * transaction. *more is true when there is more to prune. */
+ * transaction. *more is true when there is more to prune. A retention or keep
+ * <= 0 disables that half. On a full map it retries with smaller steps, since
+ * deleting also needs free pages. */
 typedef struct {
     uint64_t history_pruned;
     uint64_t deliveries_pruned;

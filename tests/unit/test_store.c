@@ -1,1 +1,707 @@
-/* placeholder: being written */
+/* test_store.c: the LMDB store: user merging, history order and bounds,
+ * idempotency, read-only access, stats, pruning, map full and corrupt records. */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "store/codec.h"
+#include "store/store.h"
+#include "util/util.h"
+
+static char tmproot[64];
+static int dir_seq;
+
+/* A fresh store directory path (not created: store_open must do that). */
+static void new_dir(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/s%d/nested", tmproot, ++dir_seq);
+}
+
+static store *open_rw(const char *dir, size_t map_size)
+{
+    char err[UTIL_ERRLEN];
+    store *s = NULL;
+    if (store_open(&s, dir, 0, map_size, err, sizeof err) < 0) {
+        printf("store_open %s: %s\n", dir, err);
+        return NULL;
+    }
+    return s;
+}
+
+static event_t user_event(event_type type, const char *delivery, const char *id, int64_t updated_at)
+{
+    event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    snprintf(ev.delivery_id, sizeof ev.delivery_id, "%s", delivery);
+    snprintf(ev.user.id, sizeof ev.user.id, "%s", id);
+    ev.user.updated_at = updated_at;
+    ev.user.created_at = 1000;
+    ev.timestamp_ms = updated_at;
+    ev.at_ms = updated_at;
+    return ev;
+}
+
+static event_t session_event(event_type type, const char *delivery, const char *user, const char *ip, int64_t at)
+{
+    event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    snprintf(ev.delivery_id, sizeof ev.delivery_id, "%s", delivery);
+    snprintf(ev.session.user_id, sizeof ev.session.user_id, "%s", user);
+    snprintf(ev.session.session_id, sizeof ev.session.session_id, "sess_%s", delivery);
+    snprintf(ev.session.client_id, sizeof ev.session.client_id, "client_1");
+    snprintf(ev.session.ip, sizeof ev.session.ip, "%s", ip);
+    snprintf(ev.session.country, sizeof ev.session.country, "FR");
+    snprintf(ev.session.city, sizeof ev.session.city, "Paris");
+    snprintf(ev.session.browser, sizeof ev.session.browser, "Firefox");
+    snprintf(ev.session.device, sizeof ev.session.device, "desktop");
+    snprintf(ev.user_agent, sizeof ev.user_agent, "Mozilla/5.0 test");
+    ev.session.created_at = at;
+    ev.timestamp_ms = at;
+    ev.at_ms = at;
+    return ev;
+}
+
+/* Apply one event and mark its delivery in its own transaction. */
+static int apply1(store *s, const event_t *ev, store_outcome *outcome)
+{
+    char err[UTIL_ERRLEN];
+    store_txn *t = NULL;
+    store_outcome o = STORE_APPLIED;
+    int rc = store_txn_begin(s, &t, err, sizeof err);
+    if (rc < 0)
+        goto fail;
+    rc = store_apply_event(t, ev, &o, err, sizeof err);
+    if (rc == 0)
+        rc = store_delivery_mark(t, ev->delivery_id, ev->type, ev->at_ms, err, sizeof err);
+    if (rc < 0) {
+        store_txn_abort(t);
+        goto fail;
+    }
+    rc = store_txn_commit(t, err, sizeof err);
+    if (rc < 0)
+        goto fail;
+    if (outcome != NULL)
+        *outcome = o;
+    return 0;
+fail:
+    printf("apply %s: %s\n", ev->delivery_id, err);
+    return rc;
+}
+
+static bool get_user(store *s, const char *id, event_user *u)
+{
+    char err[UTIL_ERRLEN];
+    bool found = false;
+    if (store_get_user(s, id, u, &found, err, sizeof err) < 0) {
+        printf("get_user %s: %s\n", id, err);
+        return false;
+    }
+    return found;
+}
+
+typedef struct {
+    int n;
+    int64_t at[16];
+    store_history_entry first;
+    int stop_after; /* 0 = never */
+} collect;
+
+static int collect_cb(const store_history_entry *e, void *ctx)
+{
+    collect *c = ctx;
+    if (c->n == 0)
+        c->first = *e;
+    if (c->n < 16)
+        c->at[c->n] = e->at_ms;
+    c->n++;
+    return c->stop_after != 0 && c->n >= c->stop_after;
+}
+
+static collect scan(store *s, char kind, const char *key, int64_t since, int64_t until, size_t limit)
+{
+    char err[UTIL_ERRLEN];
+    collect c;
+    memset(&c, 0, sizeof c);
+    if (store_history_scan(s, kind, key, since, until, limit, collect_cb, &c, err, sizeof err) < 0) {
+        printf("scan: %s\n", err);
+        c.n = -1;
+    }
+    return c;
+}
+
+static void test_user_round_trip(store *s)
+{
+    event_t ev = user_event(EVENT_USER_CREATED, "msg_rt", "user_rt", 2000);
+    event_user *u = &ev.user;
+    snprintf(u->email, sizeof u->email, "ada@example.org");
+    snprintf(u->first_name, sizeof u->first_name, "Ada");
+    snprintf(u->last_name, sizeof u->last_name, "Lovelace \xc3\xa9");
+    snprintf(u->username, sizeof u->username, "ada");
+    snprintf(u->external_id, sizeof u->external_id, "567772");
+    u->created_at = 1654012591514;
+    u->updated_at = 1654012591835;
+    u->last_sign_in_at = 1654012591514;
+    u->banned = true;
+    u->locked = true;
+    store_outcome o = -1;
+    CHECK("round trip: apply", apply1(s, &ev, &o) == 0 && o == STORE_APPLIED);
+    event_user got;
+    CHECK("round trip: found", get_user(s, "user_rt", &got));
+    CHECK("round trip: every field", memcmp(&got, u, sizeof got) == 0 ||
+                                         (strcmp(got.id, u->id) == 0 && strcmp(got.email, u->email) == 0 &&
+                                          strcmp(got.first_name, u->first_name) == 0 &&
+                                          strcmp(got.last_name, u->last_name) == 0 &&
+                                          strcmp(got.username, u->username) == 0 &&
+                                          strcmp(got.external_id, u->external_id) == 0 &&
+                                          got.created_at == u->created_at && got.updated_at == u->updated_at &&
+                                          got.last_sign_in_at == u->last_sign_in_at && got.banned && got.locked &&
+                                          !got.deleted && got.deleted_at == 0 && !got.placeholder));
+    bool found = true;
+    char err[UTIL_ERRLEN];
+    CHECK("unknown user: not found, no error",
+          store_get_user(s, "user_nobody", &got, &found, err, sizeof err) == 0 && !found);
+}
+
+static void test_newest_wins(store *s)
+{
+    event_t ev = user_event(EVENT_USER_CREATED, "msg_nw1", "user_nw", 100);
+    snprintf(ev.user.first_name, sizeof ev.user.first_name, "First");
+    CHECK("newest wins: create", apply1(s, &ev, NULL) == 0);
+    event_t old = user_event(EVENT_USER_UPDATED, "msg_nw2", "user_nw", 50);
+    snprintf(old.user.first_name, sizeof old.user.first_name, "Older");
+    store_outcome o = -1;
+    CHECK("older update is stale", apply1(s, &old, &o) == 0 && o == STORE_STALE_UPDATE);
+    event_user u;
+    CHECK("older update ignored", get_user(s, "user_nw", &u) && strcmp(u.first_name, "First") == 0);
+    event_t same = user_event(EVENT_USER_UPDATED, "msg_nw3", "user_nw", 100);
+    snprintf(same.user.first_name, sizeof same.user.first_name, "Equal");
+    CHECK("equal update applies", apply1(s, &same, &o) == 0 && o == STORE_APPLIED);
+    CHECK("equal update stored", get_user(s, "user_nw", &u) && strcmp(u.first_name, "Equal") == 0);
+    event_t newer = user_event(EVENT_USER_UPDATED, "msg_nw4", "user_nw", 101);
+    snprintf(newer.user.first_name, sizeof newer.user.first_name, "Newer");
+    CHECK("newer update applies", apply1(s, &newer, &o) == 0 && o == STORE_APPLIED);
+    CHECK("newer update stored", get_user(s, "user_nw", &u) && strcmp(u.first_name, "Newer") == 0 &&
+                                     u.updated_at == 101);
+}
+
+static void test_tombstone(store *s)
+{
+    event_t ev = user_event(EVENT_USER_CREATED, "msg_t1", "user_del", 100);
+    ev.user.created_at = 77;
+    snprintf(ev.user.email, sizeof ev.user.email, "gone@example.org");
+    snprintf(ev.user.first_name, sizeof ev.user.first_name, "Gone");
+    snprintf(ev.user.last_name, sizeof ev.user.last_name, "Person");
+    snprintf(ev.user.username, sizeof ev.user.username, "gone");
+    snprintf(ev.user.external_id, sizeof ev.user.external_id, "ext1");
+    CHECK("tombstone: create", apply1(s, &ev, NULL) == 0);
+    event_t del = user_event(EVENT_USER_DELETED, "msg_t2", "user_del", 0);
+    del.timestamp_ms = 5000;
+    del.at_ms = 5000;
+    store_outcome o = -1;
+    CHECK("tombstone: delete applies", apply1(s, &del, &o) == 0 && o == STORE_APPLIED);
+    event_user u;
+    CHECK("tombstone: record kept", get_user(s, "user_del", &u));
+    CHECK("tombstone: deleted with deleted_at", u.deleted && u.deleted_at == 5000);
+    CHECK("tombstone: created_at kept", u.created_at == 77);
+    CHECK("tombstone: personal fields erased", u.email[0] == '\0' && u.first_name[0] == '\0' &&
+                                                   u.last_name[0] == '\0' && u.username[0] == '\0' &&
+                                                   u.external_id[0] == '\0');
+    event_t late = user_event(EVENT_USER_UPDATED, "msg_t3", "user_del", 90);
+    snprintf(late.user.email, sizeof late.user.email, "back@example.org");
+    CHECK("tombstone: older update after delete ignored", apply1(s, &late, &o) == 0 && o == STORE_AFTER_DELETE);
+    event_t later = user_event(EVENT_USER_UPDATED, "msg_t4", "user_del", 9000);
+    snprintf(later.user.email, sizeof later.user.email, "back@example.org");
+    CHECK("tombstone: newer update after delete ignored", apply1(s, &later, &o) == 0 && o == STORE_AFTER_DELETE);
+    CHECK("tombstone: not resurrected", get_user(s, "user_del", &u) && u.deleted && u.email[0] == '\0');
+
+    /* deleted_at falls back to at_ms when the envelope had no timestamp */
+    event_t del2 = user_event(EVENT_USER_DELETED, "msg_t5", "user_del2", 0);
+    del2.timestamp_ms = 0;
+    del2.at_ms = 4242;
+    CHECK("tombstone: delete without timestamp", apply1(s, &del2, NULL) == 0);
+    CHECK("tombstone: deleted_at from at_ms", get_user(s, "user_del2", &u) && u.deleted && u.deleted_at == 4242);
+
+    /* out of order: the delete arrives before the create */
+    event_t d = user_event(EVENT_USER_DELETED, "msg_o1", "user_ooo", 0);
+    d.timestamp_ms = 3000;
+    CHECK("out of order: delete of unknown user", apply1(s, &d, &o) == 0 && o == STORE_APPLIED);
+    CHECK("out of order: tombstone written", get_user(s, "user_ooo", &u) && u.deleted);
+    event_t c = user_event(EVENT_USER_CREATED, "msg_o2", "user_ooo", 1000);
+    snprintf(c.user.email, sizeof c.user.email, "ooo@example.org");
+    CHECK("out of order: create after delete ignored", apply1(s, &c, &o) == 0 && o == STORE_AFTER_DELETE);
+    CHECK("out of order: stays deleted", get_user(s, "user_ooo", &u) && u.deleted && u.email[0] == '\0');
+
+    /* a session for a deleted user is recorded, the user is not resurrected */
+    event_t sess = session_event(EVENT_SESSION_CREATED, "msg_o3", "user_ooo", "10.0.0.9", 8000);
+    CHECK("session after delete: applied", apply1(s, &sess, &o) == 0 && o == STORE_APPLIED);
+    CHECK("session after delete: history kept", scan(s, STORE_KEY_USER, "user_ooo", 0, INT64_MAX, 0).n == 1);
+    CHECK("session after delete: still deleted", get_user(s, "user_ooo", &u) && u.deleted && !u.placeholder);
+}
+
+static void test_placeholder(store *s)
+{
+    event_t sess = session_event(EVENT_SESSION_CREATED, "msg_p1", "user_ph", "10.0.0.1", 7000);
+    CHECK("placeholder: session for unknown user", apply1(s, &sess, NULL) == 0);
+    event_user u;
+    CHECK("placeholder: created", get_user(s, "user_ph", &u) && u.placeholder && !u.deleted);
+    CHECK("placeholder: last sign-in from session", u.last_sign_in_at == 7000);
+    event_t c = user_event(EVENT_USER_CREATED, "msg_p2", "user_ph", 500);
+    snprintf(c.user.email, sizeof c.user.email, "ph@example.org");
+    c.user.last_sign_in_at = 6000;
+    store_outcome o = -1;
+    CHECK("placeholder: user.created fills it", apply1(s, &c, &o) == 0 && o == STORE_APPLIED);
+    CHECK("placeholder: filled", get_user(s, "user_ph", &u) && !u.placeholder &&
+                                     strcmp(u.email, "ph@example.org") == 0 && u.updated_at == 500);
+    CHECK("placeholder: newer sign-in kept", u.last_sign_in_at == 7000);
+    event_t later = session_event(EVENT_SESSION_CREATED, "msg_p3", "user_ph", "", 9000);
+    CHECK("last sign-in: newer session", apply1(s, &later, NULL) == 0);
+    CHECK("last sign-in: updated", get_user(s, "user_ph", &u) && u.last_sign_in_at == 9000 &&
+                                       strcmp(u.email, "ph@example.org") == 0);
+    event_t older = session_event(EVENT_SESSION_CREATED, "msg_p4", "user_ph", "", 8000);
+    CHECK("last sign-in: older session", apply1(s, &older, NULL) == 0);
+    CHECK("last sign-in: not moved back", get_user(s, "user_ph", &u) && u.last_sign_in_at == 9000);
+    event_t ended = session_event(EVENT_SESSION_ENDED, "msg_p5", "user_ph", "", 12000);
+    CHECK("last sign-in: session.ended", apply1(s, &ended, NULL) == 0);
+    CHECK("last sign-in: ended does not count", get_user(s, "user_ph", &u) && u.last_sign_in_at == 9000);
+}
+
+static void test_history(store *s)
+{
+    const int64_t order[] = { 3000, 1000, 2000 };
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "msg_h%d", i);
+        event_t ev = session_event(EVENT_SESSION_CREATED, id, "user_h", "192.0.2.7", order[i]);
+        CHECK("history: insert", apply1(s, &ev, NULL) == 0);
+    }
+    collect c = scan(s, STORE_KEY_USER, "user_h", 0, INT64_MAX, 0);
+    CHECK("history: newest first by event time", c.n == 3 && c.at[0] == 3000 && c.at[1] == 2000 && c.at[2] == 1000);
+    CHECK("history: fields stored", strcmp(c.first.delivery_id, "msg_h0") == 0 &&
+                                        c.first.type == EVENT_SESSION_CREATED &&
+                                        strcmp(c.first.user_id, "user_h") == 0 &&
+                                        strcmp(c.first.session_id, "sess_msg_h0") == 0 &&
+                                        strcmp(c.first.client_id, "client_1") == 0 &&
+                                        strcmp(c.first.ip, "192.0.2.7") == 0 && strcmp(c.first.country, "FR") == 0 &&
+                                        strcmp(c.first.city, "Paris") == 0 &&
+                                        strcmp(c.first.browser, "Firefox") == 0 &&
+                                        strcmp(c.first.device, "desktop") == 0 && !c.first.is_mobile &&
+                                        strcmp(c.first.user_agent, "Mozilla/5.0 test") == 0);
+    c = scan(s, STORE_KEY_USER, "user_h", 1000, 2000, 0);
+    CHECK("bounds: both ends inclusive", c.n == 2 && c.at[0] == 2000 && c.at[1] == 1000);
+    c = scan(s, STORE_KEY_USER, "user_h", 1001, 1999, 0);
+    CHECK("bounds: 1 ms inside excludes both", c.n == 0);
+    c = scan(s, STORE_KEY_USER, "user_h", 1000, 1000, 0);
+    CHECK("bounds: since == until == at", c.n == 1 && c.at[0] == 1000);
+    c = scan(s, STORE_KEY_USER, "user_h", 3001, INT64_MAX, 0);
+    CHECK("bounds: after the newest", c.n == 0);
+    c = scan(s, STORE_KEY_USER, "user_h", 0, 999, 0);
+    CHECK("bounds: before the oldest", c.n == 0);
+    c = scan(s, STORE_KEY_USER, "user_h", 2000, 1000, 0);
+    CHECK("bounds: since > until is empty", c.n == 0);
+    c = scan(s, STORE_KEY_USER, "user_h", -50, -1, 0);
+    CHECK("bounds: negative until is empty", c.n == 0);
+    c = scan(s, STORE_KEY_USER, "user_h", 0, INT64_MAX, 2);
+    CHECK("limit: 2 newest", c.n == 2 && c.at[0] == 3000 && c.at[1] == 2000);
+    c.stop_after = 0;
+    collect stop;
+    memset(&stop, 0, sizeof stop);
+    stop.stop_after = 1;
+    char err[UTIL_ERRLEN];
+    CHECK("callback stop is not an error",
+          store_history_scan(s, STORE_KEY_USER, "user_h", 0, INT64_MAX, 0, collect_cb, &stop, err, sizeof err) == 0 &&
+              stop.n == 1);
+    CHECK("unknown key: empty", scan(s, STORE_KEY_USER, "user_none", 0, INT64_MAX, 0).n == 0);
+    /* "user_h" must not see "user_h2"'s events: the 0x00 separator */
+    event_t other = session_event(EVENT_SESSION_CREATED, "msg_h9", "user_h2", "", 2500);
+    CHECK("prefix: insert user_h2", apply1(s, &other, NULL) == 0);
+    CHECK("prefix: user_h unchanged", scan(s, STORE_KEY_USER, "user_h", 0, INT64_MAX, 0).n == 3);
+    CHECK("prefix: user_h2 alone", scan(s, STORE_KEY_USER, "user_h2", 0, INT64_MAX, 0).n == 1);
+    /* events of "user_z" after "user_h" in key order must not leak into MDB_LAST */
+    event_t z = session_event(EVENT_SESSION_CREATED, "msg_hz", "user_zz", "", 500);
+    CHECK("prefix: insert user_zz", apply1(s, &z, NULL) == 0);
+    c = scan(s, STORE_KEY_USER, "user_zz", 0, INT64_MAX, 0);
+    CHECK("last key in db: found via MDB_LAST", c.n == 1 && c.at[0] == 500);
+    c = scan(s, STORE_KEY_USER, "user_zz", 501, INT64_MAX, 0);
+    CHECK("last key in db: since excludes", c.n == 0);
+
+    /* the same delivery stored twice (a retry past the idempotency window) is one entry */
+    event_t dup = session_event(EVENT_SESSION_CREATED, "msg_h0", "user_h", "192.0.2.7", 3000);
+    CHECK("duplicate delivery: applied again", apply1(s, &dup, NULL) == 0);
+    CHECK("duplicate delivery: not duplicated", scan(s, STORE_KEY_USER, "user_h", 0, INT64_MAX, 0).n == 3);
+
+    /* ip history: session.created with an ip only */
+    c = scan(s, STORE_KEY_IP, "192.0.2.7", 0, INT64_MAX, 0);
+    CHECK("ip key: session.created with ip", c.n == 3 && strcmp(c.first.user_id, "user_h") == 0);
+    event_t ended = session_event(EVENT_SESSION_ENDED, "msg_h10", "user_h", "198.51.100.1", 4000);
+    event_t noip = session_event(EVENT_SESSION_CREATED, "msg_h11", "user_h", "", 4001);
+    CHECK("ip key: ended with ip", apply1(s, &ended, NULL) == 0);
+    CHECK("ip key: created without ip", apply1(s, &noip, NULL) == 0);
+    CHECK("ip key: not for session.ended", scan(s, STORE_KEY_IP, "198.51.100.1", 0, INT64_MAX, 0).n == 0);
+    CHECK("ip key: empty ip not indexed", scan(s, STORE_KEY_IP, "", 0, INT64_MAX, 0).n == 0);
+    c = scan(s, STORE_KEY_USER, "user_h", 0, INT64_MAX, 0);
+    CHECK("user key: every session type", c.n == 5 && c.at[0] == 4001 && c.at[1] == 4000);
+}
+
+static void test_deliveries(store *s)
+{
+    char err[UTIL_ERRLEN];
+    store_txn *t = NULL;
+    bool seen = true;
+    CHECK("delivery: begin", store_txn_begin(s, &t, err, sizeof err) == 0);
+    CHECK("delivery: unseen", store_delivery_seen(t, "msg_d1", &seen, err, sizeof err) == 0 && !seen);
+    CHECK("delivery: mark", store_delivery_mark(t, "msg_d1", EVENT_USER_CREATED, 100, err, sizeof err) == 0);
+    CHECK("delivery: seen in the same txn", store_delivery_seen(t, "msg_d1", &seen, err, sizeof err) == 0 && seen);
+    CHECK("delivery: commit", store_txn_commit(t, err, sizeof err) == 0);
+    CHECK("delivery: begin 2", store_txn_begin(s, &t, err, sizeof err) == 0);
+    seen = false;
+    CHECK("delivery: seen across txns", store_delivery_seen(t, "msg_d1", &seen, err, sizeof err) == 0 && seen);
+    CHECK("delivery: other id unseen", store_delivery_seen(t, "msg_d2", &seen, err, sizeof err) == 0 && !seen);
+    CHECK("delivery: empty id refused", store_delivery_seen(t, "", &seen, err, sizeof err) < 0);
+
+    /* aborted transaction leaves nothing */
+    event_t ev = user_event(EVENT_USER_CREATED, "msg_ab", "user_ab", 10);
+    event_t sess = session_event(EVENT_SESSION_CREATED, "msg_ab2", "user_ab2", "203.0.113.5", 10);
+    store_outcome o;
+    CHECK("abort: apply", store_apply_event(t, &ev, &o, err, sizeof err) == 0 &&
+                              store_apply_event(t, &sess, &o, err, sizeof err) == 0 &&
+                              store_delivery_mark(t, "msg_ab", ev.type, 10, err, sizeof err) == 0);
+    store_txn_abort(t);
+    store_txn_abort(NULL);
+    event_user u;
+    CHECK("abort: user not stored", !get_user(s, "user_ab", &u) && !get_user(s, "user_ab2", &u));
+    CHECK("abort: history not stored", scan(s, STORE_KEY_IP, "203.0.113.5", 0, INT64_MAX, 0).n == 0);
+    CHECK("abort: begin 3", store_txn_begin(s, &t, err, sizeof err) == 0);
+    CHECK("abort: delivery not stored", store_delivery_seen(t, "msg_ab", &seen, err, sizeof err) == 0 && !seen);
+    event_t unknown = ev;
+    unknown.type = EVENT_UNKNOWN;
+    CHECK("unknown event type refused", store_apply_event(t, &unknown, &o, err, sizeof err) < 0);
+    store_txn_abort(t);
+    CHECK("writable", store_is_writable(s));
+}
+
+static void test_missing(void)
+{
+    char dir[256], err[UTIL_ERRLEN];
+    store *s = (store *)1;
+    snprintf(dir, sizeof dir, "%s/does/not/exist", tmproot);
+    CHECK("missing: read-only open of missing dir",
+          store_open(&s, dir, STORE_READONLY, 0, err, sizeof err) == STORE_ERR_MISSING && s == NULL);
+    CHECK("missing: message says how", strstr(err, "no veille store in") != NULL &&
+                                           strstr(err, "veille serve --data") != NULL);
+    CHECK("missing: nothing created", access(dir, F_OK) < 0);
+    snprintf(dir, sizeof dir, "%s", tmproot);
+    CHECK("missing: empty dir", store_open(&s, dir, STORE_READONLY, 0, err, sizeof err) == STORE_ERR_MISSING);
+}
+
+/* The CLI reads while `veille serve` writes: a second process opens read-only,
+ * sees committed data, and sees what the writer commits after it opened. */
+static void test_readonly_concurrent(store *s, const char *dir)
+{
+    int to_child[2], to_parent[2];
+    if (pipe(to_child) < 0 || pipe(to_parent) < 0) {
+        CHECK("read-only: pipe", 0);
+        return;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(to_child[1]);
+        close(to_parent[0]);
+        char err[UTIL_ERRLEN], c = 0;
+        store *ro = NULL;
+        int code = 0;
+        if (store_open(&ro, dir, STORE_READONLY, 0, err, sizeof err) < 0)
+            code = 1;
+        event_user u;
+        bool found = false;
+        if (!code && (store_get_user(ro, "user_rt", &u, &found, err, sizeof err) < 0 || !found ||
+                      strcmp(u.email, "ada@example.org") != 0))
+            code = 2;
+        store_txn *t = NULL;
+        if (!code && store_txn_begin(ro, &t, err, sizeof err) == 0)
+            code = 3;
+        if (!code && store_is_writable(ro))
+            code = 4;
+        if (write(to_parent[1], "o", 1) != 1 || read(to_child[0], &c, 1) != 1)
+            code = code ? code : 5;
+        if (!code && (store_get_user(ro, "user_late", &u, &found, err, sizeof err) < 0 || !found))
+            code = 6;
+        store_stats st;
+        if (!code && (store_get_stats(ro, &st, err, sizeof err) < 0 || st.users == 0))
+            code = 7;
+        store_close(ro);
+        _exit(code);
+    }
+    close(to_child[0]);
+    close(to_parent[1]);
+    char c = 0;
+    CHECK("read-only: child opened", read(to_parent[0], &c, 1) == 1);
+    event_t late = user_event(EVENT_USER_CREATED, "msg_late", "user_late", 1);
+    CHECK("read-only: writer commits meanwhile", apply1(s, &late, NULL) == 0);
+    CHECK("read-only: resume child", write(to_child[1], "g", 1) == 1);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        printf("read-only child status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    CHECK("read-only: open, read, refuse writes, see later commits", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(to_child[1]);
+    close(to_parent[0]);
+}
+
+static void test_stats_prune(void)
+{
+    char dir[256], err[UTIL_ERRLEN];
+    new_dir(dir, sizeof dir);
+    store *s = open_rw(dir, 0);
+    CHECK("stats: open", s != NULL);
+    if (s == NULL)
+        return;
+    store_stats st;
+    CHECK("stats: empty", store_get_stats(s, &st, err, sizeof err) == 0 && st.users == 0 &&
+                              st.history_entries == 0 && st.oldest_event_ms == 0 && st.newest_event_ms == 0 &&
+                              st.map_bytes == STORE_DEFAULT_MAP_SIZE && st.file_bytes > 0);
+    /* 10 sessions at t=1000..10000 with ips: 20 history entries, 10 delivery ids */
+    for (int i = 1; i <= 10; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "msg_s%02d", i);
+        event_t ev = session_event(EVENT_SESSION_CREATED, id, i % 2 ? "user_a" : "user_b", "10.1.1.1", i * 1000);
+        apply1(s, &ev, NULL);
+    }
+    event_t d = user_event(EVENT_USER_DELETED, "msg_sdel", "user_a", 11000);
+    apply1(s, &d, NULL);
+    CHECK("stats: counts", store_get_stats(s, &st, err, sizeof err) == 0 && st.users == 2 &&
+                               st.users_deleted == 1 && st.history_entries == 20 && st.deliveries == 11);
+    CHECK("stats: oldest/newest", st.oldest_event_ms == 1000 && st.newest_event_ms == 10000);
+
+    /* now=20000, retention 15000 -> history before 5000 goes (t=1000..4000: 8
+     * entries); keep 12000 -> delivery ids received before 8000 go (7). */
+    store_prune_result r;
+    CHECK("prune: bounded step", store_prune(s, 20000, 15000, 12000, 5, &r, err, sizeof err) == 0);
+    CHECK("prune: max_deletes respected, more", r.history_pruned == 5 && r.deliveries_pruned == 0 && r.more);
+    CHECK("prune: rest", store_prune(s, 20000, 15000, 12000, 100, &r, err, sizeof err) == 0);
+    CHECK("prune: rest counted, no more", r.history_pruned == 3 && r.deliveries_pruned == 7 && !r.more);
+    CHECK("prune: nothing left", store_prune(s, 20000, 15000, 12000, 100, &r, err, sizeof err) == 0 &&
+                                     r.history_pruned == 0 && r.deliveries_pruned == 0 && !r.more);
+    CHECK("prune: stats after", store_get_stats(s, &st, err, sizeof err) == 0 && st.history_entries == 12 &&
+                                    st.deliveries == 4 && st.oldest_event_ms == 5000 && st.newest_event_ms == 10000);
+    collect c = scan(s, STORE_KEY_IP, "10.1.1.1", 0, INT64_MAX, 0);
+    CHECK("prune: history entries and index agree", c.n == 6 && c.at[5] == 5000);
+    store_txn *t = NULL;
+    bool seen = true;
+    if (store_txn_begin(s, &t, err, sizeof err) == 0) {
+        CHECK("prune: old delivery id forgotten",
+              store_delivery_seen(t, "msg_s07", &seen, err, sizeof err) == 0 && !seen);
+        CHECK("prune: recent delivery id kept",
+              store_delivery_seen(t, "msg_s08", &seen, err, sizeof err) == 0 && seen);
+        store_txn_abort(t);
+    }
+    CHECK("prune: users kept", store_get_stats(s, &st, err, sizeof err) == 0 && st.users == 2);
+    CHECK("prune: exactly at the cutoff kept",
+          store_prune(s, 20000, 15000, 0, 100, &r, err, sizeof err) == 0 && r.history_pruned == 0);
+    CHECK("prune: max_deletes 0 reports more",
+          store_prune(s, 20000, 1000, 0, 0, &r, err, sizeof err) == 0 && r.history_pruned == 0 && r.more);
+    store_close(s);
+}
+
+static void test_map_full(void)
+{
+    char dir[256], err[UTIL_ERRLEN] = "";
+    new_dir(dir, sizeof dir);
+    store *s = open_rw(dir, (size_t)1 << 20);
+    CHECK("map full: open 1 MiB", s != NULL);
+    if (s == NULL)
+        return;
+    int rc = 0, i;
+    for (i = 0; i < 20000 && rc == 0; i++) {
+        store_txn *t = NULL;
+        rc = store_txn_begin(s, &t, err, sizeof err);
+        if (rc < 0)
+            break;
+        for (int j = 0; j < 10 && rc == 0; j++) {
+            char id[64], ip[32];
+            snprintf(id, sizeof id, "msg_full_%d_%d", i, j);
+            snprintf(ip, sizeof ip, "10.%d.%d.%d", i / 250 % 250, i % 250, j);
+            event_t ev = session_event(EVENT_SESSION_CREATED, id, id, ip, i * 10 + j);
+            memset(ev.user_agent, 'A', sizeof ev.user_agent - 1);
+            store_outcome o;
+            rc = store_apply_event(t, &ev, &o, err, sizeof err);
+            if (rc == 0)
+                rc = store_delivery_mark(t, id, ev.type, i, err, sizeof err);
+        }
+        if (rc < 0)
+            store_txn_abort(t);
+        else
+            rc = store_txn_commit(t, err, sizeof err);
+    }
+    CHECK("map full: STORE_ERR_FULL returned", rc == STORE_ERR_FULL);
+    CHECK("map full: message says what to do", strstr(err, "store is full (map size 1 MiB)") != NULL &&
+                                                    strstr(err, "--map-size") != NULL);
+    printf("map full after %d txns: %s\n", i, err);
+    store_stats st;
+    CHECK("map full: still readable", store_get_stats(s, &st, err, sizeof err) == 0 && st.users > 0);
+    /* pruning makes room again */
+    store_prune_result r;
+    rc = store_prune(s, INT64_MAX / 2, 1, 1, 1000, &r, err, sizeof err);
+    if (rc < 0)
+        printf("prune on a full store: %s\n", err);
+    CHECK("map full: prune frees", rc == 0 && r.history_pruned > 0);
+    event_t ev = session_event(EVENT_SESSION_CREATED, "msg_after", "user_after", "", 1);
+    CHECK("map full: writes again after prune", apply1(s, &ev, NULL) == 0);
+    store_close(s);
+}
+
+/* Poke raw bytes into a closed store, as a bug or an older/newer veille might. */
+static int raw_put(const char *dir, const char *db, const char *key, const void *val, size_t len)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    int rc = mdb_env_create(&env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(env, 8);
+    if (rc == 0)
+        rc = mdb_env_open(env, dir, 0, 0600);
+    if (rc == 0)
+        rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, db, 0, &dbi);
+    if (rc == 0) {
+        MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)val };
+        rc = mdb_put(txn, dbi, &k, &v, 0);
+    }
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return rc;
+}
+
+static void test_corrupt_and_schema(void)
+{
+    char dir[256], err[UTIL_ERRLEN];
+    new_dir(dir, sizeof dir);
+    store *s = open_rw(dir, 0);
+    CHECK("corrupt: open", s != NULL);
+    store_close(s);
+    const unsigned char junk[] = { 0x85, 0xa2, 'i', 'd' }; /* a map of 5 cut short */
+    CHECK("corrupt: poke", raw_put(dir, "users", "user_bad", junk, sizeof junk) == 0);
+    const unsigned char wrong[] = { 0x81, 0xa2, 'i', 'd', 0x05 }; /* {"id": 5} */
+    CHECK("corrupt: poke wrong type", raw_put(dir, "users", "user_wrong", wrong, sizeof wrong) == 0);
+    s = open_rw(dir, 0);
+    event_user u;
+    bool found = true;
+    CHECK("corrupt: truncated record is an error",
+          s != NULL && store_get_user(s, "user_bad", &u, &found, err, sizeof err) < 0 && !found);
+    CHECK("corrupt: message", strstr(err, "corrupt") != NULL);
+    CHECK("corrupt: wrong type is an error",
+          s != NULL && store_get_user(s, "user_wrong", &u, &found, err, sizeof err) < 0);
+    store_stats st;
+    CHECK("corrupt: stats report it", s != NULL && store_get_stats(s, &st, err, sizeof err) < 0);
+    store_close(s);
+
+    const unsigned char v2[] = { 0x02 };
+    CHECK("schema: poke version 2", raw_put(dir, "meta", "schema", v2, sizeof v2) == 0);
+    s = NULL;
+    CHECK("schema: newer store refused", store_open(&s, dir, 0, 0, err, sizeof err) < 0 && s == NULL);
+    CHECK("schema: message", strstr(err, "schema version 2") != NULL);
+    CHECK("schema: refused read-only too", store_open(&s, dir, STORE_READONLY, 0, err, sizeof err) < 0);
+}
+
+static void test_codec(void)
+{
+    /* forward compatible: unknown keys skipped, missing keys zero */
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_str_with_body(&pk, "user_x", 6);
+    msgpack_pack_str_with_body(&pk, "future", 6);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_str_with_body(&pk, "ua", 2);
+    msgpack_pack_int64(&pk, 42);
+    event_user u;
+    memset(&u, 0x55, sizeof u);
+    CHECK("codec: unknown key skipped", store_codec_user_decode(b.data, b.size, &u) == 0 &&
+                                            strcmp(u.id, "user_x") == 0 && u.updated_at == 42);
+    CHECK("codec: missing keys zero", u.email[0] == '\0' && u.created_at == 0 && !u.deleted && !u.placeholder);
+    CHECK("codec: trailing bytes refused", (msgpack_sbuffer_write(&b, "\xc0", 1), 1) &&
+                                               store_codec_user_decode(b.data, b.size, &u) < 0);
+    CHECK("codec: empty refused", store_codec_user_decode("", 0, &u) < 0);
+    CHECK("codec: not a map refused", store_codec_user_decode("\x05", 1, &u) < 0);
+    msgpack_sbuffer_destroy(&b);
+
+    /* an over-long string from a future version is cut, not overflowed */
+    msgpack_sbuffer_init(&b);
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    char big[1000];
+    memset(big, 'x', sizeof big);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "co", 2);
+    msgpack_pack_str_with_body(&pk, big, sizeof big);
+    store_history_entry e;
+    CHECK("codec: long string cut to fit", store_codec_history_decode(b.data, b.size, &e) == 0 &&
+                                               strlen(e.country) == EVENT_COUNTRY_MAX - 1);
+    msgpack_sbuffer_destroy(&b);
+
+    msgpack_sbuffer_init(&b);
+    int64_t r = 0;
+    event_type ty = EVENT_UNKNOWN;
+    CHECK("codec: delivery round trip", store_codec_delivery_encode(&b, -5, EVENT_SESSION_REVOKED) == 0 &&
+                                            store_codec_delivery_decode(b.data, b.size, &r, &ty) == 0 &&
+                                            r == -5 && ty == EVENT_SESSION_REVOKED);
+    msgpack_sbuffer_destroy(&b);
+}
+
+int main(void)
+{
+    snprintf(tmproot, sizeof tmproot, "/tmp/veille-test-store-XXXXXX");
+    if (mkdtemp(tmproot) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char dir[256];
+    new_dir(dir, sizeof dir);
+    store *s = open_rw(dir, 0);
+    CHECK("open creates the directory", s != NULL && access(dir, F_OK) == 0);
+    if (s != NULL) {
+        test_user_round_trip(s);
+        test_newest_wins(s);
+        test_tombstone(s);
+        test_placeholder(s);
+        test_history(s);
+        test_deliveries(s);
+        test_readonly_concurrent(s, dir);
+        store_close(s);
+        char err[UTIL_ERRLEN];
+        s = NULL;
+        event_user u;
+        CHECK("reopen keeps data", store_open(&s, dir, 0, 0, err, sizeof err) == 0 && get_user(s, "user_rt", &u));
+        store_close(s);
+    }
+    store_close(NULL);
+    test_missing();
+    test_stats_prune();
+    test_map_full();
+    test_corrupt_and_schema();
+    test_codec();
+
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmproot);
+    if (system(cmd) != 0)
+        printf("could not remove %s\n", tmproot);
+    return check_summary();
+}

@@ -1,1 +1,140 @@
-/* placeholder: being written */
+/* test_util.c: durations, integers, RFC 3339, UTF-8 cutting and big-endian keys. */
+#include <string.h>
+
+#include "check.h"
+#include "util/util.h"
+
+static void test_duration(void)
+{
+    char err[UTIL_ERRLEN];
+    int64_t ms = -1;
+    CHECK("duration 250ms", util_parse_duration("250ms", &ms, err, sizeof err) == 0 && ms == 250);
+    CHECK("duration 30s", util_parse_duration("30s", &ms, err, sizeof err) == 0 && ms == 30000);
+    CHECK("duration 10m", util_parse_duration("10m", &ms, err, sizeof err) == 0 && ms == 600000);
+    CHECK("duration 2h", util_parse_duration("2h", &ms, err, sizeof err) == 0 && ms == 7200000);
+    CHECK("duration 90d", util_parse_duration("90d", &ms, err, sizeof err) == 0 && ms == 90LL * 86400000);
+    CHECK("duration 1w", util_parse_duration("1w", &ms, err, sizeof err) == 0 && ms == 604800000LL);
+    CHECK("duration 0s", util_parse_duration("0s", &ms, err, sizeof err) == 0 && ms == 0);
+    ms = 42;
+    CHECK("bare number refused", util_parse_duration("30", &ms, err, sizeof err) < 0);
+    CHECK("bare number leaves output alone", ms == 42);
+    CHECK("bare number message names the units", strstr(err, "needs a unit") != NULL);
+    CHECK("unknown unit refused", util_parse_duration("3y", &ms, err, sizeof err) < 0);
+    CHECK("unknown unit message", strstr(err, "unknown unit 'y'") != NULL);
+    CHECK("empty refused", util_parse_duration("", &ms, err, sizeof err) < 0);
+    CHECK("NULL refused", util_parse_duration(NULL, &ms, err, sizeof err) < 0);
+    CHECK("negative refused", util_parse_duration("-5s", &ms, err, sizeof err) < 0);
+    CHECK("unit first refused", util_parse_duration("s30", &ms, err, sizeof err) < 0);
+    CHECK("space refused", util_parse_duration("30 s", &ms, err, sizeof err) < 0);
+    CHECK("trailing junk refused", util_parse_duration("30sx", &ms, err, sizeof err) < 0);
+    CHECK("overflow refused", util_parse_duration("99999999999999999w", &ms, err, sizeof err) < 0);
+    CHECK("overflow message", strstr(err, "too large") != NULL);
+    CHECK("NULL err accepted", util_parse_duration("x", &ms, NULL, 0) < 0);
+}
+
+static void test_i64(void)
+{
+    char err[UTIL_ERRLEN];
+    int64_t v = -1;
+    CHECK("i64 0", util_parse_i64("0", &v, err, sizeof err) == 0 && v == 0);
+    CHECK("i64 12345", util_parse_i64("12345", &v, err, sizeof err) == 0 && v == 12345);
+    CHECK("i64 max", util_parse_i64("9223372036854775807", &v, err, sizeof err) == 0 && v == INT64_MAX);
+    v = 7;
+    CHECK("i64 max + 1 refused", util_parse_i64("9223372036854775808", &v, err, sizeof err) < 0);
+    CHECK("i64 overflow leaves output alone", v == 7);
+    CHECK("i64 overflow message", strstr(err, "too large") != NULL);
+    CHECK("i64 sign refused", util_parse_i64("-1", &v, err, sizeof err) < 0);
+    CHECK("i64 plus refused", util_parse_i64("+1", &v, err, sizeof err) < 0);
+    CHECK("i64 junk refused", util_parse_i64("12a", &v, err, sizeof err) < 0);
+    CHECK("i64 junk message", strcmp(err, "'12a' is not a whole number") == 0);
+    CHECK("i64 space refused", util_parse_i64(" 1", &v, err, sizeof err) < 0);
+    CHECK("i64 empty refused", util_parse_i64("", &v, err, sizeof err) < 0);
+    CHECK("i64 NULL refused", util_parse_i64(NULL, &v, err, sizeof err) < 0);
+}
+
+static void test_rfc3339(void)
+{
+    char buf[UTIL_RFC3339_LEN];
+    util_format_rfc3339(0, buf, sizeof buf);
+    CHECK("rfc3339 epoch", strcmp(buf, "1970-01-01T00:00:00.000Z") == 0);
+    util_format_rfc3339(1716883200000LL, buf, sizeof buf);
+    CHECK("rfc3339 2024-05-28", strcmp(buf, "2024-05-28T08:00:00.000Z") == 0);
+    util_format_rfc3339(1654012591514LL, buf, sizeof buf);
+    CHECK("rfc3339 millis", strcmp(buf, "2022-05-31T15:56:31.514Z") == 0);
+    util_format_rfc3339(951782400999LL, buf, sizeof buf);
+    CHECK("rfc3339 leap day", strcmp(buf, "2000-02-29T00:00:00.999Z") == 0);
+    util_format_rfc3339(-1, buf, sizeof buf);
+    CHECK("rfc3339 before epoch", strcmp(buf, "1969-12-31T23:59:59.999Z") == 0);
+    char small[11];
+    util_format_rfc3339(0, small, sizeof small);
+    CHECK("rfc3339 small buffer terminated", strcmp(small, "1970-01-01") == 0);
+}
+
+static void test_copy_utf8(void)
+{
+    char dst[8];
+    CHECK("copy short not cut", !util_copy_utf8(dst, sizeof dst, "abc", 3) && strcmp(dst, "abc") == 0);
+    CHECK("copy exact fit not cut", !util_copy_utf8(dst, sizeof dst, "abcdefg", 7) && strcmp(dst, "abcdefg") == 0);
+    CHECK("copy ascii cut", util_copy_utf8(dst, sizeof dst, "abcdefgh", 8) && strcmp(dst, "abcdefg") == 0);
+    CHECK("copy honours srclen", !util_copy_utf8(dst, sizeof dst, "abcdef", 2) && strcmp(dst, "ab") == 0);
+    CHECK("copy empty", !util_copy_utf8(dst, sizeof dst, "", 0) && dst[0] == '\0');
+
+    /* "abcdef" + e-acute (2 bytes): 8 bytes into 7 -> the e-acute must go whole */
+    CHECK("copy does not split a 2-byte code point",
+          util_copy_utf8(dst, sizeof dst, "abcdef\xc3\xa9", 8) && strcmp(dst, "abcdef") == 0);
+    /* "abcde" + euro sign (3 bytes): 8 bytes into 7 */
+    CHECK("copy does not split a 3-byte code point",
+          util_copy_utf8(dst, sizeof dst, "abcde\xe2\x82\xac", 8) && strcmp(dst, "abcde") == 0);
+    /* "abcd" + U+1F600 (4 bytes) + "x": cut inside the emoji */
+    CHECK("copy does not split a 4-byte code point",
+          util_copy_utf8(dst, sizeof dst, "abcd\xf0\x9f\x98\x80x", 9) && strcmp(dst, "abcd") == 0);
+    /* "abc" + U+1F600: 7 bytes fit exactly, kept whole */
+    CHECK("copy keeps a code point that fits",
+          !util_copy_utf8(dst, sizeof dst, "abc\xf0\x9f\x98\x80", 7) && strcmp(dst, "abc\xf0\x9f\x98\x80") == 0);
+    /* cut right after a whole code point */
+    CHECK("copy cut at a boundary keeps the code point",
+          util_copy_utf8(dst, sizeof dst, "abcde\xc3\xa9z", 8) && strcmp(dst, "abcde\xc3\xa9") == 0);
+
+    char one[1] = {'x'};
+    CHECK("copy into 1 byte", util_copy_utf8(one, 1, "a", 1) && one[0] == '\0');
+    CHECK("copy into 0 bytes reports the cut", util_copy_utf8(NULL, 0, "a", 1));
+}
+
+static void test_be64(void)
+{
+    unsigned char b[8];
+    util_put_be64(b, 0x0102030405060708ULL);
+    CHECK("be64 byte order", memcmp(b, "\x01\x02\x03\x04\x05\x06\x07\x08", 8) == 0);
+    CHECK("be64 round-trip", util_get_be64(b) == 0x0102030405060708ULL);
+    util_put_be64(b, UINT64_MAX);
+    CHECK("be64 max", util_get_be64(b) == UINT64_MAX);
+    unsigned char lo[8], hi[8];
+    util_put_be64(lo, 1716883200000ULL);
+    util_put_be64(hi, 1716883200001ULL);
+    CHECK("be64 sorts like the numbers", memcmp(lo, hi, 8) < 0);
+    util_put_be64(lo, 255);
+    util_put_be64(hi, 256);
+    CHECK("be64 sorts across a byte carry", memcmp(lo, hi, 8) < 0);
+}
+
+static void test_err(void)
+{
+    char err[8];
+    CHECK("util_err returns -1", util_err(err, sizeof err, "%s", "a long message") == -1);
+    CHECK("util_err truncates and terminates", strcmp(err, "a long ") == 0);
+    CHECK("util_err accepts NULL", util_err(NULL, 0, "x") == -1);
+    CHECK("clock is after 2020", util_now_ms() > 1577836800000LL);
+    int64_t a = util_mono_ns(), b = util_mono_ns();
+    CHECK("monotonic clock does not go back", b >= a);
+}
+
+int main(void)
+{
+    test_duration();
+    test_i64();
+    test_rfc3339();
+    test_copy_utf8();
+    test_be64();
+    test_err();
+    return check_summary();
+}

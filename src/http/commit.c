@@ -1,0 +1,244 @@
+/*
+ * commit.c: the group committer thread. One LMDB write transaction (one fsync) per
+ * batch of deliveries; the loop answers them when the batch comes back. Between
+ * batches the same thread prunes old history and delivery ids in bounded steps, so
+ * retention never competes with ingestion for the single LMDB writer.
+ */
+#include "http/commit.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+#define PRUNE_STEP_MAX 10000
+#define PRUNE_INTERVAL_MS 1000
+
+/* Write items[0..n) in one transaction. On any failure every item of this call is
+ * marked failed and nothing of it is stored (the transaction is aborted). */
+static int write_items(commit_queue *q, commit_item *items, size_t n, char *err, size_t errlen)
+{
+    store_txn *t = NULL;
+    int rc = store_txn_begin(q->st, &t, err, errlen);
+    if (rc < 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        commit_item *it = &items[i];
+        bool seen = false;
+        rc = store_delivery_seen(t, it->ev.delivery_id, &seen, err, errlen);
+        if (rc < 0)
+            goto fail;
+        if (seen) {
+            it->result = COMMIT_DUPLICATE;
+            continue;
+        }
+        store_outcome outcome = STORE_APPLIED;
+        rc = store_apply_event(t, &it->ev, &outcome, err, errlen);
+        if (rc < 0)
+            goto fail;
+        rc = store_delivery_mark(t, it->ev.delivery_id, it->ev.type, it->received_ms, err, errlen);
+        if (rc < 0)
+            goto fail;
+        it->result = outcome == STORE_STALE_UPDATE   ? COMMIT_STALE
+                     : outcome == STORE_AFTER_DELETE ? COMMIT_AFTER_DELETE
+                                                     : COMMIT_STORED;
+    }
+    rc = store_txn_commit(t, err, errlen);
+    t = NULL; /* commit frees the transaction whatever it returns */
+    if (rc < 0)
+        goto fail;
+    return 0;
+fail:
+    store_txn_abort(t);
+    for (size_t i = 0; i < n; i++)
+        items[i].result = COMMIT_FAILED;
+    return rc < 0 ? rc : STORE_ERR;
+}
+
+static void write_batch(commit_queue *q, commit_batch *b)
+{
+    int64_t t0 = util_mono_ns();
+    b->isolated = false;
+    b->rc = write_items(q, b->items, b->count, b->err, sizeof b->err);
+    if (b->rc < 0 && b->count > 1) {
+        /* One bad delivery must not cost its neighbours their answer: retry each
+         * alone so only the deliveries that really fail get a 503. */
+        b->isolated = true;
+        char err[256];
+        for (size_t i = 0; i < b->count; i++)
+            if (write_items(q, &b->items[i], 1, err, sizeof err) < 0)
+                log_line(LOG_ERROR, "msg=\"delivery not stored\" id=%s error=\"%s\"", b->items[i].ev.delivery_id,
+                         err);
+    }
+    b->commit_ns = util_mono_ns() - t0;
+}
+
+static void prune_step(commit_queue *q, bool *more)
+{
+    char err[256];
+    store_prune_result r;
+    memset(&r, 0, sizeof r);
+    *more = false;
+    if (store_prune(q->st, util_now_ms(), q->retention_ms, q->delivery_keep_ms, PRUNE_STEP_MAX, &r, err,
+                    sizeof err) < 0) {
+        log_line(LOG_WARN, "msg=\"prune failed\" error=\"%s\"", err);
+        return;
+    }
+    if (r.history_pruned || r.deliveries_pruned)
+        log_line(LOG_DEBUG, "msg=pruned history=%llu delivery_ids=%llu", (unsigned long long)r.history_pruned,
+                 (unsigned long long)r.deliveries_pruned);
+    pthread_mutex_lock(&q->mu);
+    q->pruned_history += r.history_pruned;
+    q->pruned_deliveries += r.deliveries_pruned;
+    pthread_mutex_unlock(&q->mu);
+    *more = r.more;
+}
+
+static void *committer_main(void *arg)
+{
+    commit_queue *q = arg;
+    int64_t next_prune = util_now_ms() + PRUNE_INTERVAL_MS;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (!(q->busy && q->inflight->count > 0 && q->inflight->rc == 1) && !q->stopping) {
+            int64_t now = util_now_ms();
+            if (now >= next_prune)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t wait_ms = next_prune - now;
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+        }
+        bool work = q->busy && q->inflight->rc == 1;
+        bool stop = q->stopping;
+        commit_batch *b = q->inflight;
+        pthread_mutex_unlock(&q->mu);
+        if (work) {
+            write_batch(q, b);
+            h2o_multithread_send_message(&q->receiver, &q->done_msg);
+            continue;
+        }
+        if (stop)
+            break;
+        bool more = false;
+        prune_step(q, &more);
+        next_prune = util_now_ms() + (more ? 0 : PRUNE_INTERVAL_MS);
+    }
+    return NULL;
+}
+
+/* On the loop thread: the batch in flight is durable (or failed); answer it. */
+static void on_batch_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    commit_queue *q = H2O_STRUCT_FROM_MEMBER(commit_queue, receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+    }
+    q->on_done(q->inflight, q->ctx);
+    pthread_mutex_lock(&q->mu);
+    q->inflight->count = 0;
+    q->busy = false;
+    pthread_mutex_unlock(&q->mu);
+    commit_kick(q);
+}
+
+int commit_start(commit_queue *q, h2o_loop_t *loop, char *err, size_t errlen)
+{
+    for (int i = 0; i < 2; i++) {
+        q->batches[i].items = calloc(COMMIT_BATCH_MAX, sizeof(commit_item));
+        if (q->batches[i].items == NULL)
+            return util_err(err, errlen, "out of memory for the commit batches");
+        q->batches[i].count = 0;
+    }
+    q->filling = &q->batches[0];
+    q->inflight = &q->batches[1];
+    q->busy = q->stopping = false;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    q->queue = h2o_multithread_create_queue(loop);
+    if (q->queue == NULL)
+        return util_err(err, errlen, "cannot create the committer's queue");
+    h2o_multithread_register_receiver(q->queue, &q->receiver, on_batch_done);
+    /* Signals belong to the loop thread: SIGTERM must interrupt its epoll_wait. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&q->thread, NULL, committer_main, q);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return util_err(err, errlen, "cannot start the committer thread: %s", strerror(rc));
+    q->thread_started = true;
+    return 0;
+}
+
+commit_item *commit_reserve(commit_queue *q)
+{
+    if (q->filling->count >= COMMIT_BATCH_MAX)
+        return NULL;
+    commit_item *it = &q->filling->items[q->filling->count++];
+    memset(&it->ev, 0, sizeof it->ev);
+    it->slot = NULL;
+    it->result = COMMIT_PENDING;
+    return it;
+}
+
+void commit_kick(commit_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    if (!q->busy && q->filling->count > 0) {
+        commit_batch *b = q->filling;
+        q->filling = q->inflight;
+        q->inflight = b;
+        b->rc = 1; /* marks "handed over, not yet written" for the committer */
+        q->busy = true;
+        pthread_cond_signal(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+bool commit_idle(const commit_queue *q)
+{
+    return !q->busy && q->filling->count == 0;
+}
+
+void commit_stop(commit_queue *q)
+{
+    if (q->thread_started) {
+        pthread_mutex_lock(&q->mu);
+        q->stopping = true;
+        pthread_cond_signal(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+        pthread_join(q->thread, NULL);
+        q->thread_started = false;
+    }
+    if (q->queue != NULL) {
+        h2o_multithread_unregister_receiver(q->queue, &q->receiver);
+        h2o_multithread_destroy_queue(q->queue);
+        q->queue = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        free(q->batches[i].items);
+        q->batches[i].items = NULL;
+    }
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+}
+
+void commit_pruned_totals(commit_queue *q, uint64_t *history, uint64_t *deliveries)
+{
+    pthread_mutex_lock(&q->mu);
+    *history = q->pruned_history;
+    *deliveries = q->pruned_deliveries;
+    pthread_mutex_unlock(&q->mu);
+}

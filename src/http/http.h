@@ -1,0 +1,44 @@
+/*
+ * http.h: `veille serve`, the webhook receiver. One h2o event loop thread parses,
+ * verifies and decodes deliveries; one committer thread writes them to the store in
+ * group-commit batches; answers go out only after the batch's transaction is durable.
+ *
+ *   request -> server.c (route, headers, limits)
+ *           -> ingest (verify signature on raw bytes, decode JSON)
+ *           -> commit.c (batch, one LMDB write txn per batch, fsync)
+ *           -> server.c (answer every request of the batch)
+ */
+#ifndef VEILLE_HTTP_H
+#define VEILLE_HTTP_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingest/ingest.h"
+
+#define HTTP_MAX_ALERT_SPECS 16
+
+typedef struct {
+    char listen_host[256];
+    int listen_port;
+    char data_dir[PATH_MAX];
+    char rules_path[PATH_MAX];
+    int rules_explicit;            /* --rules given: a missing file is an error */
+    char alert_specs[HTTP_MAX_ALERT_SPECS][512];
+    size_t alert_count;
+    size_t max_body;               /* bytes; larger bodies get 413 */
+    int64_t retention_ms;          /* history older than this is pruned */
+    int64_t delivery_keep_ms;      /* idempotency records kept at least this long */
+    size_t map_size;               /* LMDB map size */
+    ingest_secrets secrets;
+} http_options;
+
+/* Defaults as documented in README.md. */
+void http_options_defaults(http_options *o);
+
+/* Run until SIGTERM/SIGINT. Returns 0 on a clean stop, negative with err filled when
+ * start-up fails (port in use, store unopenable, ...). */
+int http_serve(const http_options *o, char *err, size_t errlen);
+
+#endif
