@@ -53,7 +53,8 @@ else
 fi
 
 if [ "${VEILLE_SKIP_SANITIZERS:-0}" != 1 ]; then
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
   if build build-asan -Db_sanitize=address,undefined -Dbuildtype=debug -Db_lundef=false; then
     count_unit "asan+ubsan" build-asan
     count_interop "asan+ubsan" build-asan/veille
