@@ -180,25 +180,40 @@ static void print_json_line(json_t *o)
 }
 
 typedef struct {
-    store_history_entry *items;
-    size_t count, cap;
-    int oom;
-} history_list;
+    bool json;
+    size_t count;
+} history_ctx;
 
-static int collect_history(const store_history_entry *e, void *ctx)
+static int print_history_row(const store_history_entry *e, void *ctx)
 {
-    history_list *l = ctx;
-    if (l->count == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 64;
-        store_history_entry *n = realloc(l->items, ncap * sizeof *n);
-        if (n == NULL) {
-            l->oom = 1;
-            return 1;
-        }
-        l->items = n;
-        l->cap = ncap;
+    history_ctx *c = ctx;
+    c->count++;
+    char at[UTIL_RFC3339_LEN];
+    util_format_rfc3339(e->at_ms, at, sizeof at);
+    if (c->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string(event_type_name(e->type)));
+        json_object_set_new(o, "at", json_string(at));
+        json_object_set_new(o, "at_ms", json_integer(e->at_ms));
+        json_object_set_new(o, "user_id", json_text(e->user_id));
+        json_object_set_new(o, "session_id", json_text(e->session_id));
+        json_object_set_new(o, "client_id", json_text(e->client_id));
+        json_object_set_new(o, "ip", json_text(e->ip));
+        json_object_set_new(o, "country", json_text(e->country));
+        json_object_set_new(o, "city", json_text(e->city));
+        json_object_set_new(o, "browser", json_text(e->browser));
+        json_object_set_new(o, "device", json_text(e->device));
+        json_object_set_new(o, "is_mobile", json_boolean(e->is_mobile));
+        json_object_set_new(o, "delivery_id", json_text(e->delivery_id));
+        print_json_line(o);
+        return 0;
     }
-    l->items[l->count++] = *e;
+    char loc[EVENT_COUNTRY_MAX + EVENT_TEXT_MAX + 4], dev[2 * EVENT_TEXT_MAX + 16];
+    snprintf(loc, sizeof loc, "%s%s%s", e->country[0] ? e->country : "-", e->city[0] ? "/" : "", e->city);
+    snprintf(dev, sizeof dev, "%s%s%s%s", e->browser[0] ? e->browser : "-", e->device[0] ? " on " : "", e->device,
+             e->is_mobile ? " (mobile)" : "");
+    printf("%-24s  %-16s  %-30s  %-39s  %-24s  %s\n", at, event_type_name(e->type),
+           e->session_id[0] ? e->session_id : "-", e->ip[0] ? e->ip : "-", loc, dev);
     return 0;
 }
 
@@ -260,18 +275,16 @@ int cli_history(int argc, char **argv)
     int rc = open_readonly(data, &st);
     if (rc != 0)
         return rc;
-    history_list l = {0};
-    rc = store_history_scan(st, kind, key, since_ms, INT64_MAX, (size_t)limit, collect_history, &l, err, sizeof err);
     int status = 0;
-    if (rc < 0 || l.oom) {
-        fprintf(stderr, "veille history: %s\n", l.oom ? "out of memory" : err);
-        status = EXIT_RUNTIME;
-        goto out;
-    }
-    if (l.count == 0 && kind == STORE_KEY_USER) {
+    if (kind == STORE_KEY_USER) {
         event_user u;
         bool found = false;
-        if (store_get_user(st, key, &u, &found, err, sizeof err) == 0 && !found) {
+        if (store_get_user(st, key, &u, &found, err, sizeof err) < 0) {
+            fprintf(stderr, "veille history: %s\n", err);
+            status = EXIT_RUNTIME;
+            goto out;
+        }
+        if (!found) {
             fprintf(stderr, "veille history: no user '%s' in %s\n", key, data);
             status = EXIT_NOT_FOUND;
             goto out;
@@ -279,38 +292,13 @@ int cli_history(int argc, char **argv)
     }
     if (!json)
         printf("%-24s  %-16s  %-30s  %-39s  %-24s  %s\n", "TIME", "EVENT", "SESSION", "IP", "LOCATION", "DEVICE");
-    /* the scan is newest first; people read history oldest first */
-    for (size_t j = l.count; j-- > 0;) {
-        const store_history_entry *e = &l.items[j];
-        char at[UTIL_RFC3339_LEN];
-        util_format_rfc3339(e->at_ms, at, sizeof at);
-        if (json) {
-            json_t *o = json_object();
-            json_object_set_new(o, "type", json_string(event_type_name(e->type)));
-            json_object_set_new(o, "at", json_string(at));
-            json_object_set_new(o, "at_ms", json_integer(e->at_ms));
-            json_object_set_new(o, "user_id", json_text(e->user_id));
-            json_object_set_new(o, "session_id", json_text(e->session_id));
-            json_object_set_new(o, "client_id", json_text(e->client_id));
-            json_object_set_new(o, "ip", json_text(e->ip));
-            json_object_set_new(o, "country", json_text(e->country));
-            json_object_set_new(o, "city", json_text(e->city));
-            json_object_set_new(o, "browser", json_text(e->browser));
-            json_object_set_new(o, "device", json_text(e->device));
-            json_object_set_new(o, "is_mobile", json_boolean(e->is_mobile));
-            json_object_set_new(o, "delivery_id", json_text(e->delivery_id));
-            print_json_line(o);
-        } else {
-            char loc[EVENT_COUNTRY_MAX + EVENT_TEXT_MAX + 4], dev[2 * EVENT_TEXT_MAX + 16];
-            snprintf(loc, sizeof loc, "%s%s%s", e->country[0] ? e->country : "-", e->city[0] ? "/" : "", e->city);
-            snprintf(dev, sizeof dev, "%s%s%s%s", e->browser[0] ? e->browser : "-", e->device[0] ? " on " : "",
-                     e->device, e->is_mobile ? " (mobile)" : "");
-            printf("%-24s  %-16s  %-30s  %-39s  %-24s  %s\n", at, event_type_name(e->type),
-                   e->session_id[0] ? e->session_id : "-", e->ip[0] ? e->ip : "-", loc, dev);
-        }
+    history_ctx c = {json, 0};
+    if (store_history_scan_oldest_first(st, kind, key, since_ms, INT64_MAX, (size_t)limit, print_history_row, &c, err,
+                                        sizeof err) < 0) {
+        fprintf(stderr, "veille history: %s\n", err);
+        status = EXIT_RUNTIME;
     }
 out:
-    free(l.items);
     store_close(st);
     return status;
 }

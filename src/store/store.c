@@ -654,8 +654,8 @@ int store_get_user(store *s, const char *user_id, event_user *out, bool *found, 
     return rc;
 }
 
-int store_history_scan(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms,
-                       size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen)
+static int history_scan(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms, size_t limit,
+                        bool oldest_first, store_history_cb cb, void *ctx, char *err, size_t errlen)
 {
     if (key == NULL || strnlen(key, EVENT_ID_MAX) >= EVENT_ID_MAX)
         return util_err(err, errlen, "store: history key missing or longer than %d bytes", EVENT_ID_MAX - 1);
@@ -690,6 +690,44 @@ int store_history_scan(store *s, char kind, const char *key, int64_t since_ms, i
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     else if (rc == 0)
         rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    if (oldest_first) {
+        /* Walk back over keys only (no decoding) to the oldest entry wanted, then
+         * decode forward: the caller can stream rows in reading order. */
+        size_t n = 0;
+        bool hit_limit = false;
+        while (rc == 0) {
+            const unsigned char *kp = k.mv_data;
+            if (k.mv_size < plen + 8 || memcmp(kp, seek, plen) != 0 || util_get_be64(kp + plen) < since)
+                break;
+            if (++n == limit) {
+                hit_limit = true;
+                break;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+        }
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            ret = store_fail(s, rc, "scanning history", err, errlen);
+            goto done;
+        }
+        if (n == 0)
+            goto done;
+        rc = mdb_cursor_get(cur, &k, &v, hit_limit ? MDB_GET_CURRENT : rc == MDB_NOTFOUND ? MDB_FIRST : MDB_NEXT);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            store_history_entry e;
+            if (store_codec_history_decode(v.mv_data, v.mv_size, &e) < 0) {
+                ret = util_err(err, errlen, "store: a history record of %c:%s in %s is corrupt", kind, key, s->dir);
+                goto done;
+            }
+            if (cb(&e, ctx) != 0)
+                break;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        if (rc != 0)
+            ret = store_fail(s, rc, "scanning history", err, errlen);
+        goto done;
+    }
     size_t count = 0;
     while (rc == 0) {
         const unsigned char *kp = k.mv_data;
@@ -716,6 +754,18 @@ done:
         mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return ret;
+}
+
+int store_history_scan(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms, size_t limit,
+                       store_history_cb cb, void *ctx, char *err, size_t errlen)
+{
+    return history_scan(s, kind, key, since_ms, until_ms, limit, false, cb, ctx, err, errlen);
+}
+
+int store_history_scan_oldest_first(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms,
+                                    size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen)
+{
+    return history_scan(s, kind, key, since_ms, until_ms, limit, true, cb, ctx, err, errlen);
 }
 
 int store_list_users(store *s, store_user_cb cb, void *ctx, char *err, size_t errlen)

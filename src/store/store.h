@@ -121,6 +121,12 @@ typedef int (*store_user_cb)(const event_user *u, void *ctx);
 int store_history_scan(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms,
                        size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen);
 
+/* The same selection (the most recent `limit` within the bounds) delivered OLDEST
+ * FIRST, as people read history. It steps back over keys only, then decodes
+ * forward, so the caller can print as it goes without buffering records. */
+int store_history_scan_oldest_first(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms,
+                                    size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen);
+
 /* All users in id order. */
 int store_list_users(store *s, store_user_cb cb, void *ctx, char *err, size_t errlen);
 

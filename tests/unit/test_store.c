@@ -666,6 +666,63 @@ static void test_codec(void)
     msgpack_sbuffer_destroy(&b);
 }
 
+static collect scan_oldest(store *s, char kind, const char *key, int64_t since, int64_t until, size_t limit)
+{
+    char err[UTIL_ERRLEN];
+    collect c;
+    memset(&c, 0, sizeof c);
+    if (store_history_scan_oldest_first(s, kind, key, since, until, limit, collect_cb, &c, err, sizeof err) < 0) {
+        printf("scan_oldest: %s\n", err);
+        c.n = -1;
+    }
+    return c;
+}
+
+/* Oldest-first is what the CLI prints: the most recent `limit` entries, in time order.
+ * A fresh store so that "aaa" holds the very first key (the MDB_FIRST path) and "zzz"
+ * the very last. */
+static void test_history_oldest_first(void)
+{
+    char dir[256];
+    new_dir(dir, sizeof dir);
+    store *s = open_rw(dir, 0);
+    if (s == NULL) {
+        CHECK("oldest-first: open", 0);
+        return;
+    }
+    const char *users[] = {"aaa", "mmm", "zzz"};
+    for (int u = 0; u < 3; u++)
+        for (int i = 4; i >= 0; i--) { /* inserted newest first: order must come from event time */
+            char d[64];
+            snprintf(d, sizeof d, "msg_of_%s_%d", users[u], i);
+            event_t ev = session_event(EVENT_SESSION_ENDED, d, users[u], "", 1000 + i * 10);
+            apply1(s, &ev, NULL);
+        }
+    for (int u = 0; u < 3; u++) {
+        char name[96];
+        collect c = scan_oldest(s, STORE_KEY_USER, users[u], 0, INT64_MAX, 0);
+        snprintf(name, sizeof name, "oldest-first %s: all five in time order", users[u]);
+        CHECK(name, c.n == 5 && c.at[0] == 1000 && c.at[1] == 1010 && c.at[4] == 1040);
+        c = scan_oldest(s, STORE_KEY_USER, users[u], 0, INT64_MAX, 2);
+        snprintf(name, sizeof name, "oldest-first %s: limit keeps the two most recent, oldest first", users[u]);
+        CHECK(name, c.n == 2 && c.at[0] == 1030 && c.at[1] == 1040);
+        c = scan_oldest(s, STORE_KEY_USER, users[u], 1010, 1030, 0);
+        snprintf(name, sizeof name, "oldest-first %s: since and until are inclusive", users[u]);
+        CHECK(name, c.n == 3 && c.at[0] == 1010 && c.at[2] == 1030);
+        c = scan_oldest(s, STORE_KEY_USER, users[u], 1011, 1029, 0);
+        snprintf(name, sizeof name, "oldest-first %s: 1 ms inside each bound", users[u]);
+        CHECK(name, c.n == 1 && c.at[0] == 1020);
+        c = scan_oldest(s, STORE_KEY_USER, users[u], 0, INT64_MAX, 5);
+        snprintf(name, sizeof name, "oldest-first %s: limit equal to the count", users[u]);
+        CHECK(name, c.n == 5 && c.at[0] == 1000);
+    }
+    collect c = scan_oldest(s, STORE_KEY_USER, "nobody", 0, INT64_MAX, 0);
+    CHECK("oldest-first: unknown key gives nothing", c.n == 0);
+    c = scan_oldest(s, STORE_KEY_USER, "aaa", 2000, INT64_MAX, 0);
+    CHECK("oldest-first: nothing since gives nothing", c.n == 0);
+    store_close(s);
+}
+
 int main(void)
 {
     snprintf(tmproot, sizeof tmproot, "/tmp/veille-test-store-XXXXXX");
@@ -698,6 +755,7 @@ int main(void)
     test_map_full();
     test_corrupt_and_schema();
     test_codec();
+    test_history_oldest_first();
 
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmproot);
