@@ -17,6 +17,7 @@
 
 #define PRUNE_STEP_MAX 10000
 #define PRUNE_INTERVAL_MS 1000
+#define RELEASE_INTERVAL_MS 100
 
 /* Write items[0..n) in one transaction. On any failure every item of this call is
  * marked failed and nothing of it is stored (the transaction is aborted). */
@@ -102,6 +103,7 @@ static void *committer_main(void *arg)
 {
     commit_queue *q = arg;
     int64_t next_prune = util_now_ms() + PRUNE_INTERVAL_MS;
+    int64_t last_release = 0;
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!(q->busy && q->inflight->count > 0 && q->inflight->rc == 1) && !q->stopping) {
@@ -125,6 +127,13 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&q->mu);
         if (work) {
             write_batch(q, b);
+            /* Bound RSS: the B-tree pages this thread walked stay mapped until
+             * released; at most every RELEASE_INTERVAL_MS is enough and cheap. */
+            int64_t now = util_now_ms();
+            if (now - last_release >= RELEASE_INTERVAL_MS) {
+                store_release_mapped_pages(q->st);
+                last_release = now;
+            }
             h2o_multithread_send_message(&q->receiver, &q->done_msg);
             continue;
         }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,11 @@ struct store {
     MDB_dbi users, history, history_time, deliveries, deliv_time, meta;
     bool readonly;
     char dir[PATH_MAX];
+    /* Where LMDB mapped data.mdb, found lazily by store_release_mapped_pages()
+     * (mdb_env_info only reports it under MDB_FIXEDMAP). */
+    void *map_base;
+    size_t map_len;
+    bool map_located;
 };
 
 struct store_txn {
@@ -972,4 +978,49 @@ bool store_is_writable(store *s)
     /* An empty commit still takes the writer lock and fails once the env is in
      * a panic state, which is what /healthz needs to see. */
     return mdb_txn_commit(txn) == 0;
+}
+
+/* The mapping of /proc/self/maps that contains p, or false. */
+static bool mapping_containing(const void *p, void **base, size_t *len)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (f == NULL)
+        return false;
+    char line[512];
+    bool found = false;
+    uintptr_t a = (uintptr_t)p;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+            *base = (void *)lo;
+            *len = hi - lo;
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+void store_release_mapped_pages(store *s)
+{
+    if (s == NULL)
+        return;
+    if (!s->map_located) {
+        /* A read transaction returns values as pointers into LMDB's map, so
+         * any stored value names the mapping. */
+        MDB_txn *txn = NULL;
+        if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+            return;
+        MDB_val k = mval("schema", 6), v;
+        if (mdb_get(txn, s->meta, &k, &v) == 0)
+            s->map_located = mapping_containing(v.mv_data, &s->map_base, &s->map_len);
+        mdb_txn_abort(txn);
+        if (!s->map_located)
+            return;
+    }
+    /* Without MDB_WRITEMAP the map is a read-only MAP_SHARED view of data.mdb:
+     * dropping its page-table entries loses nothing (the pages stay in the page
+     * cache, and a reader touching one faults it back in), it only stops the
+     * whole store from counting as this process's resident memory. */
+    (void)madvise(s->map_base, s->map_len, MADV_DONTNEED);
 }

@@ -157,6 +157,12 @@ typedef struct {
 int store_prune(store *s, int64_t now_ms, int64_t retention_ms, int64_t delivery_keep_ms,
                 size_t max_deletes, store_prune_result *out, char *err, size_t errlen);
 
+/* Drop this process's mappings of store pages it has read (they stay in the
+ * kernel's page cache). Safe at any time, also while transactions read: a page
+ * touched again is faulted back in. Keeps a long-running server's RSS bounded by
+ * what it touches between two calls rather than by the store size. */
+void store_release_mapped_pages(store *s);
+
 /* True when a write transaction can be opened and committed (for /healthz). */
 bool store_is_writable(store *s);
 
