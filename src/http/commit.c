@@ -11,13 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "util/log.h"
 #include "util/util.h"
 
 #define PRUNE_STEP_MAX 10000
 #define PRUNE_INTERVAL_MS 1000
-#define RELEASE_INTERVAL_MS 100
+#define RELEASE_CHECK_MS 100
+#define RELEASE_BUDGET_BYTES ((uint64_t)32 << 20)
 
 /* Write items[0..n) in one transaction. On any failure every item of this call is
  * marked failed and nothing of it is stored (the transaction is aborted). */
@@ -78,6 +81,18 @@ static void write_batch(commit_queue *q, commit_batch *b)
     b->commit_ns = util_mono_ns() - t0;
 }
 
+/* Resident file-backed (shared) bytes of this process: almost all of it is the
+ * LMDB map. 0 when /proc is unreadable, which disables the release. */
+static uint64_t shared_resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0, shared = 0;
+    int n = f != NULL ? fscanf(f, "%lu %lu %lu", &size, &resident, &shared) : 0;
+    if (f != NULL)
+        fclose(f);
+    return n == 3 ? (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
 static void prune_step(commit_queue *q, bool *more)
 {
     char err[256];
@@ -103,7 +118,7 @@ static void *committer_main(void *arg)
 {
     commit_queue *q = arg;
     int64_t next_prune = util_now_ms() + PRUNE_INTERVAL_MS;
-    int64_t last_release = 0;
+    int64_t last_release_check = 0;
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!(q->busy && q->inflight->count > 0 && q->inflight->rc == 1) && !q->stopping) {
@@ -127,12 +142,14 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&q->mu);
         if (work) {
             write_batch(q, b);
-            /* Bound RSS: the B-tree pages this thread walked stay mapped until
-             * released; at most every RELEASE_INTERVAL_MS is enough and cheap. */
+            /* Bound RSS: the B-tree pages this thread walks stay mapped until
+             * released. Releasing costs re-faults, so do it only once the mapped
+             * pages pass a budget, checked at most every RELEASE_CHECK_MS. */
             int64_t now = util_now_ms();
-            if (now - last_release >= RELEASE_INTERVAL_MS) {
-                store_release_mapped_pages(q->st);
-                last_release = now;
+            if (now - last_release_check >= RELEASE_CHECK_MS) {
+                last_release_check = now;
+                if (shared_resident_bytes() > RELEASE_BUDGET_BYTES)
+                    store_release_mapped_pages(q->st);
             }
             h2o_multithread_send_message(&q->receiver, &q->done_msg);
             continue;
