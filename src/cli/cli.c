@@ -417,23 +417,35 @@ static int print_user_row(const event_user *u, void *ctx)
     return 0;
 }
 
-int cli_users(int argc, char **argv)
+/* The flags of commands that take only --data and --json. Returns 0, or the exit
+ * status for a bad argument. */
+static int parse_data_json(int argc, char **argv, const char *cmd, const char **data, bool *json)
 {
-    const char *data = "./veille-data", *v;
-    users_ctx c = {false, 0};
+    const char *v;
     for (int i = 0; i < argc; i++) {
         int m;
         if ((m = flag_value(argc, argv, &i, "--data", &v)) != 0) {
-            if (m < 0) return EXIT_USAGE;
-            data = v;
+            if (m < 0)
+                return EXIT_USAGE;
+            *data = v;
         } else if (strcmp(argv[i], "--json") == 0) {
-            c.json = true;
+            *json = true;
         } else {
-            fprintf(stderr, "veille users: unexpected argument '%s'\nusage: veille users [--json] [--data DIR]\n",
-                    argv[i]);
+            fprintf(stderr, "veille %s: unexpected argument '%s'\nusage: veille %s [--json] [--data DIR]\n", cmd,
+                    argv[i], cmd);
             return EXIT_USAGE;
         }
     }
+    return 0;
+}
+
+int cli_users(int argc, char **argv)
+{
+    const char *data = "./veille-data";
+    users_ctx c = {false, 0};
+    int bad = parse_data_json(argc, argv, "users", &data, &c.json);
+    if (bad != 0)
+        return bad;
     store *st = NULL;
     int rc = open_readonly(data, &st);
     if (rc != 0)
@@ -452,21 +464,11 @@ int cli_users(int argc, char **argv)
 
 int cli_stats(int argc, char **argv)
 {
-    const char *data = "./veille-data", *v;
+    const char *data = "./veille-data";
     bool json = false;
-    for (int i = 0; i < argc; i++) {
-        int m;
-        if ((m = flag_value(argc, argv, &i, "--data", &v)) != 0) {
-            if (m < 0) return EXIT_USAGE;
-            data = v;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = true;
-        } else {
-            fprintf(stderr, "veille stats: unexpected argument '%s'\nusage: veille stats [--json] [--data DIR]\n",
-                    argv[i]);
-            return EXIT_USAGE;
-        }
-    }
+    int bad = parse_data_json(argc, argv, "stats", &data, &json);
+    if (bad != 0)
+        return bad;
     store *st = NULL;
     int rc = open_readonly(data, &st);
     if (rc != 0)
