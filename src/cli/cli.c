@@ -179,14 +179,15 @@ static void print_json_line(json_t *o)
     json_decref(o);
 }
 
+/* What the row printers of history and users need. */
 typedef struct {
     bool json;
     size_t count;
-} history_ctx;
+} print_ctx;
 
 static int print_history_row(const store_history_entry *e, void *ctx)
 {
-    history_ctx *c = ctx;
+    print_ctx *c = ctx;
     c->count++;
     char at[UTIL_RFC3339_LEN];
     util_format_rfc3339(e->at_ms, at, sizeof at);
@@ -292,7 +293,7 @@ int cli_history(int argc, char **argv)
     }
     if (!json)
         printf("%-24s  %-16s  %-30s  %-39s  %-24s  %s\n", "TIME", "EVENT", "SESSION", "IP", "LOCATION", "DEVICE");
-    history_ctx c = {json, 0};
+    print_ctx c = {json, 0};
     if (store_history_scan_oldest_first(st, kind, key, since_ms, INT64_MAX, (size_t)limit, print_history_row, &c, err,
                                         sizeof err) < 0) {
         fprintf(stderr, "veille history: %s\n", err);
@@ -397,14 +398,9 @@ int cli_user(int argc, char **argv)
     return 0;
 }
 
-typedef struct {
-    bool json;
-    size_t count;
-} users_ctx;
-
 static int print_user_row(const event_user *u, void *ctx)
 {
-    users_ctx *c = ctx;
+    print_ctx *c = ctx;
     c->count++;
     if (c->json) {
         print_json_line(user_json(u));
@@ -442,7 +438,7 @@ static int parse_data_json(int argc, char **argv, const char *cmd, const char **
 int cli_users(int argc, char **argv)
 {
     const char *data = "./veille-data";
-    users_ctx c = {false, 0};
+    print_ctx c = {false, 0};
     int bad = parse_data_json(argc, argv, "users", &data, &c.json);
     if (bad != 0)
         return bad;
