@@ -324,12 +324,12 @@ static json_t *user_json(const event_user *u)
     return o;
 }
 
-static void print_time_field(const char *label, int64_t ms)
+static void print_time_field(int width, const char *label, int64_t ms)
 {
     char ts[UTIL_RFC3339_LEN] = "-";
     if (ms > 0)
         util_format_rfc3339(ms, ts, sizeof ts);
-    printf("%-16s %s\n", label, ts);
+    printf("%-*s %s\n", width, label, ts);
 }
 
 static const char user_usage[] = "usage: veille user USER_ID [--json] [--data DIR]\n";
@@ -385,14 +385,14 @@ int cli_user(int argc, char **argv)
     printf("%-16s %s %s\n", "name", u.first_name[0] ? u.first_name : "-", u.last_name);
     printf("%-16s %s\n", "username", u.username[0] ? u.username : "-");
     printf("%-16s %s\n", "external_id", u.external_id[0] ? u.external_id : "-");
-    print_time_field("created_at", u.created_at);
-    print_time_field("updated_at", u.updated_at);
-    print_time_field("last_sign_in_at", u.last_sign_in_at);
+    print_time_field(16, "created_at", u.created_at);
+    print_time_field(16, "updated_at", u.updated_at);
+    print_time_field(16, "last_sign_in_at", u.last_sign_in_at);
     printf("%-16s %s\n", "banned", u.banned ? "yes" : "no");
     printf("%-16s %s\n", "locked", u.locked ? "yes" : "no");
     printf("%-16s %s\n", "deleted", u.deleted ? "yes" : "no");
     if (u.deleted)
-        print_time_field("deleted_at", u.deleted_at);
+        print_time_field(16, "deleted_at", u.deleted_at);
     if (u.placeholder)
         printf("%-16s %s\n", "note", "placeholder: sessions seen, user.created not received yet");
     return 0;
@@ -493,8 +493,8 @@ int cli_stats(int argc, char **argv)
     printf("%-18s %llu (%llu deleted)\n", "users", (unsigned long long)s.users, (unsigned long long)s.users_deleted);
     printf("%-18s %llu (user and ip keys)\n", "history entries", (unsigned long long)s.history_entries);
     printf("%-18s %llu\n", "delivery ids", (unsigned long long)s.deliveries);
-    print_time_field("oldest event", s.oldest_event_ms);
-    print_time_field("newest event", s.newest_event_ms);
+    print_time_field(18, "oldest event", s.oldest_event_ms);
+    print_time_field(18, "newest event", s.newest_event_ms);
     printf("%-18s %.1f MiB of %.0f MiB map\n", "store size", (double)s.file_bytes / 1048576.0,
            (double)s.map_bytes / 1048576.0);
     return 0;
