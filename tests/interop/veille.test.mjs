@@ -231,6 +231,12 @@ test('out-of-order sessions are listed by event time; a session for an unknown u
   assert.equal(table.stdout.trim().split('\n').length, 5);
   // --limit keeps the most recent
   assert.deepEqual(cliJson('history', 'user_ooo', '--limit', '1').map((e) => e.type), ['session.ended']);
+  // --since filters by event time: these events are 27 to 30 s old
+  assert.equal(cliJson('history', 'user_ooo', '--since', '10m').length, 4);
+  assert.deepEqual(cliJson('history', 'user_ooo', '--since', '5s'), []);
+  const bad = cli('history', 'user_ooo', '--since', '10');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /needs a unit/);
 });
 
 test('the CLI says so for an unknown user and a missing store', () => {
