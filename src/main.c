@@ -12,7 +12,8 @@ static const char usage[] =
     "  history   what a user (or an IP, --ip) has been doing\n"
     "  user      the synced record of one user\n"
     "  users     every synced user\n"
-    "  stats     store counts and size\n";
+    "  stats     store counts and size\n"
+    "  check     validate rule files (FILE:LINE:COL errors)\n";
 
 int main(int argc, char **argv)
 {
@@ -21,7 +22,7 @@ int main(int argc, char **argv)
         int (*run)(int, char **);
     } commands[] = {
         {"serve", cli_serve}, {"history", cli_history}, {"user", cli_user},
-        {"users", cli_users}, {"stats", cli_stats},
+        {"users", cli_users}, {"stats", cli_stats}, {"check", cli_check},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

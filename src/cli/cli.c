@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "rules/rules.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -121,8 +122,18 @@ int cli_serve(int argc, char **argv)
             return EXIT_USAGE;
         }
     } else {
-        log_line(LOG_WARN, "msg=\"rule evaluation is not part of this version; rules file not loaded\" rules=%s",
-                 opt.rules_path);
+        /* A broken rule file is refused now rather than discovered during an
+         * incident; the diagnostics are the same as `veille check`'s. */
+        size_t n_rules = 0, n_lists = 0;
+        int errors = rules_check_file(opt.rules_path, stderr, &n_rules, &n_lists);
+        if (errors != 0) {
+            fprintf(stderr, "veille: %s: %s; not starting (check it with `veille check %s`)\n", opt.rules_path,
+                    errors < 0 ? "cannot be read" : "has errors", opt.rules_path);
+            return EXIT_USAGE;
+        }
+        char qr[PATH_MAX + 8];
+        log_line(LOG_WARN, "msg=\"rules checked but not evaluated: the rule engine is not in this version\" rules=%s "
+                           "count=%zu lists=%zu", log_quote(opt.rules_path, qr, sizeof qr), n_rules, n_lists);
     }
 
     char qdir[PATH_MAX + 8];
@@ -498,4 +509,35 @@ int cli_stats(int argc, char **argv)
     printf("%-18s %.1f MiB of %.0f MiB map\n", "store size", (double)s.file_bytes / 1048576.0,
            (double)s.map_bytes / 1048576.0);
     return 0;
+}
+
+static const char check_usage[] = "usage: veille check FILE...\n"
+                                  "Checks rule files; prints every error as FILE:LINE:COL with the line and a caret.\n";
+
+int cli_check(int argc, char **argv)
+{
+    if (argc == 0) {
+        fprintf(stderr, "veille check: which file?\n%s", check_usage);
+        return EXIT_USAGE;
+    }
+    int status = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(check_usage, stdout);
+            return 0;
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        size_t n_rules = 0, n_lists = 0;
+        int errors = rules_check_file(argv[i], stderr, &n_rules, &n_lists);
+        if (errors == 0) {
+            printf("%s: %zu rule%s, %zu list%s, ok\n", argv[i], n_rules, n_rules == 1 ? "" : "s", n_lists,
+                   n_lists == 1 ? "" : "s");
+        } else {
+            if (errors > 0)
+                fprintf(stderr, "%s: %d error%s\n", argv[i], errors, errors == 1 ? "" : "s");
+            status = EXIT_NOT_FOUND;
+        }
+    }
+    return status;
 }

@@ -13,6 +13,7 @@ int cli_history(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_users(int argc, char **argv);
 int cli_stats(int argc, char **argv);
+int cli_check(int argc, char **argv);
 
 /* Settings of `veille serve` from a config file: one "key = value" per line, '#'
  * comments, keys named like the long flags without dashes (listen, data, rules,
