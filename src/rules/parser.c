@@ -428,14 +428,22 @@ static void *parse_statement(rules_ctx *c, rule_build *rb, token seen[])
     return rb;
 }
 
+/* After `rule` / `list`: the name must be a plain, unreserved identifier. On
+ * anything else, report it and skip to the next declaration. */
+static bool expect_declared_name(rules_ctx *c, const char *what)
+{
+    if (c->tok.kind == TK_IDENT && !is_reserved(c, &c->tok) && memchr(c->src + c->tok.off, '.', c->tok.len) == NULL)
+        return true;
+    unexpected(c, what);
+    sync(c);
+    return false;
+}
+
 static void parse_rule(rules_ctx *c)
 {
     lex_next(c); /* rule */
-    if (c->tok.kind != TK_IDENT || is_reserved(c, &c->tok) || memchr(c->src + c->tok.off, '.', c->tok.len)) {
-        unexpected(c, "a rule name");
-        sync(c);
+    if (!expect_declared_name(c, "a rule name"))
         return;
-    }
     rule_build *rb = arena_alloc(&c->set->mem, sizeof *rb);
     if (rb == NULL)
         return;
@@ -477,11 +485,8 @@ static void parse_rule(rules_ctx *c)
 static void parse_list(rules_ctx *c)
 {
     lex_next(c); /* list */
-    if (c->tok.kind != TK_IDENT || is_reserved(c, &c->tok) || memchr(c->src + c->tok.off, '.', c->tok.len)) {
-        unexpected(c, "a list name");
-        sync(c);
+    if (!expect_declared_name(c, "a list name"))
         return;
-    }
     list_build *lb = arena_alloc(&c->set->mem, sizeof *lb);
     if (lb == NULL)
         return;
