@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run.sh: veille's benchmark, end to end on this machine's loopback only.
-#   1. throughput + latency of `veille serve` under veille-loadgen
+#   1. throughput + latency of `veille serve` under veille-loadgen, with the default
+#      rule catalog, then (1b) the same load with no rules, and the rules engine's
+#      own cost per event (veille-rules-bench, including a user holding 100,000 events)
 #   2. the same load against the minimal Express + svix receiver, and the ratio
 #   3. peak RSS and store size after MEM_EVENTS session events over MEM_USERS users
 #   4. `veille history` time for one user with HOT_EVENTS events (median of N runs)
@@ -31,7 +33,7 @@ LOAD_CAP_S=300          # loadgen --duration: no single load runs longer than th
 STRICT=${BENCH_STRICT:-0}
 
 # Targets (README): printed beside the figures.
-T_RATE=30000 T_P99_MS=10 T_RATIO=5 T_RSS_MIB=64 T_HISTORY_MS=10
+T_RATE=30000 T_P99_MS=10 T_RATIO=5 T_RSS_MIB=64 T_HISTORY_MS=10 T_RULES_SHARE=80
 
 log() { printf '\n== %s\n' "$*"; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
@@ -160,7 +162,7 @@ log "build ($BUILD, release)"
 if [[ ! -f $BUILD/build.ninja ]]; then
     meson setup "$BUILD" "$ROOT" --buildtype=release >/dev/null
 fi
-ninja -C "$BUILD" veille bench/veille-loadgen
+ninja -C "$BUILD" veille bench/veille-loadgen bench/veille-rules-bench
 VEILLE=$BUILD/veille
 LOADGEN=$BUILD/bench/veille-loadgen
 [[ -x $VEILLE && -x $LOADGEN ]] || die "build did not produce $VEILLE and $LOADGEN"
@@ -172,10 +174,10 @@ SECRET="whsec_$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
 export VEILLE_WEBHOOK_SECRET=$SECRET
 echo "cores: $(nproc)  events: $EVENTS  connections: $CONNS  memory load: $MEM_EVENTS events / $MEM_USERS users"
 
-# start_veille DATA_DIR LOG -> sets VPID, VPORT
+# start_veille DATA_DIR LOG [RULES] -> sets VPID, VPORT. Default: the shipped catalog.
 start_veille() {
     VPORT=$(free_port)
-    "$VEILLE" serve --listen "127.0.0.1:$VPORT" --data "$1" 2>"$2" &
+    "$VEILLE" serve --listen "127.0.0.1:$VPORT" --data "$1" --rules "${3:-$ROOT/rules/default.rules}" 2>"$2" &
     VPID=$!
     PIDS+=("$VPID")
     wait_healthy "$VPORT" "$VPID" "$2"
@@ -222,6 +224,21 @@ V_P99=$(result "$WORK/veille-tp.out" p99_ms)
 V_MAX=$(result "$WORK/veille-tp.out" max_ms)
 V_OK=$(result "$WORK/veille-tp.out" ok_2xx)
 V_BAD=$(($(result "$WORK/veille-tp.out" non_2xx) + $(result "$WORK/veille-tp.out" errors)))
+
+# ---- 1b. the same load without rules, and the engine alone --------------------------------
+log "1b. veille serve with no rules: same load"
+mkdir -p "$WORK/tp0-data"
+: >"$WORK/empty.rules"
+start_veille "$WORK/tp0-data" "$WORK/veille-tp0.log" "$WORK/empty.rules"
+loadgen veille-warmup0 "$VPORT" --events "$WARMUP" --run-id warm0 >/dev/null
+loadgen veille-tp0 "$VPORT" --events "$EVENTS" --run-id tp0
+stop_server "$VPID"
+N_RATE=$(result "$WORK/veille-tp0.out" events_per_s)
+N_P99=$(result "$WORK/veille-tp0.out" p99_ms)
+RULES_SHARE=$(awk -v r="$V_RATE" -v n="$N_RATE" 'BEGIN { if (n > 0) printf "%.0f", 100 * r / n; else print "n/a" }')
+log "1c. rules engine alone: veille-rules-bench"
+if ((QUICK)); then RB_HOT=20000; else RB_HOT=100000; fi
+(cd "$ROOT" && "$BUILD/bench/veille-rules-bench" --hot "$RB_HOT" --dir "$WORK/rules-bench") | tee "$WORK/rules-bench.out"
 
 # ---- 2. express baseline ------------------------------------------------------------
 E_RATE="" RATIO=""
@@ -306,6 +323,10 @@ printf '  server CPU %s us per event (user + sys, loadgen excluded); one O_DSYNC
     "$(awk -v t=$((CPU1 - CPU0)) -v hz="$CLK_TCK" -v n="$V_OK" 'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "n/a" }')" \
     "${DSYNC_MS:-?}"
 target ">= $T_RATE events/s with p99 < $T_P99_MS ms" "$(($(fcmp "$V_RATE" '>=' "$T_RATE") & $(fcmp "$V_P99" '<' "$T_P99_MS")))"
+printf 'no rules            %s events/s  p99 %s ms; with the default catalog veille keeps %s%% of that\n' \
+    "$N_RATE" "$N_P99" "$RULES_SHARE"
+target "with rules >= $T_RULES_SHARE%% of the speed without" "$(fcmp "$RULES_SHARE" '>=' "$T_RULES_SHARE")"
+grep -E '^(ordinary|hot|hot,new) ' "$WORK/rules-bench.out" | sed 's/^/  engine alone: /'
 if [[ -n $E_RATE ]]; then
     printf 'express + svix      %s events/s  p50 %s ms  p99 %s ms  max %s ms  (no storage at all)\n' \
         "$E_RATE" "$E_P50" "$E_P99" "$E_MAX"
@@ -327,6 +348,7 @@ target "history < $T_HISTORY_MS ms" "$(fcmp "$HIST_MED_MS" '<' "$T_HISTORY_MS")"
 printf 'BENCH veille_events_per_s=%s veille_p50_ms=%s veille_p99_ms=%s veille_max_ms=%s express_events_per_s=%s ratio=%s peak_rss_mib=%s peak_anon_mib=%s store_mib=%s history_median_ms=%s\n' \
     "$V_RATE" "$V_P50" "$V_P99" "$V_MAX" "${E_RATE:-n/a}" "${RATIO:-n/a}" "$(mib "$HWM_KIB")" "$(mib "$PEAK_ANON_KIB")" \
     "$(mib "$STORE_KIB")" "$HIST_MED_MS"
+printf 'BENCH norules_events_per_s=%s rules_share_pct=%s\n' "$N_RATE" "$RULES_SHARE"
 
 if [[ $LOADGEN_FAILED == 1 ]]; then
     echo "run.sh: !!! some deliveries were not answered 2xx: see the loadgen lines above" >&2

@@ -13,7 +13,9 @@ static const char usage[] =
     "  user      the synced record of one user\n"
     "  users     every synced user\n"
     "  stats     store counts and size\n"
-    "  check     validate rule files (FILE:LINE:COL errors)\n";
+    "  check     validate rule files (FILE:LINE:COL errors)\n"
+    "  replay    run rules over recorded events (NDJSON) to tune them\n"
+    "  alerts    the alerts raised, by user, IP, rule or age\n";
 
 int main(int argc, char **argv)
 {
@@ -23,6 +25,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"serve", cli_serve}, {"history", cli_history}, {"user", cli_user},
         {"users", cli_users}, {"stats", cli_stats}, {"check", cli_check},
+        {"replay", cli_replay}, {"alerts", cli_alerts},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

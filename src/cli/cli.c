@@ -13,16 +13,13 @@
 
 #include <jansson.h>
 
+#include "cli/internal.h"
 #include "rules/rules.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/util.h"
 
-enum { EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
-
-/* "--name value" or "--name=value" at argv[*i]; advances *i past what it used.
- * Returns 1 when matched with *value set, 0 when not this flag, -1 on a missing value. */
-static int flag_value(int argc, char **argv, int *i, const char *name, const char **value)
+int cli_flag_value(int argc, char **argv, int *i, const char *name, const char **value)
 {
     const char *a = argv[*i];
     size_t n = strlen(name);
@@ -49,7 +46,9 @@ static const char serve_usage[] =
     "                    [--max-body BYTES] [--retention DUR] [--map-size BYTES]\n"
     "                    [--log-level error|warn|info|debug] [--config FILE]\n"
     "Signing secrets come from VEILLE_WEBHOOK_SECRET (or CLERK_WEBHOOK_SIGNING_SECRET):\n"
-    "one or several whsec_... values separated by spaces or commas.\n";
+    "one or several whsec_... values separated by spaces or commas.\n"
+    "--alert: stdout, or file:PATH (JSON lines, appended, fsync'd before the answer).\n"
+    "SIGHUP reloads the --rules file; a file with errors is refused and the rules stay.\n";
 
 int cli_serve(int argc, char **argv)
 {
@@ -59,7 +58,7 @@ int cli_serve(int argc, char **argv)
     /* The config file first, whatever its position, so flags override it. */
     for (int i = 0; i < argc; i++) {
         const char *v;
-        int m = flag_value(argc, argv, &i, "--config", &v);
+        int m = cli_flag_value(argc, argv, &i, "--config", &v);
         if (m < 0)
             return EXIT_USAGE;
         if (m == 1 && cli_config_load(v, &opt, err, sizeof err) < 0) {
@@ -75,14 +74,14 @@ int cli_serve(int argc, char **argv)
             return 0;
         }
         const char *v;
-        int m = flag_value(argc, argv, &i, "--config", &v);
+        int m = cli_flag_value(argc, argv, &i, "--config", &v);
         if (m != 0)
             continue;
         bool matched = false;
         for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !matched; k++) {
             char flag[32];
             snprintf(flag, sizeof flag, "--%s", keys[k]);
-            m = flag_value(argc, argv, &i, flag, &v);
+            m = cli_flag_value(argc, argv, &i, flag, &v);
             if (m < 0)
                 return EXIT_USAGE;
             if (m == 1) {
@@ -124,16 +123,20 @@ int cli_serve(int argc, char **argv)
     } else {
         /* A broken rule file is refused now rather than discovered during an
          * incident; the diagnostics are the same as `veille check`'s. */
-        size_t n_rules = 0, n_lists = 0;
-        int errors = rules_check_file(opt.rules_path, stderr, &n_rules, &n_lists);
+        int errors = rules_load_file(opt.rules_path, &opt.rules, stderr);
         if (errors != 0) {
             fprintf(stderr, "veille: %s: %s; not starting (check it with `veille check %s`)\n", opt.rules_path,
                     errors < 0 ? "cannot be read" : "has errors", opt.rules_path);
             return EXIT_USAGE;
         }
         char qr[PATH_MAX + 8];
-        log_line(LOG_WARN, "msg=\"rules checked but not evaluated: the rule engine is not in this version\" rules=%s "
-                           "count=%zu lists=%zu", log_quote(opt.rules_path, qr, sizeof qr), n_rules, n_lists);
+        log_line(LOG_INFO, "msg=\"rules loaded\" rules=%s count=%zu lists=%zu",
+                 log_quote(opt.rules_path, qr, sizeof qr), rules_count(opt.rules), rules_list_count(opt.rules));
+    }
+    if (opt.rules == NULL) {
+        char qr[PATH_MAX + 8];
+        log_line(LOG_WARN, "msg=\"no rule file: events are stored, no alert is raised (SIGHUP loads it once it "
+                           "exists)\" rules=%s", log_quote(opt.rules_path, qr, sizeof qr));
     }
 
     char qdir[PATH_MAX + 8];
@@ -150,7 +153,7 @@ int cli_serve(int argc, char **argv)
 
 /* ---------------------------------------------------------------- readers */
 
-static int open_readonly(const char *dir, store **st)
+int cli_open_readonly(const char *dir, store **st)
 {
     char err[UTIL_ERRLEN];
     int rc = store_open(st, dir, STORE_READONLY, 0, err, sizeof err);
@@ -243,10 +246,10 @@ int cli_history(int argc, char **argv)
     char err[UTIL_ERRLEN];
     for (int i = 0; i < argc; i++) {
         int m;
-        if ((m = flag_value(argc, argv, &i, "--data", &v)) != 0) {
+        if ((m = cli_flag_value(argc, argv, &i, "--data", &v)) != 0) {
             if (m < 0) return EXIT_USAGE;
             data = v;
-        } else if ((m = flag_value(argc, argv, &i, "--since", &v)) != 0) {
+        } else if ((m = cli_flag_value(argc, argv, &i, "--since", &v)) != 0) {
             int64_t d;
             if (m < 0) return EXIT_USAGE;
             if (util_parse_duration(v, &d, err, sizeof err) < 0) {
@@ -254,13 +257,13 @@ int cli_history(int argc, char **argv)
                 return EXIT_USAGE;
             }
             since_ms = util_now_ms() - d;
-        } else if ((m = flag_value(argc, argv, &i, "--limit", &v)) != 0) {
+        } else if ((m = cli_flag_value(argc, argv, &i, "--limit", &v)) != 0) {
             if (m < 0) return EXIT_USAGE;
             if (util_parse_i64(v, &limit, err, sizeof err) < 0 || limit <= 0) {
                 fprintf(stderr, "veille history: --limit must be a positive whole number\n");
                 return EXIT_USAGE;
             }
-        } else if ((m = flag_value(argc, argv, &i, "--ip", &v)) != 0) {
+        } else if ((m = cli_flag_value(argc, argv, &i, "--ip", &v)) != 0) {
             if (m < 0) return EXIT_USAGE;
             kind = STORE_KEY_IP;
             key = v;
@@ -284,7 +287,7 @@ int cli_history(int argc, char **argv)
         return EXIT_USAGE;
     }
     store *st = NULL;
-    int rc = open_readonly(data, &st);
+    int rc = cli_open_readonly(data, &st);
     if (rc != 0)
         return rc;
     int status = 0;
@@ -351,7 +354,7 @@ int cli_user(int argc, char **argv)
     bool json = false;
     for (int i = 0; i < argc; i++) {
         int m;
-        if ((m = flag_value(argc, argv, &i, "--data", &v)) != 0) {
+        if ((m = cli_flag_value(argc, argv, &i, "--data", &v)) != 0) {
             if (m < 0) return EXIT_USAGE;
             data = v;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -371,7 +374,7 @@ int cli_user(int argc, char **argv)
         return EXIT_USAGE;
     }
     store *st = NULL;
-    int rc = open_readonly(data, &st);
+    int rc = cli_open_readonly(data, &st);
     if (rc != 0)
         return rc;
     event_user u;
@@ -431,7 +434,7 @@ static int parse_data_json(int argc, char **argv, const char *cmd, const char **
     const char *v;
     for (int i = 0; i < argc; i++) {
         int m;
-        if ((m = flag_value(argc, argv, &i, "--data", &v)) != 0) {
+        if ((m = cli_flag_value(argc, argv, &i, "--data", &v)) != 0) {
             if (m < 0)
                 return EXIT_USAGE;
             *data = v;
@@ -454,7 +457,7 @@ int cli_users(int argc, char **argv)
     if (bad != 0)
         return bad;
     store *st = NULL;
-    int rc = open_readonly(data, &st);
+    int rc = cli_open_readonly(data, &st);
     if (rc != 0)
         return rc;
     if (!c.json)
@@ -477,7 +480,7 @@ int cli_stats(int argc, char **argv)
     if (bad != 0)
         return bad;
     store *st = NULL;
-    int rc = open_readonly(data, &st);
+    int rc = cli_open_readonly(data, &st);
     if (rc != 0)
         return rc;
     store_stats s;

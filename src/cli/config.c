@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "alert/alert.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -76,9 +77,16 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         return 0;
     }
     if (strcmp(key, "alert") == 0) {
-        /* Sinks arrive with the rules and alerting issues; refusing now is better
-         * than accepting a sink that would silently drop alerts. */
-        return util_err(err, errlen, "alert sink '%s' is not available in this version of veille", value);
+        /* a sink this version cannot serve is refused, never accepted and dropped */
+        if (alert_spec_check(value, sub, sizeof sub) < 0)
+            return util_err(err, errlen, "%s", sub);
+        if (o->alert_count >= HTTP_MAX_ALERT_SPECS)
+            return util_err(err, errlen, "at most %d sinks", HTTP_MAX_ALERT_SPECS);
+        for (size_t i = 0; i < o->alert_count; i++)
+            if (strcmp(o->alert_specs[i], value) == 0)
+                return util_err(err, errlen, "sink '%s' given twice", value);
+        snprintf(o->alert_specs[o->alert_count++], sizeof o->alert_specs[0], "%s", value);
+        return 0;
     }
     if (strcmp(key, "max-body") == 0) {
         if (parse_size(value, &o->max_body, sub, sizeof sub) < 0)

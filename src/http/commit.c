@@ -22,11 +22,45 @@
 #define RELEASE_CHECK_MS 100
 #define RELEASE_BUDGET_BYTES ((uint64_t)32 << 20)
 
+static void collect_alert(const store_alert *a, void *ctx)
+{
+    commit_queue *q = ctx;
+    if (q->n_alerts == q->cap_alerts) {
+        size_t cap = q->cap_alerts ? 2 * q->cap_alerts : 16;
+        store_alert *p = realloc(q->alerts, cap * sizeof *p);
+        if (p == NULL) {
+            q->n_alerts = SIZE_MAX; /* remembered as a failure by write_items */
+            return;
+        }
+        q->alerts = p;
+        q->cap_alerts = cap;
+    }
+    if (q->n_alerts != SIZE_MAX)
+        q->alerts[q->n_alerts++] = *a;
+}
+
+/* The alerts of a transaction reach the sinks (and disk) before it commits: a
+ * crash in between repeats them on retry (same ids) rather than losing them. */
+static int emit_alerts(commit_queue *q, char *err, size_t errlen)
+{
+    if (q->n_alerts == SIZE_MAX)
+        return util_err(err, errlen, "out of memory holding this batch's alerts");
+    for (size_t i = 0; i < q->n_alerts; i++)
+        if (alert_sinks_write(q->sinks, &q->alerts[i], err, errlen) < 0)
+            return STORE_ERR_IO;
+    if (alert_sinks_sync(q->sinks, err, errlen) < 0)
+        return STORE_ERR_IO;
+    return 0;
+}
+
 /* Write items[0..n) in one transaction. On any failure every item of this call is
  * marked failed and nothing of it is stored (the transaction is aborted). */
-static int write_items(commit_queue *q, commit_item *items, size_t n, char *err, size_t errlen)
+static int write_items(commit_queue *q, commit_item *items, size_t n, uint64_t *alerts, char *err, size_t errlen)
 {
     store_txn *t = NULL;
+    q->n_alerts = 0;
+    engine_hooks hooks = {.on_alert = collect_alert, .ctx = q};
+    int64_t now = util_now_ms();
     int rc = store_txn_begin(q->st, &t, err, errlen);
     if (rc < 0)
         goto fail;
@@ -44,6 +78,12 @@ static int write_items(commit_queue *q, commit_item *items, size_t n, char *err,
         rc = store_apply_event(t, &it->ev, &outcome, err, errlen);
         if (rc < 0)
             goto fail;
+        /* ignored updates changed nothing: no rule runs on them */
+        if (q->engine != NULL && outcome == STORE_APPLIED) {
+            rc = engine_eval_event(q->engine, t, &it->ev, now, &hooks, err, errlen);
+            if (rc < 0)
+                goto fail;
+        }
         rc = store_delivery_mark(t, it->ev.delivery_id, it->ev.type, it->received_ms, err, errlen);
         if (rc < 0)
             goto fail;
@@ -51,13 +91,21 @@ static int write_items(commit_queue *q, commit_item *items, size_t n, char *err,
                      : outcome == STORE_AFTER_DELETE ? COMMIT_AFTER_DELETE
                                                      : COMMIT_STORED;
     }
+    rc = emit_alerts(q, err, errlen);
+    if (rc < 0)
+        goto fail;
     rc = store_txn_commit(t, err, errlen);
     t = NULL; /* commit frees the transaction whatever it returns */
     if (rc < 0)
         goto fail;
+    *alerts += q->n_alerts;
+    if (q->engine != NULL)
+        engine_settle(q->engine, true);
     return 0;
 fail:
     store_txn_abort(t);
+    if (q->engine != NULL)
+        engine_settle(q->engine, false);
     for (size_t i = 0; i < n; i++)
         items[i].result = COMMIT_FAILED;
     return rc < 0 ? rc : STORE_ERR;
@@ -67,14 +115,15 @@ static void write_batch(commit_queue *q, commit_batch *b)
 {
     int64_t t0 = util_mono_ns();
     b->isolated = false;
-    b->rc = write_items(q, b->items, b->count, b->err, sizeof b->err);
+    b->alerts = 0;
+    b->rc = write_items(q, b->items, b->count, &b->alerts, b->err, sizeof b->err);
     if (b->rc < 0 && b->count > 1) {
         /* One bad delivery must not cost its neighbours their answer: retry each
          * alone so only the deliveries that really fail get a 503. */
         b->isolated = true;
         char err[256];
         for (size_t i = 0; i < b->count; i++)
-            if (write_items(q, &b->items[i], 1, err, sizeof err) < 0)
+            if (write_items(q, &b->items[i], 1, &b->alerts, err, sizeof err) < 0)
                 log_line(LOG_ERROR, "msg=\"delivery not stored\" id=%s error=\"%s\"", b->items[i].ev.delivery_id,
                          err);
     }
@@ -175,7 +224,15 @@ static void on_batch_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
     pthread_mutex_lock(&q->mu);
     q->inflight->count = 0;
     q->busy = false;
+    engine *old = NULL;
+    if (q->has_next_engine) {
+        old = q->engine;
+        q->engine = q->next_engine;
+        q->next_engine = NULL;
+        q->has_next_engine = false;
+    }
     pthread_mutex_unlock(&q->mu);
+    engine_free(old);
     commit_kick(q);
 }
 
@@ -257,8 +314,31 @@ void commit_stop(commit_queue *q)
         free(q->batches[i].items);
         q->batches[i].items = NULL;
     }
+    engine_free(q->next_engine);
+    q->next_engine = NULL;
+    q->has_next_engine = false;
+    free(q->alerts);
+    q->alerts = NULL;
+    q->n_alerts = q->cap_alerts = 0;
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
+}
+
+void commit_set_engine(commit_queue *q, engine *e)
+{
+    engine *old = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (!q->busy) {
+        /* the committer runs the engine only while busy, which only this thread sets */
+        old = q->engine;
+        q->engine = e;
+    } else {
+        old = q->has_next_engine ? q->next_engine : NULL;
+        q->next_engine = e;
+        q->has_next_engine = true;
+    }
+    pthread_mutex_unlock(&q->mu);
+    engine_free(old);
 }
 
 void commit_pruned_totals(commit_queue *q, uint64_t *history, uint64_t *deliveries)

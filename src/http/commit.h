@@ -16,6 +16,8 @@
 #include <h2o.h>
 #include <h2o/multithread.h>
 
+#include "alert/alert.h"
+#include "engine/engine.h"
 #include "event/event.h"
 #include "store/store.h"
 
@@ -48,6 +50,7 @@ typedef struct {
     char err[256];
     int64_t commit_ns;
     bool isolated;           /* the batch failed whole and was retried item by item */
+    uint64_t alerts;         /* raised by this batch and committed */
 } commit_batch;
 
 typedef void (*commit_done_cb)(commit_batch *b, void *ctx);
@@ -55,6 +58,10 @@ typedef void (*commit_done_cb)(commit_batch *b, void *ctx);
 typedef struct {
     store *st;
     int64_t retention_ms, delivery_keep_ms;
+    /* The rules engine (NULL: no rules) and the sinks alerts are written to before
+     * their transaction commits. The engine is replaced only with commit_set_engine. */
+    engine *engine;
+    alert_sinks *sinks;
     commit_done_cb on_done;
     void *ctx;
     /* private */
@@ -69,6 +76,11 @@ typedef struct {
     h2o_multithread_message_t done_msg;
     store_prune_result last_prune;
     uint64_t pruned_history, pruned_deliveries; /* written by the committer, read under mu */
+    engine *next_engine;      /* installed once the batch in flight is answered */
+    bool has_next_engine;
+    /* committer-only: alerts of the transaction being written */
+    store_alert *alerts;
+    size_t n_alerts, cap_alerts;
 } commit_queue;
 
 int commit_start(commit_queue *q, h2o_loop_t *loop, char *err, size_t errlen);
@@ -80,6 +92,9 @@ bool commit_idle(const commit_queue *q);
 /* Finish: wait for the batch in flight; the caller answers it via on_done while
  * running the loop. Then join the thread. */
 void commit_stop(commit_queue *q);
+/* On the loop thread: run e (NULL: no rules) from the next batch on; the engine
+ * replaced is freed once no batch uses it. Takes ownership of e. */
+void commit_set_engine(commit_queue *q, engine *e);
 void commit_pruned_totals(commit_queue *q, uint64_t *history, uint64_t *deliveries);
 
 #endif

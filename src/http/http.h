@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ingest/ingest.h"
+#include "rules/rules.h"
 
 #define HTTP_MAX_ALERT_SPECS 16
 
@@ -25,6 +26,8 @@ typedef struct {
     char data_dir[PATH_MAX];
     char rules_path[PATH_MAX];
     int rules_explicit;            /* --rules given: a missing file is an error */
+    rules_set *rules;              /* loaded and checked by the caller; http_serve takes it.
+                                    * NULL: no rule file (SIGHUP loads rules_path if it appears) */
     char alert_specs[HTTP_MAX_ALERT_SPECS][512];
     size_t alert_count;
     size_t max_body;               /* bytes; larger bodies get 413 */
@@ -37,7 +40,8 @@ typedef struct {
 /* Defaults as documented in README.md. */
 void http_options_defaults(http_options *o);
 
-/* Run until SIGTERM/SIGINT. Returns 0 on a clean stop, negative with err filled when
+/* Run until SIGTERM/SIGINT; SIGHUP reloads rules_path (an invalid file is
+ * reported and the running rules stay). Returns 0 on a clean stop, negative with err filled when
  * start-up fails (port in use, store unopenable, ...). */
 int http_serve(const http_options *o, char *err, size_t errlen);
 

@@ -39,6 +39,8 @@ typedef struct {
     uint64_t commit_latency_bucket[METRICS_LATENCY_BUCKETS]; /* le .5,1,2,5,10,25,50,100,250ms,+Inf */
     uint64_t history_pruned;
     uint64_t deliveries_pruned;
+    uint64_t alerts;
+    uint64_t rules_reloads, rules_reload_failures;
     int64_t started_ms;
 } metrics_counters;
 

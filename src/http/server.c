@@ -22,14 +22,15 @@
 
 #include "http/commit.h"
 #include "http/metrics.h"
+#include "rules/rules.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #define SHUTDOWN_DRAIN_MS 10000
 
-/* Set from the signal handler only; the loop polls it. */
-static volatile sig_atomic_t stop_requested;
+/* Set from the signal handlers only; the loop polls them. */
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 struct server {
     const http_options *opt;
@@ -64,8 +65,53 @@ static void on_slot_dispose(void *p)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+/* SIGHUP: load the rule file again. The new rules run from the next batch on;
+ * a file with errors is logged, error by error, and changes nothing. */
+static void reload_rules(struct server *srv)
+{
+    const char *path = srv->opt->rules_path;
+    char *diag = NULL;
+    size_t dlen = 0;
+    FILE *mem = open_memstream(&diag, &dlen);
+    rules_set *set = NULL;
+    int errors = rules_load_file(path, &set, mem);
+    if (mem != NULL)
+        fclose(mem);
+    char qp[PATH_MAX + 8];
+    log_quote(path, qp, sizeof qp);
+    if (errors != 0) {
+        /* one log line per diagnostic line, so each error keeps its file:line:col */
+        for (char *line = diag, *next; line != NULL && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next != NULL)
+                *next++ = '\0';
+            char ql[1024];
+            log_line(LOG_ERROR, "msg=\"rules reload refused\" rules=%s diag=%s", qp, log_quote(line, ql, sizeof ql));
+        }
+        log_line(LOG_ERROR, "msg=\"rules reload refused: the running rules stay in force\" rules=%s errors=%d", qp,
+                 errors);
+        srv->metrics.rules_reload_failures++;
+        free(diag);
+        return;
+    }
+    free(diag);
+    engine *e = NULL;
+    char err[UTIL_ERRLEN];
+    size_t n = rules_count(set);
+    if (engine_new(set, &e, err, sizeof err) < 0) {
+        log_line(LOG_ERROR, "msg=\"rules reload refused\" rules=%s error=\"%s\"", qp, err);
+        srv->metrics.rules_reload_failures++;
+        return;
+    }
+    commit_set_engine(&srv->commits, e);
+    srv->metrics.rules_reloads++;
+    log_line(LOG_INFO, "msg=\"rules reloaded\" rules=%s count=%zu", qp, n);
 }
 
 static int send_json(h2o_req_t *req, int status, const char *reason, json_t *body)
@@ -258,6 +304,7 @@ static void answer_batch(commit_batch *b, void *ctx)
 {
     struct server *srv = ctx;
     metrics_record_batch(&srv->metrics, b->count, b->commit_ns, b->rc < 0);
+    srv->metrics.alerts += b->alerts;
     if (b->rc < 0)
         log_line(LOG_ERROR, "msg=\"batch commit failed\" size=%zu isolated=%s error=\"%s\"", b->count,
                  b->isolated ? "yes" : "no", b->err);
@@ -265,12 +312,51 @@ static void answer_batch(commit_batch *b, void *ctx)
         answer_item(srv, &b->items[i], b);
 }
 
+/* Per-rule counters of the running engine (they restart at 0 on a reload). */
+static size_t render_rule_metrics(struct server *srv, char *buf, size_t len)
+{
+    const engine *e = srv->commits.engine;
+    size_t n = 0;
+#define OUT(...)                                                     \
+    do {                                                             \
+        if (n < len) {                                               \
+            int w_ = snprintf(buf + n, len - n, __VA_ARGS__);        \
+            n = w_ < 0 || (size_t)w_ >= len - n ? len : n + (size_t)w_; \
+        }                                                            \
+    } while (0)
+    OUT("# HELP veille_rules_loaded Rules the engine is running.\n# TYPE veille_rules_loaded gauge\n"
+        "veille_rules_loaded %zu\n", e != NULL ? engine_rule_count(e) : 0);
+    static const char *const names[] = {"evaluations", "matches", "alerts", "suppressed", "bounded_reads"};
+    static const char *const help[] = {"Events a rule ran on.", "Evaluations whose condition held.",
+                                       "Matches that raised a new alert.",
+                                       "Matches folded into an open alert (suppression).",
+                                       "Window reads cut at the per-read record bound."};
+    for (size_t k = 0; k < 5; k++) {
+        OUT("# HELP veille_rule_%s_total %s\n# TYPE veille_rule_%s_total counter\n", names[k], help[k], names[k]);
+        for (size_t i = 0; e != NULL && i < engine_rule_count(e); i++) {
+            engine_rule_stats st;
+            engine_rule_stats_at(e, i, &st);
+            uint64_t v[] = {st.evaluations, st.matches, st.alerts, st.suppressed, st.bounded};
+            OUT("veille_rule_%s_total{rule=\"%s\"} %llu\n", names[k], rules_rule_at(engine_rules(e), i)->name,
+                (unsigned long long)v[k]);
+        }
+    }
+    OUT("# HELP veille_alerts_total Alerts raised and committed since start.\n# TYPE veille_alerts_total counter\n"
+        "veille_alerts_total %llu\n", (unsigned long long)srv->metrics.alerts);
+    OUT("# HELP veille_rules_reloads_total SIGHUP reloads, by result.\n# TYPE veille_rules_reloads_total counter\n"
+        "veille_rules_reloads_total{result=\"ok\"} %llu\nveille_rules_reloads_total{result=\"refused\"} %llu\n",
+        (unsigned long long)srv->metrics.rules_reloads, (unsigned long long)srv->metrics.rules_reload_failures);
+#undef OUT
+    return n;
+}
+
 static int handle_metrics(struct server *srv, h2o_req_t *req)
 {
     commit_pruned_totals(&srv->commits, &srv->metrics.history_pruned, &srv->metrics.deliveries_pruned);
-    size_t cap = 32768;
+    size_t cap = 65536;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap);
     size_t n = metrics_render(&srv->metrics, buf, cap);
+    n += render_rule_metrics(srv, buf + n, cap - n);
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -410,7 +496,18 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     int rc = -1;
     srv->opt = o;
     srv->metrics.started_ms = util_now_ms();
+    /* the rules are ours from here whatever happens: settle that first */
+    if (o->rules != NULL && engine_new(o->rules, &srv->commits.engine, err, errlen) < 0) {
+        free(srv);
+        return -1;
+    }
 
+    /* sinks first: a bad one must not leave a new, empty store behind */
+    const char *specs[HTTP_MAX_ALERT_SPECS];
+    for (size_t i = 0; i < o->alert_count; i++)
+        specs[i] = o->alert_specs[i];
+    if (alert_sinks_open(specs, o->alert_count, &srv->commits.sinks, err, errlen) < 0)
+        goto out;
     if (store_open(&srv->st, o->data_dir, 0, o->map_size, err, errlen) < 0)
         goto out;
 
@@ -443,9 +540,14 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait must return on a signal */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            reload_rules(srv);
+        }
         /* Block only when nothing waits to be committed; otherwise poll and hand
          * the batch over as soon as the committer is free. */
         h2o_evloop_run(srv->loop, commit_idle(&srv->commits) ? 1000 : 1);
@@ -467,6 +569,8 @@ out_ctx:
         h2o_config_dispose(&srv->config);
     }
 out:
+    alert_sinks_close(srv->commits.sinks);
+    engine_free(srv->commits.engine);
     store_close(srv->st);
     if (rc == 0)
         log_line(LOG_INFO, "msg=stopped");

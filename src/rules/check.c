@@ -325,6 +325,21 @@ static void check_rule(rules_ctx *c, rule_build *rb)
         if (!have[i])
             rules_error_at(c, rb->r.line, rb->r.col, rb->name_off, rb->name_len,
                            "rule '%s' is missing the required '%s' statement", rb->r.name, required[i]);
+    /* Alerts carry these verbatim in fixed-size records: refuse what would not fit
+     * rather than cut it at evaluation time. */
+    if (strlen(rb->r.name) > RULES_NAME_MAX)
+        rules_error_at(c, rb->r.line, rb->r.col, rb->name_off, rb->name_len,
+                       "rule name '%.20s...' is longer than %d bytes", rb->r.name, RULES_NAME_MAX);
+    if (rb->r.description != NULL && strlen(rb->r.description) > RULES_DESCRIPTION_MAX)
+        rules_error_at(c, rb->r.line, rb->r.col, rb->name_off, rb->name_len,
+                       "rule '%s': description is longer than %d bytes", rb->r.name, RULES_DESCRIPTION_MAX);
+    if (rb->r.n_tags > RULES_TAGS_MAX)
+        rules_error_at(c, rb->r.line, rb->r.col, rb->name_off, rb->name_len, "rule '%s' has %zu tags (limit %d)",
+                       rb->r.name, rb->r.n_tags, RULES_TAGS_MAX);
+    for (size_t i = 0; i < rb->r.n_tags; i++)
+        if (strlen(rb->r.tags[i]) > RULES_TAG_MAX)
+            rules_error_at(c, rb->r.line, rb->r.col, rb->name_off, rb->name_len,
+                           "rule '%s': tag %zu is longer than %d bytes", rb->r.name, i + 1, RULES_TAG_MAX);
     check_on(c, rb);
     if (rb->when_expr != NULL) {
         rules_type t = check_expr(c, rb, rb->when_expr);
@@ -574,6 +589,21 @@ static void dump_expr(FILE *f, const rules_expr *e)
         fputc(')', f);
         break;
     }
+}
+
+void rules_expr_text(const rules_expr *e, char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    FILE *f = fmemopen(buf, len, "w");
+    if (f == NULL)
+        return;
+    /* fmemopen writes the terminator itself; a full buffer is cut, not overrun */
+    setvbuf(f, NULL, _IONBF, 0);
+    dump_expr(f, e);
+    fclose(f);
+    buf[len - 1] = '\0';
 }
 
 static void dump_net(FILE *f, const rules_net *n)

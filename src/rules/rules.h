@@ -38,6 +38,11 @@
 
 #define RULES_MAX_FILE (1024 * 1024) /* larger sources are refused */
 #define RULES_MAX_NESTING 64         /* parentheses / not / brackets nested deeper: error */
+/* Alerts copy these into fixed-size records; longer ones are load errors. */
+#define RULES_NAME_MAX 63
+#define RULES_DESCRIPTION_MAX 255
+#define RULES_TAGS_MAX 8
+#define RULES_TAG_MAX 63
 
 typedef enum {
     RULES_T_ERROR = 0, /* only while checking: a subexpression that already failed */
@@ -178,6 +183,9 @@ bool rules_list_contains(const rules_list *list, const char *ip);
  * statement per line, canonical durations and spacing, every binary / not / in
  * expression parenthesised. Returns 0 or -1 on a write error. */
 int rules_dump(const rules_set *set, FILE *out);
+/* One expression in the same normal form, e.g. "count(session.created, 10m)",
+ * into buf (cut to fit, always terminated). For alert evidence. */
+void rules_expr_text(const rules_expr *e, char *buf, size_t len);
 
 const char *rules_severity_name(rules_severity s);
 const char *rules_field_name(rules_field f);

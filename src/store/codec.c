@@ -10,7 +10,7 @@
 
 #include "util/util.h"
 
-typedef enum { F_STR, F_I64, F_BOOL, F_TYPE } field_kind;
+typedef enum { F_STR, F_I64, F_BOOL, F_TYPE, F_F64 } field_kind;
 
 typedef struct {
     const char *key;
@@ -23,6 +23,7 @@ typedef struct {
 #define I64(k, T, m) { k, F_I64, offsetof(T, m), sizeof(int64_t) }
 #define BOOL(k, T, m) { k, F_BOOL, offsetof(T, m), sizeof(bool) }
 #define TYPE(k, T, m) { k, F_TYPE, offsetof(T, m), sizeof(event_type) }
+#define F64(k, T, m) { k, F_F64, offsetof(T, m), sizeof(double) }
 
 /* Keys are stored on disk: never rename one, only add. */
 static const field user_fields[] = {
@@ -56,6 +57,7 @@ static const field history_fields[] = {
     STR("dv", store_history_entry, device),
     BOOL("m", store_history_entry, is_mobile),
     STR("ua", store_history_entry, user_agent),
+    I64("ex", store_history_entry, expire_at),
 };
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
@@ -83,21 +85,38 @@ static bool field_is_zero(const field *f, const unsigned char *base)
     case F_I64: return *(const int64_t *)p == 0;
     case F_BOOL: return !*(const bool *)p;
     case F_TYPE: return *(const event_type *)p == EVENT_UNKNOWN;
+    case F_F64: return *(const double *)p == 0.0;
     }
     return true;
 }
 
-static int encode_fields(msgpack_sbuffer *out, const field *fs, size_t n, const void *rec)
+static int encode_field_values(msgpack_packer *pk, const field *fs, size_t n, const void *rec);
+
+/* Packs a map of the non-zero fields plus `extra` entries the caller packs
+ * next with pk. */
+static int encode_fields_into(msgpack_packer *pk, const field *fs, size_t n, const void *rec, size_t extra)
 {
     const unsigned char *base = rec;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    size_t present = 0;
+    size_t present = extra;
     for (size_t i = 0; i < n; i++)
         if (!field_is_zero(&fs[i], base))
             present++;
-    if (msgpack_pack_map(&pk, present) != 0)
+    if (msgpack_pack_map(pk, present) != 0)
         return -1;
+    return encode_field_values(pk, fs, n, rec);
+}
+
+static int encode_fields(msgpack_sbuffer *out, const field *fs, size_t n, const void *rec)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    return encode_fields_into(&pk, fs, n, rec, 0);
+}
+
+static int encode_field_values(msgpack_packer *pkp, const field *fs, size_t n, const void *rec)
+{
+    const unsigned char *base = rec;
+    msgpack_packer pk = *pkp;
     for (size_t i = 0; i < n; i++) {
         const field *f = &fs[i];
         const void *p = base + f->off;
@@ -110,6 +129,7 @@ static int encode_fields(msgpack_sbuffer *out, const field *fs, size_t n, const 
         case F_STR: rc = msgpack_pack_str_with_body(&pk, p, field_strlen(p, f->size)); break;
         case F_I64: rc = msgpack_pack_int64(&pk, *(const int64_t *)p); break;
         case F_BOOL: rc = *(const bool *)p ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk); break;
+        case F_F64: rc = msgpack_pack_double(&pk, *(const double *)p); break;
         case F_TYPE: {
             /* by name, so reordering event.h's enum cannot reinterpret old records */
             const char *name = event_type_name(*(const event_type *)p);
@@ -152,6 +172,20 @@ static int decode_field(const field *f, const msgpack_object *v, unsigned char *
         return 0;
     case F_I64:
         return obj_to_i64(v, p);
+    case F_F64:
+        if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64) {
+            *(double *)p = v->via.f64;
+            return 0;
+        }
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            *(double *)p = (double)v->via.u64;
+            return 0;
+        }
+        if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            *(double *)p = (double)v->via.i64;
+            return 0;
+        }
+        return -1;
     case F_BOOL:
         if (v->type != MSGPACK_OBJECT_BOOLEAN)
             return -1;
@@ -299,4 +333,150 @@ int store_codec_uint_decode(const void *data, size_t len, uint64_t *out)
     }
     msgpack_unpacked_destroy(&u);
     return rc;
+}
+
+/* ---- alerts: scalar fields by table, evidence and tags as arrays ---- */
+
+static const field alert_fields[] = {
+    STR("id", store_alert, id),
+    STR("r", store_alert, rule),
+    STR("sv", store_alert, severity),
+    STR("k", store_alert, key),
+    STR("uid", store_alert, user_id),
+    STR("ip", store_alert, ip),
+    STR("sid", store_alert, session_id),
+    STR("eid", store_alert, event_id),
+    TYPE("t", store_alert, event_type),
+    I64("at", store_alert, at_ms),
+    I64("ra", store_alert, raised_ms),
+    STR("s", store_alert, summary),
+    I64("sup", store_alert, suppressed),
+    I64("lsa", store_alert, last_suppressed_at_ms),
+};
+
+/* store_evidence with its enum widened to int64, so the table can carry it. */
+typedef struct {
+    char name[sizeof(((store_evidence *)0)->name)];
+    int64_t kind;
+    double num;
+    bool b;
+    char str[sizeof(((store_evidence *)0)->str)];
+    bool at_least;
+} evidence_wire;
+
+static const field evidence_fields[] = {
+    STR("n", evidence_wire, name),
+    I64("k", evidence_wire, kind),
+    F64("v", evidence_wire, num),
+    BOOL("b", evidence_wire, b),
+    STR("s", evidence_wire, str),
+    BOOL("al", evidence_wire, at_least),
+};
+
+int store_codec_alert_encode(msgpack_sbuffer *out, const store_alert *a)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    size_t nev = a->n_evidence < STORE_EVIDENCE_MAX ? a->n_evidence : STORE_EVIDENCE_MAX;
+    size_t ntags = a->n_tags < STORE_ALERT_TAGS_MAX ? a->n_tags : STORE_ALERT_TAGS_MAX;
+    if (encode_fields_into(&pk, alert_fields, NFIELDS(alert_fields), a, 2) < 0)
+        return -1;
+    if (pack_key(&pk, "ev") != 0 || msgpack_pack_array(&pk, nev) != 0)
+        return -1;
+    for (size_t i = 0; i < nev; i++) {
+        const store_evidence *e = &a->evidence[i];
+        evidence_wire w;
+        memset(&w, 0, sizeof w);
+        memcpy(w.name, e->name, sizeof w.name);
+        w.kind = (int64_t)e->kind;
+        w.num = e->num;
+        w.b = e->b;
+        memcpy(w.str, e->str, sizeof w.str);
+        w.at_least = e->at_least;
+        if (encode_fields_into(&pk, evidence_fields, NFIELDS(evidence_fields), &w, 0) < 0)
+            return -1;
+    }
+    if (pack_key(&pk, "tg") != 0 || msgpack_pack_array(&pk, ntags) != 0)
+        return -1;
+    for (size_t i = 0; i < ntags; i++)
+        if (msgpack_pack_str_with_body(&pk, a->tags[i], field_strlen(a->tags[i], sizeof a->tags[i])) != 0)
+            return -1;
+    return 0;
+}
+
+static bool key_is(const msgpack_object *k, const char *name)
+{
+    return k->type == MSGPACK_OBJECT_STR && strlen(name) == k->via.str.size &&
+           memcmp(name, k->via.str.ptr, k->via.str.size) == 0;
+}
+
+static int alert_map(const msgpack_object_map *m, void *vctx)
+{
+    store_alert *a = vctx;
+    fields_ctx c = { alert_fields, NFIELDS(alert_fields), (unsigned char *)a };
+    if (fields_map(m, &c) < 0)
+        return -1;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+        if (key_is(k, "ev")) {
+            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > STORE_EVIDENCE_MAX)
+                return -1;
+            for (uint32_t j = 0; j < v->via.array.size; j++) {
+                const msgpack_object *o = &v->via.array.ptr[j];
+                evidence_wire w;
+                memset(&w, 0, sizeof w);
+                fields_ctx ec = { evidence_fields, NFIELDS(evidence_fields), (unsigned char *)&w };
+                if (o->type != MSGPACK_OBJECT_MAP || fields_map(&o->via.map, &ec) < 0)
+                    return -1;
+                if (w.kind < STORE_EVIDENCE_NULL || w.kind > STORE_EVIDENCE_STRING)
+                    return -1;
+                store_evidence *e = &a->evidence[j];
+                memcpy(e->name, w.name, sizeof e->name);
+                e->kind = (store_evidence_kind)w.kind;
+                e->num = w.num;
+                e->b = w.b;
+                memcpy(e->str, w.str, sizeof e->str);
+                e->at_least = w.at_least;
+            }
+            a->n_evidence = v->via.array.size;
+        } else if (key_is(k, "tg")) {
+            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > STORE_ALERT_TAGS_MAX)
+                return -1;
+            for (uint32_t j = 0; j < v->via.array.size; j++) {
+                const msgpack_object *o = &v->via.array.ptr[j];
+                if (o->type != MSGPACK_OBJECT_STR || memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+                    return -1;
+                util_copy_utf8(a->tags[j], sizeof a->tags[j], o->via.str.ptr, o->via.str.size);
+            }
+            a->n_tags = v->via.array.size;
+        }
+    }
+    return 0;
+}
+
+int store_codec_alert_decode(const void *data, size_t len, store_alert *out)
+{
+    memset(out, 0, sizeof *out);
+    if (decode_map(data, len, alert_map, out) < 0) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    return 0;
+}
+
+static const field open_fields[] = {
+    I64("at", store_open_alert, at_ms),
+    STR("id", store_open_alert, id),
+    I64("sup", store_open_alert, suppressed),
+    I64("lsa", store_open_alert, last_suppressed_at_ms),
+};
+
+int store_codec_open_alert_encode(msgpack_sbuffer *out, const store_open_alert *r)
+{
+    return encode_fields(out, open_fields, NFIELDS(open_fields), r);
+}
+
+int store_codec_open_alert_decode(const void *data, size_t len, store_open_alert *out)
+{
+    return decode_fields(data, len, open_fields, NFIELDS(open_fields), out, sizeof *out);
 }

@@ -28,6 +28,21 @@ int store_codec_history_decode(const void *data, size_t len, store_history_entry
 int store_codec_delivery_encode(msgpack_sbuffer *out, int64_t received_ms, event_type type);
 int store_codec_delivery_decode(const void *data, size_t len, int64_t *received_ms, event_type *type);
 
+int store_codec_alert_encode(msgpack_sbuffer *out, const store_alert *a);
+int store_codec_alert_decode(const void *data, size_t len, store_alert *out);
+/* alert_open values: the alert a later match is folded into, and the matches
+ * folded so far (kept here, in a small record, rather than rewriting the alert
+ * on every match; store_txn_alert_add moves them into the alert when it closes). */
+typedef struct {
+    int64_t at_ms;
+    char id[STORE_ALERT_ID_MAX];
+    int64_t suppressed;
+    int64_t last_suppressed_at_ms;
+} store_open_alert;
+
+int store_codec_open_alert_encode(msgpack_sbuffer *out, const store_open_alert *r);
+int store_codec_open_alert_decode(const void *data, size_t len, store_open_alert *out);
+
 /* The meta database's values are bare unsigned integers. */
 int store_codec_uint_encode(msgpack_sbuffer *out, uint64_t v);
 int store_codec_uint_decode(const void *data, size_t len, uint64_t *out);

@@ -17,31 +17,11 @@
 #include <unistd.h>
 
 #include "store/codec.h"
+#include "store/internal.h"
 #include "util/util.h"
 
-#define STORE_SCHEMA 1
-#define STORE_MAXDBS 8 /* six used; room to add one without a schema bump */
-
-/* kind + id + 0x00 + be64(at) + delivery id */
-#define HKEY_MAX (1 + EVENT_ID_MAX + 1 + 8 + EVENT_ID_MAX)
-#define TKEY_MAX (8 + HKEY_MAX)
-
-struct store {
-    MDB_env *env;
-    MDB_dbi users, history, history_time, deliveries, deliv_time, meta;
-    bool readonly;
-    char dir[PATH_MAX];
-    /* Where LMDB mapped data.mdb, found lazily by store_release_mapped_pages()
-     * (mdb_env_info only reports it under MDB_FIXEDMAP). */
-    void *map_base;
-    size_t map_len;
-    bool map_located;
-};
-
-struct store_txn {
-    store *s;
-    MDB_txn *txn;
-};
+#define STORE_SCHEMA 2 /* 2: values index, alerts */
+#define STORE_MAXDBS 16 /* nine used; room to add some without a schema bump */
 
 static void format_size(uint64_t bytes, char *buf, size_t len)
 {
@@ -53,9 +33,7 @@ static void format_size(uint64_t bytes, char *buf, size_t len)
         snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
 }
 
-/* Map an LMDB or errno code onto the store's codes, with a message the operator
- * can act on; the HTTP layer answers 503 to the retryable ones. */
-static int store_fail(store *s, int rc, const char *what, char *err, size_t errlen)
+int store_fail(store *s, int rc, const char *what, char *err, size_t errlen)
 {
     if (rc == MDB_MAP_FULL) {
         MDB_envinfo info;
@@ -81,19 +59,6 @@ static int store_fail(store *s, int rc, const char *what, char *err, size_t errl
     }
     util_err(err, errlen, "store: %s in %s failed: %s", what, s->dir, mdb_strerror(rc));
     return STORE_ERR;
-}
-
-/* Negative times cannot be represented in an unsigned big-endian key and no
- * Clerk event predates 1970, so they sort as 0. */
-static uint64_t key_time(int64_t ms)
-{
-    return ms < 0 ? 0 : (uint64_t)ms;
-}
-
-static MDB_val mval(const void *p, size_t n)
-{
-    MDB_val v = { n, (void *)p };
-    return v;
 }
 
 /* ---- open / close ---- */
@@ -142,6 +107,9 @@ static int open_dbs(store *s, char *err, size_t errlen)
         { "deliveries", offsetof(store, deliveries) },
         { "deliv_time", offsetof(store, deliv_time) },
         { "meta", offsetof(store, meta) },
+        { "values", offsetof(store, values) },
+        { "alerts", offsetof(store, alerts) },
+        { "alert_open", offsetof(store, alert_open) },
     };
     MDB_txn *txn = NULL;
     msgpack_sbuffer buf;
@@ -294,7 +262,7 @@ void store_close(store *s)
 
 /* ---- transactions ---- */
 
-static int read_begin(store *s, MDB_txn **txn, char *err, size_t errlen)
+int store_read_begin(store *s, MDB_txn **txn, char *err, size_t errlen)
 {
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
     if (rc == MDB_MAP_RESIZED && s->readonly) {
@@ -542,7 +510,7 @@ static int put_history(store_txn *t, char kind, const char *key, const store_his
     }
     if (rc != 0)
         return store_fail(t->s, rc, "appending history", err, errlen);
-    return 0;
+    return store_values_put(t, kind, key, e, err, errlen);
 }
 
 static void history_from_event(const event_t *ev, store_history_entry *e)
@@ -561,6 +529,7 @@ static void history_from_event(const event_t *ev, store_history_entry *e)
     COPY_STR(e->browser, ss->browser);
     COPY_STR(e->device, ss->device);
     e->is_mobile = ss->is_mobile;
+    e->expire_at = ss->expire_at;
     COPY_STR(e->user_agent, ev->user_agent);
 }
 
@@ -652,7 +621,7 @@ int store_get_user(store *s, const char *user_id, event_user *out, bool *found, 
     if (check_id(user_id, "user id", err, errlen) < 0)
         return STORE_ERR;
     MDB_txn *txn;
-    int rc = read_begin(s, &txn, err, errlen);
+    int rc = store_read_begin(s, &txn, err, errlen);
     if (rc < 0)
         return rc;
     rc = txn_get_user(s, txn, user_id, out, found, err, errlen);
@@ -660,8 +629,8 @@ int store_get_user(store *s, const char *user_id, event_user *out, bool *found, 
     return rc;
 }
 
-static int history_scan(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms, size_t limit,
-                        bool oldest_first, store_history_cb cb, void *ctx, char *err, size_t errlen)
+int store_history_scan_in(store *s, MDB_txn *txn, char kind, const char *key, int64_t since_ms, int64_t until_ms,
+                          size_t limit, bool oldest_first, store_history_cb cb, void *ctx, char *err, size_t errlen)
 {
     if (key == NULL || strnlen(key, EVENT_ID_MAX) >= EVENT_ID_MAX)
         return util_err(err, errlen, "store: history key missing or longer than %d bytes", EVENT_ID_MAX - 1);
@@ -680,16 +649,11 @@ static int history_scan(store *s, char kind, const char *key, int64_t since_ms, 
      * id. It fits: until_ms <= INT64_MAX < UINT64_MAX. */
     util_put_be64(seek + plen, (uint64_t)until_ms + 1);
 
-    MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    int ret = read_begin(s, &txn, err, errlen);
-    if (ret < 0)
-        return ret;
+    int ret = 0;
     int rc = mdb_cursor_open(txn, s->history, &cur);
-    if (rc != 0) {
-        ret = store_fail(s, rc, "scanning history", err, errlen);
-        goto done;
-    }
+    if (rc != 0)
+        return store_fail(s, rc, "scanning history", err, errlen);
     MDB_val k = mval(seek, plen + 8), v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     if (rc == MDB_NOTFOUND) /* nothing at or after the seek key: start from the very end */
@@ -756,8 +720,18 @@ static int history_scan(store *s, char kind, const char *key, int64_t since_ms, 
     if (rc != 0 && rc != MDB_NOTFOUND)
         ret = store_fail(s, rc, "scanning history", err, errlen);
 done:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
+    mdb_cursor_close(cur);
+    return ret;
+}
+
+static int history_scan(store *s, char kind, const char *key, int64_t since_ms, int64_t until_ms, size_t limit,
+                        bool oldest_first, store_history_cb cb, void *ctx, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    int ret = store_read_begin(s, &txn, err, errlen);
+    if (ret < 0)
+        return ret;
+    ret = store_history_scan_in(s, txn, kind, key, since_ms, until_ms, limit, oldest_first, cb, ctx, err, errlen);
     mdb_txn_abort(txn);
     return ret;
 }
@@ -778,7 +752,7 @@ int store_list_users(store *s, store_user_cb cb, void *ctx, char *err, size_t er
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    int ret = read_begin(s, &txn, err, errlen);
+    int ret = store_read_begin(s, &txn, err, errlen);
     if (ret < 0)
         return ret;
     int rc = mdb_cursor_open(txn, s->users, &cur);
@@ -820,7 +794,7 @@ int store_get_stats(store *s, store_stats *out, char *err, size_t errlen)
     memset(out, 0, sizeof *out);
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    int ret = read_begin(s, &txn, err, errlen);
+    int ret = store_read_begin(s, &txn, err, errlen);
     if (ret < 0)
         return ret;
     if ((ret = count_entries(s, txn, s->users, &out->users, err, errlen)) < 0 ||
@@ -889,11 +863,31 @@ done:
 
 /* ---- pruning ---- */
 
-/* Delete from an index, oldest first, every entry older than cutoff along with
- * the record it points to (the index key minus its 8-byte time prefix), at most
- * budget of them. *more is set when an eligible entry is left. */
-static int prune_index(store_txn *t, MDB_dbi index, MDB_dbi records, int64_t cutoff, size_t budget,
-                       uint64_t *pruned, bool *more, const char *what, char *err, size_t errlen)
+/* rk is a history key: kind, key, 0x00, be64(at), delivery id. */
+static int prune_history_values(store_txn *t, const MDB_val *rk, char *err, size_t errlen)
+{
+    MDB_val v;
+    MDB_val k = *rk;
+    int rc = mdb_get(t->txn, t->s->history, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return store_fail(t->s, rc, "pruning history", err, errlen);
+    const unsigned char *p = rk->mv_data;
+    const unsigned char *nul = rk->mv_size > 1 ? memchr(p + 1, 0, rk->mv_size - 1) : NULL;
+    store_history_entry e;
+    if (nul == NULL || (size_t)(nul - p - 1) >= EVENT_ID_MAX ||
+        store_codec_history_decode(v.mv_data, v.mv_size, &e) < 0)
+        return 0; /* a corrupt record has no index entries we could name; drop it alone */
+    char key[EVENT_ID_MAX];
+    memcpy(key, p + 1, (size_t)(nul - p - 1));
+    key[nul - p - 1] = '\0';
+    return store_values_del(t, (char)p[0], key, &e, err, errlen);
+}
+
+/* Contract in internal.h. */
+int store_prune_index(store_txn *t, MDB_dbi index, const MDB_dbi *records, int64_t cutoff, size_t budget,
+                      uint64_t *pruned, bool *more, const char *what, char *err, size_t errlen)
 {
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(t->txn, index, &cur);
@@ -909,7 +903,15 @@ static int prune_index(store_txn *t, MDB_dbi index, MDB_dbi records, int64_t cut
             break;
         }
         MDB_val rk = mval((const unsigned char *)k.mv_data + 8, k.mv_size - 8);
-        rc = mdb_del(t->txn, records, &rk, NULL);
+        if (records != NULL && *records == t->s->history) {
+            /* the record names its value-index entries: drop them with it */
+            int ret = prune_history_values(t, &rk, err, errlen);
+            if (ret < 0) {
+                mdb_cursor_close(cur);
+                return ret;
+            }
+        }
+        rc = records != NULL ? mdb_del(t->txn, *records, &rk, NULL) : 0;
         if (rc != 0 && rc != MDB_NOTFOUND)
             break;
         rc = mdb_cursor_del(cur, 0);
@@ -932,14 +934,22 @@ static int prune_once(store *s, int64_t now_ms, int64_t retention_ms, int64_t de
     if (ret < 0)
         return ret;
     if (retention_ms > 0) {
-        ret = prune_index(t, s->history_time, s->history, now_ms - retention_ms, max_deletes, &out->history_pruned,
-                          &out->more, "pruning history", err, errlen);
+        ret = store_prune_index(t, s->history_time, &s->history, now_ms - retention_ms, max_deletes,
+                                &out->history_pruned, &out->more, "pruning history", err, errlen);
+        if (ret < 0)
+            goto fail;
+    }
+    if (retention_ms > 0) {
+        /* alerts live as long as the history that explains them */
+        size_t left = max_deletes - (size_t)out->history_pruned;
+        ret = store_prune_index(t, s->alerts, NULL, now_ms - retention_ms, left, &out->alerts_pruned, &out->more,
+                                "pruning alerts", err, errlen);
         if (ret < 0)
             goto fail;
     }
     if (delivery_keep_ms > 0) {
-        size_t left = max_deletes - (size_t)out->history_pruned;
-        ret = prune_index(t, s->deliv_time, s->deliveries, now_ms - delivery_keep_ms, left,
+        size_t left = max_deletes - (size_t)out->history_pruned - (size_t)out->alerts_pruned;
+        ret = store_prune_index(t, s->deliv_time, &s->deliveries, now_ms - delivery_keep_ms, left,
                           &out->deliveries_pruned, &out->more, "pruning delivery ids", err, errlen);
         if (ret < 0)
             goto fail;

@@ -107,6 +107,7 @@ typedef struct {
     char device[EVENT_TEXT_MAX];
     bool is_mobile;
     char user_agent[EVENT_UA_MAX];
+    int64_t expire_at; /* session.*: when Clerk expires the session, 0 unknown */
 } store_history_entry;
 
 /* Return non-zero from a callback to stop the scan early (not an error). */
@@ -151,6 +152,7 @@ int store_get_stats(store *s, store_stats *out, char *err, size_t errlen);
 typedef struct {
     uint64_t history_pruned;
     uint64_t deliveries_pruned;
+    uint64_t alerts_pruned;
     bool more;
 } store_prune_result;
 
@@ -162,6 +164,97 @@ int store_prune(store *s, int64_t now_ms, int64_t retention_ms, int64_t delivery
  * touched again is faulted back in. Keeps a long-running server's RSS bounded by
  * what it touches between two calls rather than by the store size. */
 void store_release_mapped_pages(store *s);
+
+/* ---- reads inside a write transaction ----
+ * The rules engine reads its windows in the transaction that stores the event,
+ * so it sees the event itself and everything stored before it in the same batch,
+ * and an alert commits with the event that raised it. */
+
+int store_txn_get_user(store_txn *t, const char *user_id, event_user *out, bool *found, char *err, size_t errlen);
+/* As store_history_scan (newest first), in t. */
+int store_txn_history_scan(store_txn *t, char kind, const char *key, int64_t since_ms, int64_t until_ms,
+                           size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen);
+
+/* The values index: per key, the history records ordered by (field value, time),
+ * so "did this value occur in the window" is one seek and "how many distinct
+ * values in the window" costs one seek per value the key ever had, whatever the
+ * number of events. Indexed: country for both kinds, ip under a user, the user
+ * id under an IP. */
+typedef enum {
+    STORE_VALUE_COUNTRY = 'c',
+    STORE_VALUE_IP = 'p',   /* under 'u' keys */
+    STORE_VALUE_USER = 'u', /* under 'i' keys */
+} store_value_field;
+
+/* True when kind/key has `field` indexed. */
+bool store_value_indexed(char kind, store_value_field field);
+/* *found: a record of kind/key with field == value and since_ms <= at <= until_ms,
+ * other than the delivery exclude_delivery (NULL: none excluded). */
+int store_txn_value_seen(store_txn *t, char kind, const char *key, store_value_field field, const char *value,
+                         int64_t since_ms, int64_t until_ms, const char *exclude_delivery, bool *found, char *err,
+                         size_t errlen);
+/* *count: distinct non-empty values of field among the records of kind/key with
+ * since_ms <= at <= until_ms, stopping once it reaches cap (0: no cap). */
+int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
+                             int64_t until_ms, size_t cap, size_t *count, char *err, size_t errlen);
+
+/* ---- alerts ----
+ * alerts      be64(at_ms) alert_id   -> msgpack alert (queryable by time)
+ * alert_open  rule 0x00 key          -> msgpack {at, id, suppressed, last}: the alert
+ *                                       a later match is folded into, with the running
+ *                                       count (moved into the alert when it closes) */
+
+#define STORE_ALERT_ID_MAX 32      /* "alr_" + 24 hex digits */
+#define STORE_ALERT_KEY_MAX (8 + EVENT_ID_MAX) /* "user:ID" or "ip:ADDR" */
+#define STORE_EVIDENCE_MAX 16
+#define STORE_ALERT_TAGS_MAX 8
+
+typedef enum { STORE_EVIDENCE_NULL, STORE_EVIDENCE_NUMBER, STORE_EVIDENCE_BOOL, STORE_EVIDENCE_STRING } store_evidence_kind;
+
+/* One value that made (or failed to make) a rule true, named as written in
+ * the rule, e.g. "count(session.created, 10m)" = 7. */
+typedef struct {
+    char name[96];
+    store_evidence_kind kind;
+    double num;
+    bool b;
+    char str[160];
+    bool at_least; /* the read stopped once the comparison was decided: num is a lower bound */
+} store_evidence;
+
+typedef struct {
+    char id[STORE_ALERT_ID_MAX];
+    char rule[64];
+    char severity[16];
+    char key[STORE_ALERT_KEY_MAX];
+    char user_id[EVENT_ID_MAX];
+    char ip[EVENT_IP_MAX];
+    char session_id[EVENT_ID_MAX];
+    char event_id[EVENT_ID_MAX]; /* the delivery id of the event that raised it */
+    event_type event_type;
+    int64_t at_ms;               /* event time */
+    int64_t raised_ms;           /* wall clock when veille raised it */
+    char summary[512];
+    store_evidence evidence[STORE_EVIDENCE_MAX];
+    size_t n_evidence;
+    char tags[STORE_ALERT_TAGS_MAX][64];
+    size_t n_tags;
+    int64_t suppressed;          /* later matches folded into this alert */
+    int64_t last_suppressed_at_ms;
+} store_alert;
+
+/* Suppression: when an alert of (rule, key) exists with |at_ms - its at| <
+ * window_ms, add one to its suppressed count and set *suppressed (and copy its
+ * id to open_id when not NULL). Otherwise *suppressed is false. */
+int store_txn_alert_suppress(store_txn *t, const char *rule, const char *key, int64_t at_ms, int64_t window_ms,
+                             bool *suppressed, char open_id[STORE_ALERT_ID_MAX], char *err, size_t errlen);
+/* Store a new alert; opens_window: record it as (rule, key)'s open alert. */
+int store_txn_alert_add(store_txn *t, const store_alert *a, bool opens_window, char *err, size_t errlen);
+
+typedef int (*store_alert_cb)(const store_alert *a, void *ctx);
+/* Alerts with at_ms >= since_ms, oldest first (event time). */
+int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, char *err, size_t errlen);
+uint64_t store_alert_count(store *s); /* 0 also on error */
 
 /* True when a write transaction can be opened and committed (for /healthz). */
 bool store_is_writable(store *s);

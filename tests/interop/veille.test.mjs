@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
+import { envelope as clerkEnvelope, session } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const secret = (n) => 'whsec_' + randomBytes(32).toString('base64');
@@ -25,18 +26,8 @@ const cliJson = (...args) => {
 let seq = 0;
 const newId = () => `msg_interop_${process.pid}_${++seq}`;
 const nowMs = Date.now();
+const envelope = (type, data, ts = nowMs) => clerkEnvelope(type, data, ts);
 
-function envelope(type, data, ts = nowMs) {
-  return JSON.stringify({ data, object: 'event', type, timestamp: ts, instance_id: 'ins_interop',
-    event_attributes: { http_request: { client_ip: '203.0.113.9', user_agent: 'Mozilla/5.0 (interop)' } } });
-}
-
-function session(id, userId, at, ip = '198.51.100.7', country = 'FR', city = 'Paris') {
-  return { object: 'session', id, user_id: userId, client_id: 'client_interop', status: 'active', actor: null,
-    last_active_at: at, expire_at: at + 86400000, abandon_at: at + 30 * 86400000, created_at: at, updated_at: at,
-    latest_activity: { object: 'session_activity', id: 'sess_activity_' + id, device_type: 'desktop',
-      is_mobile: false, browser_name: 'Chrome', browser_version: '128.0.0.0', ip_address: ip, city, country } };
-}
 
 function user(id, updatedAt, extra = {}) {
   return { id, object: 'user', created_at: nowMs - 86400000, updated_at: updatedAt,

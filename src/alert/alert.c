@@ -1,0 +1,228 @@
+/*
+ * alert.c: the alert's JSON form and the local sinks (stdout, file:PATH).
+ * JSON is built with jansson: the store keeps msgpack, JSON exists only here
+ * at the edge.
+ */
+#include "alert/alert.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+typedef enum { SINK_STDOUT, SINK_FILE } sink_kind;
+
+typedef struct {
+    sink_kind kind;
+    char spec[512];
+    int fd;
+    bool dirty; /* written since the last sync */
+} sink;
+
+struct alert_sinks {
+    sink sinks[ALERT_SINKS_MAX];
+    size_t n;
+};
+
+int alert_spec_check(const char *spec, char *err, size_t errlen)
+{
+    if (spec == NULL || spec[0] == '\0')
+        return util_err(err, errlen, "empty sink (use stdout or file:PATH)");
+    if (strlen(spec) >= sizeof(((sink *)0)->spec))
+        return util_err(err, errlen, "sink spec longer than %zu bytes", sizeof(((sink *)0)->spec) - 1);
+    if (strcmp(spec, "stdout") == 0)
+        return 0;
+    if (strncmp(spec, "file:", 5) == 0) {
+        if (spec[5] == '\0')
+            return util_err(err, errlen, "file: needs a path, e.g. file:/var/log/veille/alerts.ndjson");
+        return 0;
+    }
+    if (strncmp(spec, "syslog", 6) == 0 || strncmp(spec, "webhook:", 8) == 0)
+        return util_err(err, errlen,
+                        "'%s': syslog and webhook sinks are not in this version yet (available: stdout, "
+                        "file:PATH); refusing to start rather than drop alerts",
+                        spec);
+    return util_err(err, errlen, "unknown sink '%s' (available: stdout, file:PATH)", spec);
+}
+
+int alert_sinks_open(const char *const *specs, size_t n, alert_sinks **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (n > ALERT_SINKS_MAX)
+        return util_err(err, errlen, "--alert: at most %d sinks", ALERT_SINKS_MAX);
+    alert_sinks *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return util_err(err, errlen, "alert: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int rc = alert_spec_check(specs[i], err, errlen);
+        if (rc < 0) {
+            alert_sinks_close(s);
+            return rc;
+        }
+        sink *k = &s->sinks[s->n];
+        snprintf(k->spec, sizeof k->spec, "%s", specs[i]);
+        if (strcmp(specs[i], "stdout") == 0) {
+            k->kind = SINK_STDOUT;
+            k->fd = STDOUT_FILENO;
+        } else {
+            k->kind = SINK_FILE;
+            const char *path = specs[i] + 5;
+            k->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+            if (k->fd < 0) {
+                int e = errno;
+                alert_sinks_close(s);
+                return util_err(err, errlen, "--alert %s: cannot open %s: %s", specs[i], path, strerror(e));
+            }
+        }
+        s->n++;
+    }
+    *out = s;
+    return 0;
+}
+
+void alert_sinks_close(alert_sinks *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->sinks[i].kind == SINK_FILE && s->sinks[i].fd >= 0)
+            close(s->sinks[i].fd);
+    free(s);
+}
+
+size_t alert_sinks_count(const alert_sinks *s)
+{
+    return s != NULL ? s->n : 0;
+}
+
+static json_t *evidence_value(const store_evidence *e)
+{
+    switch (e->kind) {
+    case STORE_EVIDENCE_NUMBER:
+        if (e->num == (double)(long long)e->num && e->num > -1e15 && e->num < 1e15)
+            return json_integer((json_int_t)e->num);
+        return json_real(e->num);
+    case STORE_EVIDENCE_BOOL: return json_boolean(e->b);
+    case STORE_EVIDENCE_STRING: return json_string(e->str);
+    case STORE_EVIDENCE_NULL: break;
+    }
+    return json_null();
+}
+
+/* json_object_set_new that tolerates a NULL value (out of memory) as failure. */
+static int set(json_t *o, const char *k, json_t *v)
+{
+    return v != NULL && json_object_set_new(o, k, v) == 0 ? 0 : -1;
+}
+
+char *alert_to_json(const store_alert *a)
+{
+    char at[UTIL_RFC3339_LEN], raised[UTIL_RFC3339_LEN];
+    util_format_rfc3339(a->at_ms, at, sizeof at);
+    util_format_rfc3339(a->raised_ms, raised, sizeof raised);
+    json_t *o = json_object(), *ev = json_object(), *tags = json_array(), *atl = json_array();
+    char *out = NULL;
+    if (o == NULL || ev == NULL || tags == NULL || atl == NULL)
+        goto done;
+    for (size_t i = 0; i < a->n_evidence && i < STORE_EVIDENCE_MAX; i++) {
+        if (set(ev, a->evidence[i].name, evidence_value(&a->evidence[i])) < 0)
+            goto done;
+        if (a->evidence[i].at_least && json_array_append_new(atl, json_string(a->evidence[i].name)) != 0)
+            goto done;
+    }
+    for (size_t i = 0; i < a->n_tags && i < STORE_ALERT_TAGS_MAX; i++)
+        if (json_array_append_new(tags, json_string(a->tags[i])) != 0)
+            goto done;
+    if (set(o, "id", json_string(a->id)) < 0 || set(o, "rule", json_string(a->rule)) < 0 ||
+        set(o, "severity", json_string(a->severity)) < 0 || set(o, "key", json_string(a->key)) < 0 ||
+        set(o, "user_id", json_string(a->user_id)) < 0 || set(o, "ip", json_string(a->ip)) < 0 ||
+        set(o, "session_id", json_string(a->session_id)) < 0 || set(o, "event_id", json_string(a->event_id)) < 0 ||
+        set(o, "event_type", json_string(event_type_name(a->event_type))) < 0 ||
+        set(o, "at", json_string(at)) < 0 || set(o, "raised_at", json_string(raised)) < 0 ||
+        set(o, "summary", json_string(a->summary)) < 0)
+        goto done;
+    if (set(o, "evidence", ev) < 0) {
+        ev = NULL;
+        goto done;
+    }
+    ev = NULL;
+    if (json_array_size(atl) > 0) {
+        if (set(o, "at_least", atl) < 0) {
+            atl = NULL;
+            goto done;
+        }
+        atl = NULL;
+    }
+    if (set(o, "tags", tags) < 0) {
+        tags = NULL;
+        goto done;
+    }
+    tags = NULL;
+    if (set(o, "suppressed", json_integer(a->suppressed)) < 0)
+        goto done;
+    /* Strings come from fixed-size records cut on UTF-8 boundaries; anything
+     * invalid is refused by jansson rather than sent garbled. */
+    out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+done:
+    json_decref(o);
+    json_decref(ev);
+    json_decref(tags);
+    json_decref(atl);
+    return out;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int alert_sinks_write(alert_sinks *s, const store_alert *a, char *err, size_t errlen)
+{
+    if (s == NULL || s->n == 0)
+        return 0;
+    char *json = alert_to_json(a);
+    if (json == NULL)
+        return util_err(err, errlen, "alert %s: cannot format it as JSON (out of memory or invalid text)", a->id);
+    size_t len = strlen(json);
+    json[len] = '\n'; /* the terminator becomes the line end; write len + 1 bytes */
+    int ret = 0;
+    for (size_t i = 0; i < s->n && ret == 0; i++) {
+        sink *k = &s->sinks[i];
+        /* one write per line: O_APPEND keeps lines whole even with other writers */
+        if (write_all(k->fd, json, len + 1) < 0)
+            ret = util_err(err, errlen, "--alert %s: write failed: %s", k->spec, strerror(errno));
+        k->dirty = true;
+    }
+    free(json);
+    return ret;
+}
+
+int alert_sinks_sync(alert_sinks *s, char *err, size_t errlen)
+{
+    if (s == NULL)
+        return 0;
+    for (size_t i = 0; i < s->n; i++) {
+        sink *k = &s->sinks[i];
+        if (!k->dirty)
+            continue;
+        k->dirty = false;
+        /* stdout may be a pipe or terminal: nothing to fsync there */
+        if (k->kind == SINK_FILE && fsync(k->fd) < 0)
+            return util_err(err, errlen, "--alert %s: fsync failed: %s", k->spec, strerror(errno));
+    }
+    return 0;
+}

@@ -1,0 +1,272 @@
+/*
+ * replay.c: `veille replay`, for tuning rules before deploying them. Feeds
+ * recorded Clerk event envelopes (NDJSON, no signature) through the same decoder,
+ * store and rules engine as `serve`, in file order, into a temporary store unless
+ * --data names one; alerts go to stdout as the sinks would write them, a per-rule
+ * summary (and with --explain, every alert and near miss with its values) to stderr.
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alert/alert.h"
+#include "cli/cli.h"
+#include "cli/internal.h"
+#include "engine/engine.h"
+#include "ingest/ingest.h"
+#include "rules/rules.h"
+#include "store/store.h"
+#include "util/util.h"
+
+#define REPLAY_TXN_EVENTS 512 /* events per write transaction */
+
+static const char replay_usage[] =
+    "usage: veille replay [--rules FILE] [--data DIR] [--explain] EVENTS.ndjson|-\n"
+    "One Clerk event envelope per line (as delivered, no signature), processed in order.\n"
+    "Alerts on stdout (JSON lines); a per-rule summary on stderr. Without --data the\n"
+    "events go to a temporary store, removed at the end.\n";
+
+typedef struct {
+    size_t line;
+    uint64_t alerts;
+    bool explain_failed;
+} replay_ctx;
+
+static void print_alert(const store_alert *a, void *vctx)
+{
+    replay_ctx *c = vctx;
+    char *json = alert_to_json(a);
+    if (json != NULL) {
+        puts(json);
+        free(json);
+    }
+    c->alerts++;
+}
+
+static void print_explain(const engine_explain *x, void *vctx)
+{
+    replay_ctx *c = vctx;
+    if (!x->matched && !x->near_miss)
+        return;
+    const char *what = x->suppressed ? "suppressed into" : x->matched ? "alert" : "near miss";
+    fprintf(stderr, "explain: line %zu: %s %s -> %s%s%s:", c->line, x->rule->name, x->key, what,
+            x->alert_id ? " " : "", x->alert_id ? x->alert_id : "");
+    for (size_t i = 0; i < x->n_values; i++) {
+        const store_evidence *e = &x->values[i];
+        fprintf(stderr, "%s %s = ", i ? "," : "", e->name);
+        switch (e->kind) {
+        case STORE_EVIDENCE_NULL: fputs("none", stderr); break;
+        case STORE_EVIDENCE_BOOL: fputs(e->b ? "true" : "false", stderr); break;
+        case STORE_EVIDENCE_STRING: fputs(e->str, stderr); break;
+        case STORE_EVIDENCE_NUMBER: fprintf(stderr, "%s%.6g", e->at_least ? ">=" : "", e->num); break;
+        }
+    }
+    fputc('\n', stderr);
+}
+
+/* A stable delivery id per line content: replaying the same line twice is a
+ * duplicate, as a Svix retry would be. */
+static void line_delivery_id(const char *line, size_t len, char out[40])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(line, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+        memset(md, 0, sizeof md);
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, "replay_", 7);
+    for (int i = 0; i < 12; i++) {
+        out[7 + 2 * i] = hex[md[i] >> 4];
+        out[8 + 2 * i] = hex[md[i] & 15];
+    }
+    out[31] = '\0';
+}
+
+static void remove_temp_store(const char *dir)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+int cli_replay(int argc, char **argv)
+{
+    const char *rules_path = "rules/default.rules", *data = NULL, *input = NULL, *v;
+    bool explain = false;
+    for (int i = 0; i < argc; i++) {
+        int m;
+        if ((m = cli_flag_value(argc, argv, &i, "--rules", &v)) != 0) {
+            if (m < 0)
+                return EXIT_USAGE;
+            rules_path = v;
+        } else if ((m = cli_flag_value(argc, argv, &i, "--data", &v)) != 0) {
+            if (m < 0)
+                return EXIT_USAGE;
+            data = v;
+        } else if (strcmp(argv[i], "--explain") == 0) {
+            explain = true;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(replay_usage, stdout);
+            return 0;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "veille replay: unknown flag '%s'\n%s", argv[i], replay_usage);
+            return EXIT_USAGE;
+        } else if (input == NULL) {
+            input = argv[i];
+        } else {
+            fprintf(stderr, "veille replay: unexpected argument '%s'\n%s", argv[i], replay_usage);
+            return EXIT_USAGE;
+        }
+    }
+    if (input == NULL) {
+        fprintf(stderr, "veille replay: which events? (a file, or - for standard input)\n%s", replay_usage);
+        return EXIT_USAGE;
+    }
+    rules_set *rules = NULL;
+    int errors = rules_load_file(rules_path, &rules, stderr);
+    if (errors != 0) {
+        fprintf(stderr, "veille replay: %s: %s\n", rules_path, errors < 0 ? "cannot be read" : "has errors");
+        return EXIT_USAGE;
+    }
+    char err[UTIL_ERRLEN];
+    engine *eng = NULL;
+    if (engine_new(rules, &eng, err, sizeof err) < 0) {
+        fprintf(stderr, "veille replay: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    FILE *in = strcmp(input, "-") == 0 ? stdin : fopen(input, "r");
+    if (in == NULL) {
+        fprintf(stderr, "veille replay: cannot open %s: %s\n", input, strerror(errno));
+        engine_free(eng);
+        return EXIT_USAGE;
+    }
+    char tmpdir[4096] = "";
+    if (data == NULL) {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/veille-replay-XXXXXX", base && *base ? base : "/tmp");
+        if (mkdtemp(tmpdir) == NULL) {
+            fprintf(stderr, "veille replay: cannot create a temporary store in %s: %s\n", tmpdir, strerror(errno));
+            engine_free(eng);
+            if (in != stdin)
+                fclose(in);
+            return EXIT_RUNTIME;
+        }
+        data = tmpdir;
+    }
+    store *st = NULL;
+    int status = 0;
+    if (store_open(&st, data, 0, 0, err, sizeof err) < 0) {
+        fprintf(stderr, "veille replay: %s\n", err);
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+
+    replay_ctx rc = {0};
+    engine_hooks hooks = {.on_alert = print_alert, .on_explain = explain ? print_explain : NULL, .ctx = &rc};
+    event_t *ev = malloc(sizeof *ev);
+    if (ev == NULL) {
+        fprintf(stderr, "veille replay: out of memory\n");
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+    uint64_t lines = 0, stored = 0, duplicates = 0, ignored = 0, rejected = 0;
+    store_txn *t = NULL;
+    size_t in_txn = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    bool store_failed = false;
+    const char *name = in == stdin ? "<stdin>" : input;
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        rc.line++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (strspn(line, " \t") == (size_t)len)
+            continue; /* blank lines separate groups in hand-written files */
+        lines++;
+        char id[40];
+        line_delivery_id(line, (size_t)len, id);
+        ingest_result r = ingest_decode_event(line, (size_t)len, id, ev, err, sizeof err);
+        if (r != INGEST_OK) {
+            fprintf(stderr, "%s:%zu: error: %s\n", name, rc.line, err);
+            rejected++;
+            continue;
+        }
+        if (ev->type == EVENT_UNKNOWN) {
+            ignored++;
+            continue;
+        }
+        bool seen = false;
+        store_outcome outcome;
+        if ((t == NULL && store_txn_begin(st, &t, err, sizeof err) < 0) ||
+            store_delivery_seen(t, id, &seen, err, sizeof err) < 0) {
+            store_failed = true;
+            break;
+        }
+        if (seen) {
+            duplicates++;
+            continue;
+        }
+        if (store_apply_event(t, ev, &outcome, err, sizeof err) < 0 ||
+            (outcome == STORE_APPLIED && engine_eval_event(eng, t, ev, util_now_ms(), &hooks, err, sizeof err) < 0) ||
+            store_delivery_mark(t, id, ev->type, util_now_ms(), err, sizeof err) < 0) {
+            store_failed = true;
+            break;
+        }
+        stored += outcome == STORE_APPLIED;
+        ignored += outcome != STORE_APPLIED;
+        if (++in_txn >= REPLAY_TXN_EVENTS) {
+            int c = store_txn_commit(t, err, sizeof err);
+            engine_settle(eng, c == 0);
+            t = NULL;
+            in_txn = 0;
+            if (c < 0) {
+                store_failed = true;
+                break;
+            }
+        }
+    }
+    bool read_failed = ferror(in) != 0;
+    bool failed = store_failed || read_failed;
+    if (!failed && t != NULL) {
+        failed = store_txn_commit(t, err, sizeof err) < 0;
+        engine_settle(eng, !failed);
+        t = NULL;
+    }
+    store_txn_abort(t);
+    free(line);
+    free(ev);
+    fflush(stdout);
+    if (failed) {
+        fprintf(stderr, "veille replay: %s:%zu: %s\n", name, rc.line, read_failed ? strerror(errno) : err);
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+
+    fprintf(stderr, "replay: %llu events: %llu stored, %llu duplicates, %llu ignored, %llu rejected; %llu alerts\n",
+            (unsigned long long)lines, (unsigned long long)stored, (unsigned long long)duplicates,
+            (unsigned long long)ignored, (unsigned long long)rejected, (unsigned long long)rc.alerts);
+    fprintf(stderr, "%-24s %10s %10s %10s %10s\n", "RULE", "EVALUATED", "MATCHED", "ALERTS", "SUPPRESSED");
+    for (size_t i = 0; i < engine_rule_count(eng); i++) {
+        engine_rule_stats s;
+        engine_rule_stats_at(eng, i, &s);
+        fprintf(stderr, "%-24s %10llu %10llu %10llu %10llu%s\n", rules_rule_at(engine_rules(eng), i)->name,
+                (unsigned long long)s.evaluations, (unsigned long long)s.matches, (unsigned long long)s.alerts,
+                (unsigned long long)s.suppressed, s.bounded ? "  (some window reads were bounded)" : "");
+    }
+    if (rejected > 0)
+        status = EXIT_USAGE;
+out:
+    store_close(st);
+    if (tmpdir[0] != '\0')
+        remove_temp_store(tmpdir);
+    engine_free(eng);
+    if (in != stdin)
+        fclose(in);
+    return status;
+}

@@ -1,0 +1,609 @@
+/*
+ * engine.c: runs the rules on one event. Picks the rules whose `on` matches,
+ * evaluates `when` (short-circuit, with caps so window reads stop once a
+ * comparison is decided), then either folds the match into an open alert of
+ * the same rule and key (suppression, counted) or stores a new alert, all in
+ * the caller's write transaction.
+ */
+#include "engine/engine.h"
+
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+#include "util/util.h"
+
+struct engine {
+    rules_set *rules;
+    size_t n_rules;
+    /* rules by event type, file order: what "only the rules whose on matches" costs */
+    size_t *by_type[EVENT_TYPE_COUNT];
+    size_t n_by_type[EVENT_TYPE_COUNT];
+    engine_rule_stats *stats;   /* settled counters: written with atomics, read from any thread */
+    engine_rule_stats *pending; /* of the transaction being written; evaluating thread only */
+    /* scratch of the evaluating thread, allocated once: large, and needed per event */
+    eval_ctx *ctx;
+    store_alert *alert;
+};
+
+int engine_new(rules_set *rules, engine **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    engine *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        rules_free(rules);
+        return util_err(err, errlen, "rules: out of memory");
+    }
+    e->rules = rules;
+    e->n_rules = rules_count(rules);
+    e->stats = calloc(e->n_rules ? e->n_rules : 1, sizeof *e->stats);
+    e->pending = calloc(e->n_rules ? e->n_rules : 1, sizeof *e->pending);
+    e->ctx = calloc(1, sizeof *e->ctx);
+    e->alert = calloc(1, sizeof *e->alert);
+    if (e->stats == NULL || e->pending == NULL || e->ctx == NULL || e->alert == NULL)
+        goto oom;
+    if (engine_scratch_init(e->ctx) < 0)
+        goto oom;
+    for (int t = 0; t < EVENT_TYPE_COUNT; t++) {
+        e->by_type[t] = calloc(e->n_rules ? e->n_rules : 1, sizeof(size_t));
+        if (e->by_type[t] == NULL)
+            goto oom;
+        for (size_t i = 0; i < e->n_rules; i++)
+            if (rules_rule_at(rules, i)->on_mask & (1u << t))
+                e->by_type[t][e->n_by_type[t]++] = i;
+    }
+    *out = e;
+    return 0;
+oom:
+    engine_free(e);
+    return util_err(err, errlen, "rules: out of memory");
+}
+
+void engine_free(engine *e)
+{
+    if (e == NULL)
+        return;
+    for (int t = 0; t < EVENT_TYPE_COUNT; t++)
+        free(e->by_type[t]);
+    free(e->stats);
+    free(e->pending);
+    if (e->ctx != NULL)
+        engine_scratch_free(e->ctx);
+    free(e->ctx);
+    free(e->alert);
+    rules_free(e->rules);
+    free(e);
+}
+
+const rules_set *engine_rules(const engine *e) { return e->rules; }
+size_t engine_rule_count(const engine *e) { return e->n_rules; }
+
+void engine_rule_stats_at(const engine *e, size_t i, engine_rule_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (i >= e->n_rules)
+        return;
+    const engine_rule_stats *s = &e->stats[i];
+    out->evaluations = __atomic_load_n(&s->evaluations, __ATOMIC_RELAXED);
+    out->matches = __atomic_load_n(&s->matches, __ATOMIC_RELAXED);
+    out->alerts = __atomic_load_n(&s->alerts, __ATOMIC_RELAXED);
+    out->suppressed = __atomic_load_n(&s->suppressed, __ATOMIC_RELAXED);
+    out->bounded = __atomic_load_n(&s->bounded, __ATOMIC_RELAXED);
+}
+
+void engine_settle(engine *e, bool committed)
+{
+    for (size_t i = 0; i < e->n_rules; i++) {
+        engine_rule_stats *p = &e->pending[i], *s = &e->stats[i];
+        if (committed) {
+            __atomic_fetch_add(&s->evaluations, p->evaluations, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&s->matches, p->matches, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&s->alerts, p->alerts, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&s->suppressed, p->suppressed, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&s->bounded, p->bounded, __ATOMIC_RELAXED);
+        }
+        memset(p, 0, sizeof *p);
+    }
+}
+
+#define BUMP(field, n) ((field) += (n))
+
+/* ---- evaluation ---- */
+
+static int load_user(eval_ctx *c)
+{
+    if (c->user_loaded)
+        return 0;
+    c->user_loaded = true;
+    return store_txn_get_user(c->t, engine_event_field(c, RULES_F_USER_ID), &c->user, &c->user_found, c->err,
+                              c->errlen);
+}
+
+/* Evidence is recorded on every evaluation but read only when a rule matches
+ * (or in explain mode), so a call's name is rendered then, by
+ * finish_evidence(): rendering text costs more than most window reads. */
+static store_evidence *new_evidence(eval_ctx *c, const char *name, const rules_expr *src)
+{
+    for (size_t i = 0; i < c->n_evidence; i++)
+        if (src != NULL ? c->evidence_src[i] == src
+                        : c->evidence_src[i] == NULL && strcmp(c->evidence[i].name, name) == 0)
+            return NULL;
+    if (c->n_evidence >= STORE_EVIDENCE_MAX)
+        return NULL;
+    size_t i = c->n_evidence++;
+    store_evidence *e = &c->evidence[i];
+    e->name[0] = '\0';
+    e->str[0] = '\0';
+    e->num = 0;
+    e->b = e->at_least = false;
+    c->evidence_src[i] = src;
+    c->evidence_bounded[i] = false;
+    if (name != NULL)
+        snprintf(e->name, sizeof e->name, "%s", name);
+    return e;
+}
+
+static void add_evidence(eval_ctx *c, const char *name, const rules_expr *src, const value *v, const char *where)
+{
+    store_evidence *e = new_evidence(c, name, src);
+    if (e == NULL)
+        return;
+    switch (v->k) {
+    case V_NULL: e->kind = STORE_EVIDENCE_NULL; break;
+    case V_NUM: e->kind = STORE_EVIDENCE_NUMBER; e->num = v->num; break;
+    case V_DUR: e->kind = STORE_EVIDENCE_NUMBER; e->num = (double)v->ms / 1000.0; break; /* seconds */
+    case V_BOOL: e->kind = STORE_EVIDENCE_BOOL; e->b = v->b; break;
+    case V_STR:
+        e->kind = STORE_EVIDENCE_STRING;
+        util_copy_utf8(e->str, sizeof e->str, v->str, strlen(v->str));
+        break;
+    }
+    e->at_least = v->at_least;
+    if (where != NULL && where[0] != '\0' && (e = new_evidence(c, "previous_location", NULL)) != NULL) {
+        e->kind = STORE_EVIDENCE_STRING;
+        util_copy_utf8(e->str, sizeof e->str, where, strlen(where));
+    }
+    if (v->bounded && src != NULL && (e = new_evidence(c, NULL, NULL)) != NULL) {
+        e->kind = STORE_EVIDENCE_NUMBER;
+        e->num = ENGINE_SCAN_MAX;
+        c->evidence_src[c->n_evidence - 1] = src;
+        c->evidence_bounded[c->n_evidence - 1] = true;
+    }
+}
+
+/* Render the deferred names; the same call written twice in a rule is kept once. */
+static void finish_evidence(eval_ctx *c)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < c->n_evidence; i++) {
+        store_evidence *e = &c->evidence[i];
+        if (c->evidence_src[i] != NULL) {
+            char text[96];
+            rules_expr_text(c->evidence_src[i], text, sizeof text);
+            snprintf(e->name, sizeof e->name, "%s%.80s", c->evidence_bounded[i] ? "read_bounded:" : "", text);
+        }
+        bool dup = false;
+        for (size_t k = 0; k < out && !dup; k++)
+            dup = strcmp(c->evidence[k].name, e->name) == 0;
+        if (!dup) {
+            if (out != i)
+                c->evidence[out] = *e;
+            out++;
+        }
+    }
+    c->n_evidence = out;
+}
+
+static int call_cached(eval_ctx *c, const rules_expr *call, size_t cap, value *v)
+{
+    int arg = call->nargs >= 1 ? (call->args[0]->kind == RULES_E_EVTYPE ? (int)call->args[0]->evtype
+                                                                         : (int)call->args[0]->field)
+                               : -1;
+    int64_t dur = call->nargs == 2 ? call->args[1]->ms : 0;
+    cache_entry *hit = NULL;
+    for (size_t i = 0; i < c->n_cache; i++) {
+        cache_entry *ce = &c->cache[i];
+        /* an exact value answers any cap; a capped one only the same or a lower cap */
+        if (ce->kind == c->kind && ce->func == call->func && ce->arg == arg && ce->dur_ms == dur &&
+            (!ce->v.at_least || (cap != 0 && cap <= ce->cap))) {
+            hit = ce;
+            break;
+        }
+    }
+    char where[160] = "";
+    if (hit != NULL) {
+        *v = hit->v;
+        snprintf(where, sizeof where, "%s", hit->str);
+    } else {
+        int rc = engine_call(c, call, cap, v, where);
+        if (rc < 0)
+            return rc;
+        if (c->n_cache < ENGINE_CACHE_MAX) {
+            cache_entry *ce = &c->cache[c->n_cache++];
+            *ce = (cache_entry){.kind = c->kind, .func = call->func, .arg = arg, .dur_ms = dur, .cap = cap, .v = *v};
+            snprintf(ce->str, sizeof ce->str, "%s", where);
+        }
+    }
+    add_evidence(c, NULL, call, v, where);
+    return 0;
+}
+
+static int eval(eval_ctx *c, const rules_expr *e, size_t cap, value *v);
+
+static bool is_count_call(const rules_expr *e)
+{
+    return e->kind == RULES_E_CALL && e->type == RULES_T_NUMBER && e->func != RULES_FN_TRAVEL_KM &&
+           e->func != RULES_FN_TRAVEL_KMH;
+}
+
+/* The cap a comparison of a count with the literal n needs: knowing whether the
+ * count reaches floor(n) + 1 decides every operator. */
+static size_t cap_for(const rules_expr *lit)
+{
+    if (lit->kind != RULES_E_NUMBER || !(lit->num >= 0) || lit->num > 1e9)
+        return 0;
+    return (size_t)floor(lit->num) + 1;
+}
+
+static bool compare(rules_op op, double a, double b)
+{
+    switch (op) {
+    case RULES_OP_EQ: return a == b;
+    case RULES_OP_NE: return a != b;
+    case RULES_OP_LT: return a < b;
+    case RULES_OP_LE: return a <= b;
+    case RULES_OP_GT: return a > b;
+    case RULES_OP_GE: return a >= b;
+    }
+    return false;
+}
+
+static int eval_cmp(eval_ctx *c, const rules_expr *e, value *v)
+{
+    const rules_expr *l = e->args[0], *r = e->args[1];
+    size_t lcap = 0, rcap = 0;
+    if (!c->explain) {
+        if (is_count_call(l))
+            lcap = cap_for(r);
+        if (is_count_call(r))
+            rcap = cap_for(l);
+    }
+    value a, b;
+    int rc = eval(c, l, lcap, &a);
+    if (rc == 0)
+        rc = eval(c, r, rcap, &b);
+    if (rc < 0)
+        return rc;
+    *v = (value){.k = V_BOOL, .b = false};
+    if (a.k == V_NULL || b.k == V_NULL)
+        return 0; /* a value that does not exist compares false, never as zero */
+    switch (a.k) {
+    case V_NUM: v->b = compare(e->op, a.num, b.num); break;
+    case V_DUR: v->b = compare(e->op, (double)a.ms, (double)b.ms); break;
+    case V_STR: {
+        int d = strcmp(a.str, b.str);
+        v->b = compare(e->op, (double)(d > 0) - (double)(d < 0), 0);
+        break;
+    }
+    case V_BOOL: v->b = compare(e->op, a.b, b.b); break;
+    case V_NULL: break;
+    }
+    return 0;
+}
+
+static int eval_in(eval_ctx *c, const rules_expr *e, value *v)
+{
+    value a;
+    int rc = eval(c, e->args[0], 0, &a);
+    if (rc < 0)
+        return rc;
+    const rules_expr *r = e->args[1];
+    *v = (value){.k = V_BOOL, .b = false};
+    if (a.k == V_NULL)
+        return 0;
+    if (r->kind == RULES_E_LISTREF) {
+        v->b = a.k == V_STR && rules_list_contains(r->list, a.str);
+        return 0;
+    }
+    for (size_t i = 0; i < r->nargs && !v->b; i++) {
+        const rules_expr *x = r->args[i];
+        if (a.k == V_STR && x->kind == RULES_E_STRING)
+            v->b = strcmp(a.str, x->str) == 0;
+        else if (a.k == V_NUM && x->kind == RULES_E_NUMBER)
+            v->b = a.num == x->num;
+        else if (a.k == V_DUR && x->kind == RULES_E_DURATION)
+            v->b = a.ms == x->ms;
+    }
+    return 0;
+}
+
+static int eval_field_value(eval_ctx *c, rules_field f, value *v);
+
+/* A field's value is evidence too: "user.deleted = true" explains an alert. */
+static int eval_field(eval_ctx *c, rules_field f, value *v)
+{
+    int rc = eval_field_value(c, f, v);
+    if (rc == 0)
+        add_evidence(c, rules_field_name(f), NULL, v, NULL);
+    return rc;
+}
+
+static int eval_field_value(eval_ctx *c, rules_field f, value *v)
+{
+    switch (f) {
+    case RULES_F_IS_MOBILE:
+        *v = (value){.k = V_BOOL, .b = c->ev->session.is_mobile};
+        return 0;
+    case RULES_F_USER_DELETED:
+    case RULES_F_USER_BANNED:
+    case RULES_F_USER_AGE:
+    case RULES_F_USER_EMAIL: {
+        int rc = load_user(c);
+        if (rc < 0)
+            return rc;
+        if (f == RULES_F_USER_DELETED)
+            *v = (value){.k = V_BOOL, .b = c->user_found && c->user.deleted};
+        else if (f == RULES_F_USER_BANNED)
+            *v = (value){.k = V_BOOL, .b = c->user_found && c->user.banned};
+        else if (f == RULES_F_USER_EMAIL)
+            *v = (value){.k = V_STR, .str = c->user.email};
+        else if (c->user_found && c->user.created_at > 0)
+            *v = (value){.k = V_DUR, .ms = c->at - c->user.created_at};
+        else
+            *v = (value){.k = V_NULL};
+        return 0;
+    }
+    default:
+        *v = (value){.k = V_STR, .str = engine_event_field(c, f)};
+        return 0;
+    }
+}
+
+static int eval(eval_ctx *c, const rules_expr *e, size_t cap, value *v)
+{
+    int rc = 0;
+    value a;
+    switch (e->kind) {
+    case RULES_E_NUMBER: *v = (value){.k = V_NUM, .num = e->num}; return 0;
+    case RULES_E_DURATION: *v = (value){.k = V_DUR, .ms = e->ms}; return 0;
+    case RULES_E_STRING: *v = (value){.k = V_STR, .str = e->str}; return 0;
+    case RULES_E_BOOL: *v = (value){.k = V_BOOL, .b = e->b}; return 0;
+    case RULES_E_FIELD: return eval_field(c, e->field, v);
+    case RULES_E_CALL: return call_cached(c, e, cap, v);
+    case RULES_E_NOT:
+        rc = eval(c, e->args[0], 0, &a);
+        *v = (value){.k = V_BOOL, .b = !(a.k == V_BOOL && a.b)};
+        return rc;
+    case RULES_E_AND:
+    case RULES_E_OR: {
+        rc = eval(c, e->args[0], 0, &a);
+        if (rc < 0)
+            return rc;
+        bool l = a.k == V_BOOL && a.b;
+        bool decided = e->kind == RULES_E_AND ? !l : l;
+        if (decided && !c->explain) {
+            *v = (value){.k = V_BOOL, .b = l};
+            return 0;
+        }
+        value b;
+        rc = eval(c, e->args[1], 0, &b);
+        bool r = b.k == V_BOOL && b.b;
+        *v = (value){.k = V_BOOL, .b = e->kind == RULES_E_AND ? (l && r) : (l || r)};
+        return rc;
+    }
+    case RULES_E_CMP: return eval_cmp(c, e, v);
+    case RULES_E_IN: return eval_in(c, e, v);
+    case RULES_E_EVTYPE:
+    case RULES_E_LISTLIT:
+    case RULES_E_LISTREF:
+    case RULES_E_NAME: break;
+    }
+    return util_err(c->err, c->errlen, "rules: cannot evaluate this expression");
+}
+
+/* Near miss (explain only): the condition failed on a threshold alone. Every
+ * `and` term at its top level held but one, and that one compares a window
+ * function with a number (`> N` or `>= N`) and reached at least half of N:
+ * the cases a lower threshold would have turned into alerts. */
+static int near_miss(eval_ctx *c, const rules_expr *e, int *failed, bool *threshold)
+{
+    if (e->kind == RULES_E_AND) {
+        int rc = near_miss(c, e->args[0], failed, threshold);
+        return rc < 0 ? rc : near_miss(c, e->args[1], failed, threshold);
+    }
+    value v;
+    int rc = eval(c, e, 0, &v);
+    if (rc < 0 || (v.k == V_BOOL && v.b))
+        return rc;
+    (*failed)++;
+    const rules_expr *l = e->kind == RULES_E_CMP ? e->args[0] : NULL;
+    if (l == NULL || l->kind != RULES_E_CALL || e->args[1]->kind != RULES_E_NUMBER ||
+        (e->op != RULES_OP_GT && e->op != RULES_OP_GE))
+        return 0;
+    value x;
+    rc = eval(c, l, 0, &x);
+    if (rc == 0 && x.k == V_NUM && x.num > 0 && x.num >= e->args[1]->num / 2)
+        *threshold = true;
+    return rc;
+}
+
+/* ---- alerts ---- */
+
+static void alert_id(const char *rule, const char *key, const char *delivery, char out[STORE_ALERT_ID_MAX])
+{
+    /* Stable: the same rule, key and delivery always name the same alert, so a
+     * sink that receives it twice (at-least-once) can tell. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    bool ok = m != NULL && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(m, rule, strlen(rule) + 1) == 1 && EVP_DigestUpdate(m, key, strlen(key) + 1) == 1 &&
+              EVP_DigestUpdate(m, delivery, strlen(delivery)) == 1 && EVP_DigestFinal_ex(m, md, &mdlen) == 1;
+    EVP_MD_CTX_free(m);
+    if (!ok) /* cannot happen with a working libcrypto; still a unique-enough id */
+        memset(md, 0, sizeof md);
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, "alr_", 4);
+    for (int i = 0; i < 12; i++) {
+        out[4 + 2 * i] = hex[md[i] >> 4];
+        out[5 + 2 * i] = hex[md[i] & 15];
+    }
+    out[28] = '\0';
+}
+
+static void format_evidence_value(const store_evidence *e, char *buf, size_t len)
+{
+    switch (e->kind) {
+    case STORE_EVIDENCE_NULL: snprintf(buf, len, "none"); break;
+    case STORE_EVIDENCE_BOOL: snprintf(buf, len, "%s", e->b ? "true" : "false"); break;
+    case STORE_EVIDENCE_STRING: snprintf(buf, len, "%s", e->str); break;
+    case STORE_EVIDENCE_NUMBER:
+        if (e->num == floor(e->num) && fabs(e->num) < 1e15)
+            snprintf(buf, len, "%.0f", e->num);
+        else
+            snprintf(buf, len, "%.1f", e->num);
+        break;
+    }
+}
+
+static void build_alert(eval_ctx *c, const char *key, int64_t now_ms, store_alert *a)
+{
+    const rules_rule *r = c->rule;
+    const event_t *ev = c->ev;
+    memset(a, 0, sizeof *a);
+    alert_id(r->name, key, ev->delivery_id, a->id);
+    snprintf(a->rule, sizeof a->rule, "%s", r->name);
+    snprintf(a->severity, sizeof a->severity, "%s", rules_severity_name(r->severity));
+    snprintf(a->key, sizeof a->key, "%s", key);
+    snprintf(a->user_id, sizeof a->user_id, "%s", engine_event_field(c, RULES_F_USER_ID));
+    snprintf(a->ip, sizeof a->ip, "%s", engine_event_field(c, RULES_F_IP));
+    snprintf(a->session_id, sizeof a->session_id, "%s", ev->session.session_id);
+    snprintf(a->event_id, sizeof a->event_id, "%s", ev->delivery_id);
+    a->event_type = ev->type;
+    a->at_ms = c->at;
+    a->raised_ms = now_ms;
+    memcpy(a->evidence, c->evidence, c->n_evidence * sizeof c->evidence[0]);
+    a->n_evidence = c->n_evidence;
+    for (size_t i = 0; i < r->n_tags && i < STORE_ALERT_TAGS_MAX; i++)
+        snprintf(a->tags[i], sizeof a->tags[i], "%s", r->tags[i]);
+    a->n_tags = r->n_tags < STORE_ALERT_TAGS_MAX ? r->n_tags : STORE_ALERT_TAGS_MAX;
+
+    /* One sentence: what the rule says, who, from where, and the numbers. */
+    size_t n = 0;
+    char *s = a->summary;
+    size_t cap = sizeof a->summary;
+#define APPEND(...)                                                      \
+    do {                                                                 \
+        if (n < cap) {                                                   \
+            int w_ = snprintf(s + n, cap - n, __VA_ARGS__);              \
+            n = w_ < 0 ? cap : n + (size_t)w_;                           \
+        }                                                                \
+    } while (0)
+    if (r->description != NULL)
+        APPEND("%s", r->description);
+    else
+        APPEND("Rule %s matched", r->name);
+    APPEND(": %s %s", r->by == RULES_BY_IP ? "IP" : "user", key + (r->by == RULES_BY_IP ? 3 : 5));
+    if (r->by == RULES_BY_IP && a->user_id[0])
+        APPEND(" (user %s)", a->user_id);
+    if (r->by == RULES_BY_USER && a->ip[0])
+        APPEND(" from %s", a->ip);
+    const char *country = engine_event_field(c, RULES_F_COUNTRY), *city = engine_event_field(c, RULES_F_CITY);
+    if (country[0])
+        APPEND(" (%s%s%s)", city, city[0] ? ", " : "", country);
+    for (size_t i = 0; i < c->n_evidence; i++) {
+        char val[160];
+        format_evidence_value(&c->evidence[i], val, sizeof val);
+        /* a read that stopped once decided only knows a lower bound */
+        APPEND("%s%s %s %s", i == 0 ? "; " : ", ", c->evidence[i].name, c->evidence[i].at_least ? ">=" : "=", val);
+    }
+    APPEND(".");
+#undef APPEND
+    if (n >= cap)
+        memcpy(s + cap - 4, "...", 4);
+}
+
+/* ---- per event ---- */
+
+int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms, const engine_hooks *hooks,
+                      char *err, size_t errlen)
+{
+    if (ev->type <= EVENT_UNKNOWN || ev->type >= EVENT_TYPE_COUNT || e->n_by_type[ev->type] == 0)
+        return 0;
+    eval_ctx *c = e->ctx;
+    store_alert *a = e->alert;
+    c->n_cache = 0;
+    c->user_loaded = c->user_found = false;
+    c->bounded_reads = 0;
+    c->t = t;
+    c->ev = ev;
+    c->at = ev->at_ms < 0 ? 0 : ev->at_ms; /* as the store keys it */
+    c->explain = hooks != NULL && hooks->on_explain != NULL;
+    c->err = err;
+    c->errlen = errlen;
+    int rc = 0;
+    for (size_t k = 0; k < e->n_by_type[ev->type] && rc == 0; k++) {
+        size_t idx = e->by_type[ev->type][k];
+        const rules_rule *r = rules_rule_at(e->rules, idx);
+        engine_rule_stats *st = &e->pending[idx];
+        const char *keyval = engine_event_field(c, r->by == RULES_BY_IP ? RULES_F_IP : RULES_F_USER_ID);
+        if (keyval[0] == '\0')
+            continue; /* no key, no window: the rule does not apply */
+        char key[STORE_ALERT_KEY_MAX];
+        snprintf(key, sizeof key, "%s:%s", r->by == RULES_BY_IP ? "ip" : "user", keyval);
+        c->rule = r;
+        c->kind = r->by == RULES_BY_IP ? STORE_KEY_IP : STORE_KEY_USER;
+        c->key = keyval;
+        c->n_evidence = 0;
+        uint64_t bounded_before = c->bounded_reads;
+        BUMP(st->evaluations, 1);
+        value v;
+        rc = eval(c, r->when, 0, &v);
+        if (rc < 0)
+            break;
+        bool matched = v.k == V_BOOL && v.b;
+        char open_id[STORE_ALERT_ID_MAX] = ""; /* outlives the branch: x points at it */
+        engine_explain x = {.rule = r, .ev = ev, .key = key, .matched = matched};
+        if (c->bounded_reads != bounded_before)
+            BUMP(st->bounded, c->bounded_reads - bounded_before);
+        if (matched) {
+            BUMP(st->matches, 1);
+            bool suppressed = false;
+            rc = store_txn_alert_suppress(t, r->name, key, c->at, r->suppress_ms, &suppressed, open_id, err, errlen);
+            if (rc < 0)
+                break;
+            if (suppressed) {
+                BUMP(st->suppressed, 1);
+                x.suppressed = true;
+                x.alert_id = open_id;
+            } else {
+                finish_evidence(c);
+                build_alert(c, key, now_ms, a);
+                rc = store_txn_alert_add(t, a, r->suppress_ms > 0, err, errlen);
+                if (rc < 0)
+                    break;
+                BUMP(st->alerts, 1);
+                x.alert_id = a->id;
+                if (hooks != NULL && hooks->on_alert != NULL)
+                    hooks->on_alert(a, hooks->ctx);
+            }
+        } else if (c->explain) {
+            int failed = 0;
+            bool threshold = false;
+            rc = near_miss(c, r->when, &failed, &threshold);
+            if (rc < 0)
+                break;
+            x.near_miss = failed == 1 && threshold;
+        }
+        if (c->explain) {
+            finish_evidence(c);
+            x.values = c->evidence;
+            x.n_values = c->n_evidence;
+            hooks->on_explain(&x, hooks->ctx);
+        }
+    }
+    return rc;
+}

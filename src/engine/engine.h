@@ -1,0 +1,91 @@
+/*
+ * engine.h: the rules engine. Runs a loaded rule set over each stored event,
+ * reading its windows inside the write transaction that stored the event, and
+ * stores the alerts it raises in that same transaction: an alert commits with
+ * the event that caused it, or neither does.
+ *
+ * Semantics (README.md "Rules" documents them for users):
+ *  - Only the rules whose `on` lists the event's type run.
+ *  - A window function reads the history of the rule's key (the user, or the IP
+ *    for `by ip`) with event times in [t - DUR, t], t the event's own time, so an
+ *    out-of-order event is judged against what was stored around its time and
+ *    later events are ignored. Both bounds are inclusive.
+ *  - "Earlier events" (first_seen, count_known, since_last, travel_*) are the
+ *    other events of the window; events at the same millisecond count as earlier.
+ *  - A comparison with a value that does not exist (travel without a location,
+ *    since_last with no previous event, user.age of an unknown user) is false.
+ *  - Reads stop as soon as a comparison is decided (count(...) > 5 reads at
+ *    most 6 matching events) and never read more than ENGINE_SCAN_MAX records;
+ *    a read cut by that bound is reported in the alert's evidence and counted.
+ *
+ * Ownership: engine_new takes the rules set; engine_free frees both. One thread
+ * evaluates at a time (the committer); the counters may be read from another.
+ */
+#ifndef VEILLE_ENGINE_H
+#define VEILLE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event/event.h"
+#include "rules/rules.h"
+#include "store/store.h"
+
+#define ENGINE_SCAN_MAX 4096 /* history records one window read may decode */
+
+typedef struct engine engine;
+
+typedef struct {
+    uint64_t evaluations; /* events the rule ran on */
+    uint64_t matches;     /* of which its condition held */
+    uint64_t alerts;      /* of which raised a new alert */
+    uint64_t suppressed;  /* of which were folded into an open alert */
+    uint64_t bounded;     /* window reads cut at ENGINE_SCAN_MAX */
+} engine_rule_stats;
+
+/* --explain: one rule run on one event, with every window function's value. */
+typedef struct {
+    const rules_rule *rule;
+    const event_t *ev;
+    const char *key;          /* "user:ID" / "ip:ADDR" */
+    bool matched;
+    bool near_miss;           /* not matched only because one `> N` / `>= N` threshold was
+                               * missed, with the value at least N/2 (see engine.c) */
+    bool suppressed;
+    const char *alert_id;     /* raised or folded into; NULL otherwise */
+    const store_evidence *values;
+    size_t n_values;
+} engine_explain;
+
+typedef void (*engine_alert_cb)(const store_alert *a, void *ctx);
+typedef void (*engine_explain_cb)(const engine_explain *x, void *ctx);
+
+typedef struct {
+    engine_alert_cb on_alert;     /* a new alert, already in the transaction; may be NULL */
+    engine_explain_cb on_explain; /* non-NULL turns explain mode on: every function is read fully */
+    void *ctx;
+} engine_hooks;
+
+/* Takes ownership of rules (also on failure). */
+int engine_new(rules_set *rules, engine **out, char *err, size_t errlen);
+void engine_free(engine *e); /* NULL is a no-op */
+const rules_set *engine_rules(const engine *e);
+
+/* Run the rules on ev, which t has just stored (store_apply_event). now_ms is
+ * the wall clock recorded as the alerts' raise time. A negative return is a
+ * store error: the caller must abort t (no alert of it survives). */
+int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms, const engine_hooks *hooks,
+                      char *err, size_t errlen);
+
+/* After the transaction the evaluations ran in: committed, their counts join
+ * the rule counters; aborted (to be retried), they are dropped, so a retried
+ * event is not counted twice. */
+void engine_settle(engine *e, bool committed);
+
+size_t engine_rule_count(const engine *e);
+/* Settled counters of rule i (file order), safe to call while another thread
+ * evaluates. */
+void engine_rule_stats_at(const engine *e, size_t i, engine_rule_stats *out);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * internal.h (private to src/engine): the evaluation context shared by the
+ * expression evaluator (engine.c) and the window functions (functions.c).
+ */
+#ifndef VEILLE_ENGINE_INTERNAL_H
+#define VEILLE_ENGINE_INTERNAL_H
+
+#include "engine/engine.h"
+
+typedef enum { V_NULL, V_NUM, V_DUR, V_STR, V_BOOL } value_kind;
+
+typedef struct {
+    value_kind k;
+    double num;
+    int64_t ms;
+    const char *str;
+    bool b;
+    bool at_least; /* a count whose read stopped once the comparison was decided */
+    bool bounded;  /* the read hit ENGINE_SCAN_MAX */
+} value;
+
+#define ENGINE_CACHE_MAX 32
+
+/* One window function result, reused by every rule of the event that asks the
+ * same question of the same key. */
+typedef struct {
+    char kind;
+    rules_func func;
+    int arg;         /* field or event type, -1 when none */
+    int64_t dur_ms;
+    size_t cap;
+    value v;
+    char str[160];   /* travel: where the previous sign-in was */
+} cache_entry;
+
+typedef struct {
+    store_txn *t;
+    const event_t *ev;
+    int64_t at;           /* the event's time */
+    bool explain;
+    /* the rule being run */
+    const rules_rule *rule;
+    char kind;            /* STORE_KEY_USER / STORE_KEY_IP */
+    const char *key;
+    /* user record, read once per event */
+    bool user_loaded, user_found;
+    event_user user;
+    /* evidence of the rule being run */
+    store_evidence evidence[STORE_EVIDENCE_MAX];
+    const rules_expr *evidence_src[STORE_EVIDENCE_MAX]; /* a call whose name is rendered later */
+    bool evidence_bounded[STORE_EVIDENCE_MAX];
+    size_t n_evidence;
+    cache_entry cache[ENGINE_CACHE_MAX];
+    size_t n_cache;
+    uint64_t bounded_reads;
+    /* scratch sets of the window functions, reused: cleared by generation */
+    struct hset *set_a, *set_b;
+    char *err;
+    size_t errlen;
+} eval_ctx;
+
+int engine_scratch_init(eval_ctx *c);
+void engine_scratch_free(eval_ctx *c);
+
+/* The current event's value of a string field ("" when it has none). */
+const char *engine_event_field(const eval_ctx *c, rules_field f);
+
+/* Evaluate one window-function call. cap > 0: the caller only needs to know
+ * whether a count reaches cap. *v is V_NULL when the value does not exist.
+ * prev_where (may be NULL, >= 160 bytes) receives travel's previous location. */
+int engine_call(eval_ctx *c, const rules_expr *call, size_t cap, value *v, char *prev_where);
+
+#endif

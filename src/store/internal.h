@@ -1,0 +1,77 @@
+/*
+ * internal.h (private to src/store): the store's structs and the helpers its
+ * files share. store.c opens the environment and writes events; window.c reads
+ * windows inside a write transaction for the rules engine; alerts.c keeps alert
+ * records and suppression windows.
+ */
+#ifndef VEILLE_STORE_INTERNAL_H
+#define VEILLE_STORE_INTERNAL_H
+
+#include <limits.h>
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* kind + id + 0x00 + be64(at) + delivery id */
+#define HKEY_MAX (1 + EVENT_ID_MAX + 1 + 8 + EVENT_ID_MAX)
+#define TKEY_MAX (8 + HKEY_MAX)
+/* values index: kind + id + 0x00 + field tag + value + 0x00 + be64(at) + delivery id */
+#define VKEY_MAX (1 + EVENT_ID_MAX + 1 + 1 + EVENT_ID_MAX + 1 + 8 + EVENT_ID_MAX)
+
+struct store {
+    MDB_env *env;
+    MDB_dbi users, history, history_time, deliveries, deliv_time, meta;
+    MDB_dbi values, alerts, alert_open;
+    bool readonly;
+    char dir[PATH_MAX];
+    /* Where LMDB mapped data.mdb, found lazily by store_release_mapped_pages()
+     * (mdb_env_info only reports it under MDB_FIXEDMAP). */
+    void *map_base;
+    size_t map_len;
+    bool map_located;
+};
+
+struct store_txn {
+    store *s;
+    MDB_txn *txn;
+};
+
+/* Map an LMDB or errno code onto the store's codes, with a message the operator
+ * can act on; the HTTP layer answers 503 to the retryable ones. */
+int store_fail(store *s, int rc, const char *what, char *err, size_t errlen);
+int store_read_begin(store *s, MDB_txn **txn, char *err, size_t errlen);
+
+/* Negative times cannot be represented in an unsigned big-endian key and no
+ * Clerk event predates 1970, so they sort as 0. */
+static inline uint64_t key_time(int64_t ms)
+{
+    return ms < 0 ? 0 : (uint64_t)ms;
+}
+
+static inline MDB_val mval(const void *p, size_t n)
+{
+    MDB_val v = { n, (void *)p };
+    return v;
+}
+
+/* The value-index entries of one history record (window.c): which fields of a
+ * record are indexed under its key kind. Written and pruned with the record. */
+int store_values_put(store_txn *t, char kind, const char *key, const store_history_entry *e, char *err,
+                     size_t errlen);
+int store_values_del(store_txn *t, char kind, const char *key, const store_history_entry *e, char *err,
+                     size_t errlen);
+
+/* Scan one key's history newest first within [since_ms, until_ms] in txn. */
+int store_history_scan_in(store *s, MDB_txn *txn, char kind, const char *key, int64_t since_ms, int64_t until_ms,
+                          size_t limit, bool oldest_first, store_history_cb cb, void *ctx, char *err, size_t errlen);
+
+/* Delete from an index, oldest first, every entry older than cutoff along with
+ * the record it points to in *records (the index key minus its 8-byte time
+ * prefix; NULL: the index holds the records itself), at most budget of them.
+ * *more is set when an eligible entry is left. */
+int store_prune_index(store_txn *t, MDB_dbi index, const MDB_dbi *records, int64_t cutoff, size_t budget,
+                      uint64_t *pruned, bool *more, const char *what, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,250 @@
+/*
+ * window.c: what the rules engine reads inside the write transaction that
+ * stores an event: the user record, a key's history by time, and the values
+ * index that answers "seen before?" and "how many distinct?" without walking
+ * every event of a busy key.
+ *
+ * Values index key: kind, key, 0x00, field tag, value, 0x00, be64(at), delivery
+ * id. Values never contain a NUL (they come from C strings), so every entry of
+ * one value sorts before the first key starting with value + 0x01.
+ */
+#include <string.h>
+
+#include "store/codec.h"
+#include "store/internal.h"
+#include "util/util.h"
+
+bool store_value_indexed(char kind, store_value_field field)
+{
+    switch (field) {
+    case STORE_VALUE_COUNTRY: return kind == STORE_KEY_USER || kind == STORE_KEY_IP;
+    case STORE_VALUE_IP: return kind == STORE_KEY_USER;
+    case STORE_VALUE_USER: return kind == STORE_KEY_IP;
+    }
+    return false;
+}
+
+/* kind key 0x00 tag: the prefix every entry of (key, field) shares. 0 when the
+ * key does not fit (never for keys the store accepted). */
+static size_t value_prefix(unsigned char *buf, char kind, const char *key, store_value_field field)
+{
+    size_t klen = strnlen(key, EVENT_ID_MAX);
+    if (klen >= EVENT_ID_MAX)
+        return 0;
+    size_t n = 0;
+    buf[n++] = (unsigned char)kind;
+    memcpy(buf + n, key, klen);
+    n += klen;
+    buf[n++] = 0x00;
+    buf[n++] = (unsigned char)field;
+    return n;
+}
+
+/* prefix value 0x00: the start of one value's entries. */
+static size_t value_key(unsigned char *buf, char kind, const char *key, store_value_field field, const char *value)
+{
+    size_t n = value_prefix(buf, kind, key, field);
+    size_t vlen = strnlen(value, EVENT_ID_MAX);
+    if (n == 0 || vlen >= EVENT_ID_MAX)
+        return 0;
+    memcpy(buf + n, value, vlen);
+    n += vlen;
+    buf[n++] = 0x00;
+    return n;
+}
+
+/* The fields of e indexed under kind, with their values. */
+static size_t indexed_values(char kind, const store_history_entry *e, store_value_field fields[3],
+                             const char *values[3])
+{
+    size_t n = 0;
+    if (e->country[0] != '\0') {
+        fields[n] = STORE_VALUE_COUNTRY;
+        values[n++] = e->country;
+    }
+    if (kind == STORE_KEY_USER && e->ip[0] != '\0') {
+        fields[n] = STORE_VALUE_IP;
+        values[n++] = e->ip;
+    }
+    if (kind == STORE_KEY_IP && e->user_id[0] != '\0') {
+        fields[n] = STORE_VALUE_USER;
+        values[n++] = e->user_id;
+    }
+    return n;
+}
+
+static int values_write(store_txn *t, char kind, const char *key, const store_history_entry *e, bool del,
+                        char *err, size_t errlen)
+{
+    store_value_field fields[3];
+    const char *values[3];
+    size_t nv = indexed_values(kind, e, fields, values);
+    size_t dlen = strnlen(e->delivery_id, EVENT_ID_MAX);
+    for (size_t i = 0; i < nv; i++) {
+        unsigned char vk[VKEY_MAX];
+        size_t n = value_key(vk, kind, key, fields[i], values[i]);
+        if (n == 0 || dlen >= EVENT_ID_MAX)
+            return util_err(err, errlen, "store: key or value too long for the values index");
+        util_put_be64(vk + n, key_time(e->at_ms));
+        n += 8;
+        memcpy(vk + n, e->delivery_id, dlen);
+        n += dlen;
+        MDB_val k = mval(vk, n), empty = mval("", 0);
+        int rc = del ? mdb_del(t->txn, t->s->values, &k, NULL) : mdb_put(t->txn, t->s->values, &k, &empty, 0);
+        if (rc == MDB_NOTFOUND && del)
+            continue;
+        if (rc != 0)
+            return store_fail(t->s, rc, del ? "pruning the values index" : "writing the values index", err,
+                              errlen);
+    }
+    return 0;
+}
+
+int store_values_put(store_txn *t, char kind, const char *key, const store_history_entry *e, char *err,
+                     size_t errlen)
+{
+    return values_write(t, kind, key, e, false, err, errlen);
+}
+
+int store_values_del(store_txn *t, char kind, const char *key, const store_history_entry *e, char *err,
+                     size_t errlen)
+{
+    return values_write(t, kind, key, e, true, err, errlen);
+}
+
+int store_txn_get_user(store_txn *t, const char *user_id, event_user *out, bool *found, char *err, size_t errlen)
+{
+    *found = false;
+    memset(out, 0, sizeof *out);
+    if (user_id == NULL || user_id[0] == '\0' || strnlen(user_id, EVENT_ID_MAX) >= EVENT_ID_MAX)
+        return 0; /* no such user can be stored */
+    MDB_val k = mval(user_id, strlen(user_id)), v;
+    int rc = mdb_get(t->txn, t->s->users, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return store_fail(t->s, rc, "reading a user", err, errlen);
+    if (store_codec_user_decode(v.mv_data, v.mv_size, out) < 0)
+        return util_err(err, errlen, "store: the record of user %s in %s is corrupt", user_id, t->s->dir);
+    *found = true;
+    return 0;
+}
+
+int store_txn_history_scan(store_txn *t, char kind, const char *key, int64_t since_ms, int64_t until_ms,
+                           size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen)
+{
+    return store_history_scan_in(t->s, t->txn, kind, key, since_ms, until_ms, limit, false, cb, ctx, err, errlen);
+}
+
+/* Position cur on the first entry of `start` (a value key) at or after since,
+ * and tell whether it is an entry of that value with at <= until. The entry's
+ * delivery id is returned through did/dlen. */
+static int seek_value(MDB_cursor *cur, const unsigned char *start, size_t n, uint64_t since, uint64_t until,
+                      bool *in_window, MDB_val *k)
+{
+    unsigned char seek[VKEY_MAX];
+    memcpy(seek, start, n);
+    util_put_be64(seek + n, since);
+    *k = mval(seek, n + 8);
+    MDB_val v;
+    int rc = mdb_cursor_get(cur, k, &v, MDB_SET_RANGE);
+    *in_window = false;
+    if (rc != 0)
+        return rc;
+    const unsigned char *kp = k->mv_data;
+    if (k->mv_size >= n + 8 && memcmp(kp, start, n) == 0 && util_get_be64(kp + n) <= until)
+        *in_window = true;
+    return 0;
+}
+
+int store_txn_value_seen(store_txn *t, char kind, const char *key, store_value_field field, const char *value,
+                         int64_t since_ms, int64_t until_ms, const char *exclude_delivery, bool *found, char *err,
+                         size_t errlen)
+{
+    *found = false;
+    if (!store_value_indexed(kind, field))
+        return util_err(err, errlen, "store: field '%c' is not indexed under '%c' keys", field, kind);
+    if (value == NULL || value[0] == '\0' || until_ms < 0 || since_ms > until_ms)
+        return 0;
+    unsigned char start[VKEY_MAX];
+    size_t n = value_key(start, kind, key, field, value);
+    if (n == 0)
+        return 0;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(t->txn, t->s->values, &cur);
+    if (rc != 0)
+        return store_fail(t->s, rc, "reading the values index", err, errlen);
+    uint64_t since = key_time(since_ms), until = (uint64_t)until_ms;
+    size_t xlen = exclude_delivery != NULL ? strlen(exclude_delivery) : 0;
+    MDB_val k, v;
+    bool in = false;
+    rc = seek_value(cur, start, n, since, until, &in, &k);
+    /* At most a few steps: only entries of the excluded delivery are skipped. */
+    while (rc == 0 && in) {
+        const unsigned char *kp = k.mv_data;
+        size_t dlen = k.mv_size - n - 8;
+        if (!(exclude_delivery != NULL && dlen == xlen && memcmp(kp + n + 8, exclude_delivery, xlen) == 0)) {
+            *found = true;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (rc != 0)
+            break;
+        kp = k.mv_data;
+        in = k.mv_size >= n + 8 && memcmp(kp, start, n) == 0 && util_get_be64(kp + n) <= until;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_fail(t->s, rc, "reading the values index", err, errlen);
+    return 0;
+}
+
+int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
+                             int64_t until_ms, size_t cap, size_t *count, char *err, size_t errlen)
+{
+    *count = 0;
+    if (!store_value_indexed(kind, field))
+        return util_err(err, errlen, "store: field '%c' is not indexed under '%c' keys", field, kind);
+    if (until_ms < 0 || since_ms > until_ms)
+        return 0;
+    unsigned char prefix[VKEY_MAX];
+    size_t plen = value_prefix(prefix, kind, key, field);
+    if (plen == 0)
+        return 0;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(t->txn, t->s->values, &cur);
+    if (rc != 0)
+        return store_fail(t->s, rc, "reading the values index", err, errlen);
+    uint64_t since = key_time(since_ms), until = (uint64_t)until_ms;
+    MDB_val k = mval(prefix, plen), v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    /* One round per distinct value: read the value at the cursor, seek to its
+     * first entry in the window, then jump past all its entries. */
+    while (rc == 0) {
+        const unsigned char *kp = k.mv_data;
+        if (k.mv_size < plen || memcmp(kp, prefix, plen) != 0)
+            break;
+        const unsigned char *nul = memchr(kp + plen, 0, k.mv_size - plen);
+        if (nul == NULL)
+            break; /* not an entry we wrote */
+        unsigned char start[VKEY_MAX];
+        size_t n = (size_t)(nul - kp) + 1;
+        if (n > VKEY_MAX - 8)
+            break;
+        memcpy(start, kp, n);
+        bool in = false;
+        rc = seek_value(cur, start, n, since, until, &in, &k);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            break;
+        if (in && ++*count == cap && cap != 0)
+            break;
+        /* past every entry of this value: the same bytes with 0x01 for the 0x00 */
+        start[n - 1] = 0x01;
+        k = mval(start, n);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_fail(t->s, rc, "reading the values index", err, errlen);
+    return 0;
+}
