@@ -125,11 +125,14 @@ static int load_user(eval_ctx *c)
 /* Evidence is recorded on every evaluation but read only when a rule matches
  * (or in explain mode), so a call's name is rendered then, by
  * finish_evidence(): rendering text costs more than most window reads. */
-static store_evidence *new_evidence(eval_ctx *c, const char *name, const rules_expr *src)
+static store_evidence *new_evidence(eval_ctx *c, const char *name, const rules_expr *src, bool bounded)
 {
+    /* named by name, or by the call it is about (and whether it is the call's
+     * value or the note that its read was bounded) */
     for (size_t i = 0; i < c->n_evidence; i++)
-        if (src != NULL ? c->evidence_src[i] == src
-                        : c->evidence_src[i] == NULL && strcmp(c->evidence[i].name, name) == 0)
+        if (c->evidence_bounded[i] == bounded &&
+            (src != NULL ? c->evidence_src[i] == src
+                         : c->evidence_src[i] == NULL && strcmp(c->evidence[i].name, name) == 0))
             return NULL;
     if (c->n_evidence >= STORE_EVIDENCE_MAX)
         return NULL;
@@ -140,7 +143,7 @@ static store_evidence *new_evidence(eval_ctx *c, const char *name, const rules_e
     e->num = 0;
     e->b = e->at_least = false;
     c->evidence_src[i] = src;
-    c->evidence_bounded[i] = false;
+    c->evidence_bounded[i] = bounded;
     if (name != NULL)
         snprintf(e->name, sizeof e->name, "%s", name);
     return e;
@@ -148,7 +151,7 @@ static store_evidence *new_evidence(eval_ctx *c, const char *name, const rules_e
 
 static void add_evidence(eval_ctx *c, const char *name, const rules_expr *src, const value *v, const char *where)
 {
-    store_evidence *e = new_evidence(c, name, src);
+    store_evidence *e = new_evidence(c, name, src, false);
     if (e == NULL)
         return;
     switch (v->k) {
@@ -162,15 +165,13 @@ static void add_evidence(eval_ctx *c, const char *name, const rules_expr *src, c
         break;
     }
     e->at_least = v->at_least;
-    if (where != NULL && where[0] != '\0' && (e = new_evidence(c, "previous_location", NULL)) != NULL) {
+    if (where != NULL && where[0] != '\0' && (e = new_evidence(c, "previous_location", NULL, false)) != NULL) {
         e->kind = STORE_EVIDENCE_STRING;
         util_copy_utf8(e->str, sizeof e->str, where, strlen(where));
     }
-    if (v->bounded && src != NULL && (e = new_evidence(c, NULL, NULL)) != NULL) {
+    if (v->bounded && src != NULL && (e = new_evidence(c, NULL, src, true)) != NULL) {
         e->kind = STORE_EVIDENCE_NUMBER;
         e->num = ENGINE_SCAN_MAX;
-        c->evidence_src[c->n_evidence - 1] = src;
-        c->evidence_bounded[c->n_evidence - 1] = true;
     }
 }
 
@@ -536,6 +537,7 @@ int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms
     eval_ctx *c = e->ctx;
     store_alert *a = e->alert;
     c->n_cache = 0;
+    engine_snapshots_reset(c);
     c->user_loaded = c->user_found = false;
     c->bounded_reads = 0;
     c->t = t;

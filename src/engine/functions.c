@@ -2,9 +2,9 @@
  * functions.c: the window functions. Each reads the rule key's history newest
  * first from the event's own time, stops as soon as its answer is decided (the
  * cap the comparison needs) and never decodes more than ENGINE_SCAN_MAX records.
- * first_seen() and distinct() of the indexed fields (country; ip under a user;
- * user under an IP) use the store's values index instead: their cost follows
- * the number of distinct values a key has, not its number of events.
+ * first_seen() and distinct() of the indexed fields (country and ip, under a
+ * user) use the store's values index instead: their cost follows the number of
+ * distinct values a user has, not its number of events.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -58,10 +58,9 @@ const char *engine_event_field(const eval_ctx *c, rules_field f)
 /* The values-index field for f under kind, or 0 when f is not indexed there. */
 static store_value_field indexed_field(char kind, rules_field f)
 {
-    store_value_field vf = f == RULES_F_COUNTRY                          ? STORE_VALUE_COUNTRY
-                           : f == RULES_F_IP                             ? STORE_VALUE_IP
-                           : (f == RULES_F_USER || f == RULES_F_USER_ID) ? STORE_VALUE_USER
-                                                                         : (store_value_field)0;
+    store_value_field vf = f == RULES_F_COUNTRY ? STORE_VALUE_COUNTRY
+                           : f == RULES_F_IP    ? STORE_VALUE_IP
+                                                : (store_value_field)0;
     return vf != 0 && store_value_indexed(kind, vf) ? vf : (store_value_field)0;
 }
 
@@ -82,7 +81,8 @@ int engine_scratch_init(eval_ctx *c)
 {
     c->set_a = calloc(1, sizeof *c->set_a);
     c->set_b = calloc(1, sizeof *c->set_b);
-    if (c->set_a == NULL || c->set_b == NULL)
+    c->snap_user = calloc(1, sizeof *c->snap_user);
+    if (c->set_a == NULL || c->set_b == NULL || c->snap_user == NULL)
         return -1;
     c->set_a->cur = c->set_b->cur = 1;
     return 0;
@@ -92,6 +92,36 @@ void engine_scratch_free(eval_ctx *c)
 {
     free(c->set_a);
     free(c->set_b);
+    free(c->snap_user);
+}
+
+void engine_snapshots_reset(eval_ctx *c)
+{
+    c->snap_user->loaded = false;
+}
+
+static int on_snapshot(const store_history_entry *e, void *ctx)
+{
+    key_snapshot *k = ctx;
+    k->e[k->n++] = *e;
+    return 0;
+}
+
+/* The snapshot of the rule's key, loaded on first use in this event. */
+static int snapshot(eval_ctx *c, key_snapshot **out)
+{
+    key_snapshot *k = c->snap_user;
+    if (!k->loaded) {
+        k->n = 0;
+        int rc = store_txn_history_scan(c->t, c->kind, c->key, 0, c->at, ENGINE_SNAPSHOT_MAX, on_snapshot, k, c->err,
+                                        c->errlen);
+        if (rc < 0)
+            return rc;
+        k->loaded = true;
+        k->complete = k->n < ENGINE_SNAPSHOT_MAX;
+    }
+    *out = k;
+    return 0;
 }
 
 static void hset_clear(hset *h)
@@ -270,7 +300,21 @@ static int on_travel(const store_history_entry *e, void *ctx)
 
 static int read_window(eval_ctx *c, scan *s, int64_t since, store_history_cb cb)
 {
-    int rc = store_txn_history_scan(c->t, c->kind, c->key, since, c->at, ENGINE_SCAN_MAX, cb, s, c->err, c->errlen);
+    key_snapshot *k = NULL;
+    int rc = 0;
+    /* Only users: an IP's records are many users' sign-ins, rarely covered by
+     * 16 records, and few rules read them. */
+    if (c->kind == STORE_KEY_USER && (rc = snapshot(c, &k)) < 0)
+        return rc;
+    /* Covered when it holds the whole key, or its oldest record is older than
+     * the window (records at that same millisecond might be missing). */
+    if (k != NULL && (k->complete || k->e[k->n - 1].at_ms < since)) {
+        for (size_t i = 0; i < k->n && k->e[i].at_ms >= since; i++)
+            if (cb(&k->e[i], s) != 0)
+                break;
+        return 0;
+    }
+    rc = store_txn_history_scan(c->t, c->kind, c->key, since, c->at, ENGINE_SCAN_MAX, cb, s, c->err, c->errlen);
     if (rc < 0)
         return rc;
     if (!s->decided && s->read >= ENGINE_SCAN_MAX)

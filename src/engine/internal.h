@@ -20,6 +20,17 @@ typedef struct {
 } value;
 
 #define ENGINE_CACHE_MAX 32
+#define ENGINE_SNAPSHOT_MAX 16 /* newest records of a key read once per event */
+
+/* The newest records of the user up to the event's time, decoded once per
+ * event and shared by every window read it covers: most users have few events,
+ * and then one scan serves every rule. */
+typedef struct {
+    bool loaded;
+    bool complete;   /* holds every record of the key up to t */
+    size_t n;        /* newest first */
+    store_history_entry e[ENGINE_SNAPSHOT_MAX];
+} key_snapshot;
 
 /* One window function result, reused by every rule of the event that asks the
  * same question of the same key. */
@@ -53,6 +64,7 @@ typedef struct {
     cache_entry cache[ENGINE_CACHE_MAX];
     size_t n_cache;
     uint64_t bounded_reads;
+    key_snapshot *snap_user;
     /* scratch sets of the window functions, reused: cleared by generation */
     struct hset *set_a, *set_b;
     char *err;
@@ -61,6 +73,8 @@ typedef struct {
 
 int engine_scratch_init(eval_ctx *c);
 void engine_scratch_free(eval_ctx *c);
+/* Forget the key snapshots: called once per event. */
+void engine_snapshots_reset(eval_ctx *c);
 
 /* The current event's value of a string field ("" when it has none). */
 const char *engine_event_field(const eval_ctx *c, rules_field f);

@@ -251,11 +251,201 @@ static int fields_map(const msgpack_object_map *m, void *vctx)
     return 0;
 }
 
+/* ---- a flat reader for the hot path ----
+ * The rules engine decodes thousands of history records a second. msgpack-c's
+ * unpacker allocates a zone per record; flat records need none, so they are
+ * read in place: each value becomes a msgpack_object whose strings point into
+ * the input, and decode_field() applies the same rules as for the unpacker. */
+
+typedef struct {
+    const unsigned char *p, *end;
+} mp_reader;
+
+static int mp_take(mp_reader *r, size_t n, const unsigned char **out)
+{
+    if ((size_t)(r->end - r->p) < n)
+        return -1;
+    *out = r->p;
+    r->p += n;
+    return 0;
+}
+
+static uint64_t mp_be(const unsigned char *b, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* A big-endian unsigned of n bytes. */
+static int mp_uint(mp_reader *r, size_t n, uint64_t *v)
+{
+    const unsigned char *b;
+    if (mp_take(r, n, &b) < 0)
+        return -1;
+    *v = mp_be(b, n);
+    return 0;
+}
+
+/* The next value into *o. Containers are skipped whole (depth-bounded) and
+ * reported as an empty array/map: no record field ever holds one. */
+static int mp_next(mp_reader *r, msgpack_object *o, int depth)
+{
+    const unsigned char *b;
+    uint64_t n = 0;
+    if (depth > 16 || mp_take(r, 1, &b) < 0)
+        return -1;
+    unsigned c = b[0];
+    memset(o, 0, sizeof *o);
+    if (c <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = c;
+        return 0;
+    }
+    if (c >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)c;
+        return 0;
+    }
+    if ((c & 0xe0) == 0xa0 || c == 0xd9 || c == 0xda || c == 0xdb) {
+        if ((c & 0xe0) == 0xa0)
+            n = c & 0x1f;
+        else if (mp_uint(r, (size_t)1 << (c - 0xd9), &n) < 0)
+            return -1;
+        if (n > (uint64_t)(r->end - r->p) || mp_take(r, (size_t)n, &b) < 0)
+            return -1;
+        o->type = MSGPACK_OBJECT_STR;
+        o->via.str.ptr = (const char *)b;
+        o->via.str.size = (uint32_t)n;
+        return 0;
+    }
+    bool is_map = false;
+    switch (c) {
+    case 0xc0: o->type = MSGPACK_OBJECT_NIL; return 0;
+    case 0xc2:
+    case 0xc3: o->type = MSGPACK_OBJECT_BOOLEAN; o->via.boolean = c == 0xc3; return 0;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:
+        if (mp_uint(r, (size_t)1 << (c - 0xcc), &n) < 0)
+            return -1;
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = n;
+        return 0;
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        size_t w = (size_t)1 << (c - 0xd0);
+        if (mp_uint(r, w, &n) < 0)
+            return -1;
+        int64_t v = w == 8 ? (int64_t)n : (int64_t)(n ^ (1ULL << (8 * w - 1))) - (int64_t)(1ULL << (8 * w - 1));
+        o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+        if (v < 0)
+            o->via.i64 = v;
+        else
+            o->via.u64 = (uint64_t)v;
+        return 0;
+    }
+    case 0xca: {
+        if (mp_uint(r, 4, &n) < 0)
+            return -1;
+        uint32_t u = (uint32_t)n;
+        float f;
+        memcpy(&f, &u, sizeof f);
+        o->type = MSGPACK_OBJECT_FLOAT32;
+        o->via.f64 = f;
+        return 0;
+    }
+    case 0xcb: {
+        if (mp_uint(r, 8, &n) < 0)
+            return -1;
+        double d;
+        memcpy(&d, &n, sizeof d);
+        o->type = MSGPACK_OBJECT_FLOAT64;
+        o->via.f64 = d;
+        return 0;
+    }
+    case 0xc4: case 0xc5: case 0xc6: /* bin: skipped, never a field */
+        if (mp_uint(r, (size_t)1 << (c - 0xc4), &n) < 0 || n > (uint64_t)(r->end - r->p))
+            return -1;
+        r->p += n;
+        o->type = MSGPACK_OBJECT_BIN;
+        return 0;
+    case 0xc7: case 0xc8: case 0xc9: /* ext */
+        if (mp_uint(r, (size_t)1 << (c - 0xc7), &n) < 0 || n + 1 > (uint64_t)(r->end - r->p))
+            return -1;
+        r->p += n + 1;
+        o->type = MSGPACK_OBJECT_EXT;
+        return 0;
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext */
+        n = ((uint64_t)1 << (c - 0xd4)) + 1;
+        if (n > (uint64_t)(r->end - r->p))
+            return -1;
+        r->p += n;
+        o->type = MSGPACK_OBJECT_EXT;
+        return 0;
+    case 0xdc: case 0xdd:
+        if (mp_uint(r, c == 0xdc ? 2 : 4, &n) < 0)
+            return -1;
+        break;
+    case 0xde: case 0xdf:
+        if (mp_uint(r, c == 0xde ? 2 : 4, &n) < 0)
+            return -1;
+        is_map = true;
+        break;
+    default:
+        if ((c & 0xf0) == 0x80) {
+            n = c & 0x0f;
+            is_map = true;
+        } else if ((c & 0xf0) == 0x90) {
+            n = c & 0x0f;
+        } else {
+            return -1; /* 0xc1: never used */
+        }
+    }
+    /* every element takes at least one byte: a huge count is a lie */
+    if (n > (uint64_t)(r->end - r->p))
+        return -1;
+    msgpack_object skip;
+    for (uint64_t i = 0; i < n * (is_map ? 2 : 1); i++)
+        if (mp_next(r, &skip, depth + 1) < 0)
+            return -1;
+    o->type = is_map ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY;
+    return 0;
+}
+
+static int read_fields(mp_reader *r, const field *fs, size_t n, unsigned char *base)
+{
+    const unsigned char *b;
+    uint64_t count;
+    if (mp_take(r, 1, &b) < 0)
+        return -1;
+    if ((b[0] & 0xf0) == 0x80)
+        count = b[0] & 0x0f;
+    else if (b[0] == 0xde || b[0] == 0xdf) {
+        if (mp_uint(r, b[0] == 0xde ? 2 : 4, &count) < 0)
+            return -1;
+    } else {
+        return -1; /* not a map */
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        msgpack_object k, v;
+        if (mp_next(r, &k, 0) < 0 || k.type != MSGPACK_OBJECT_STR || mp_next(r, &v, 0) < 0)
+            return -1;
+        for (size_t j = 0; j < n; j++) {
+            const char *name = fs[j].key;
+            if (strlen(name) == k.via.str.size && memcmp(name, k.via.str.ptr, k.via.str.size) == 0) {
+                if (decode_field(&fs[j], &v, base) < 0)
+                    return -1;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
 static int decode_fields(const void *data, size_t len, const field *fs, size_t n, void *rec, size_t recsize)
 {
     memset(rec, 0, recsize);
-    fields_ctx c = { fs, n, rec };
-    if (decode_map(data, len, fields_map, &c) < 0) {
+    mp_reader r = { data, (const unsigned char *)data + len };
+    if (data == NULL || len == 0 || read_fields(&r, fs, n, rec) < 0 || r.p != r.end) {
         /* never hand back half a record */
         memset(rec, 0, recsize);
         return -1;

@@ -17,13 +17,13 @@
 /* kind + id + 0x00 + be64(at) + delivery id */
 #define HKEY_MAX (1 + EVENT_ID_MAX + 1 + 8 + EVENT_ID_MAX)
 #define TKEY_MAX (8 + HKEY_MAX)
-/* values index: kind + id + 0x00 + field tag + value + 0x00 + be64(at) + delivery id */
+/* values index, in history: kind + id + 0x01 + field tag + value + 0x00 + be64(at) + delivery id */
 #define VKEY_MAX (1 + EVENT_ID_MAX + 1 + 1 + EVENT_ID_MAX + 1 + 8 + EVENT_ID_MAX)
 
 struct store {
     MDB_env *env;
     MDB_dbi users, history, history_time, deliveries, deliv_time, meta;
-    MDB_dbi values, alerts, alert_open;
+    MDB_dbi alerts, alert_open;
     bool readonly;
     char dir[PATH_MAX];
     /* Where LMDB mapped data.mdb, found lazily by store_release_mapped_pages()

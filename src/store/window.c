@@ -4,9 +4,13 @@
  * index that answers "seen before?" and "how many distinct?" without walking
  * every event of a busy key.
  *
- * Values index key: kind, key, 0x00, field tag, value, 0x00, be64(at), delivery
- * id. Values never contain a NUL (they come from C strings), so every entry of
- * one value sorts before the first key starting with value + 0x01.
+ * Values index key: kind, key, 0x01, field tag, value, 0x00, be64(at), delivery
+ * id, in the history database. The 0x01 puts a key's index entries right after
+ * its history records (kind, key, 0x00, ...), on the same leaf pages: storing an
+ * event dirties about as many pages as before the index existed, and history
+ * scans, which stop at the end of the 0x00 prefix, never see them. Values
+ * never contain a NUL (they come from C strings), so every entry of one value
+ * sorts before the first key starting with value + 0x01.
  */
 #include <string.h>
 
@@ -14,12 +18,13 @@
 #include "store/internal.h"
 #include "util/util.h"
 
+#define VALUE_STEPS 4 /* cursor steps tried before a seek, per value */
+
 bool store_value_indexed(char kind, store_value_field field)
 {
     switch (field) {
-    case STORE_VALUE_COUNTRY: return kind == STORE_KEY_USER || kind == STORE_KEY_IP;
+    case STORE_VALUE_COUNTRY: return kind == STORE_KEY_USER;
     case STORE_VALUE_IP: return kind == STORE_KEY_USER;
-    case STORE_VALUE_USER: return kind == STORE_KEY_IP;
     }
     return false;
 }
@@ -35,7 +40,7 @@ static size_t value_prefix(unsigned char *buf, char kind, const char *key, store
     buf[n++] = (unsigned char)kind;
     memcpy(buf + n, key, klen);
     n += klen;
-    buf[n++] = 0x00;
+    buf[n++] = 0x01;
     buf[n++] = (unsigned char)field;
     return n;
 }
@@ -54,11 +59,11 @@ static size_t value_key(unsigned char *buf, char kind, const char *key, store_va
 }
 
 /* The fields of e indexed under kind, with their values. */
-static size_t indexed_values(char kind, const store_history_entry *e, store_value_field fields[3],
-                             const char *values[3])
+static size_t indexed_values(char kind, const store_history_entry *e, store_value_field fields[2],
+                             const char *values[2])
 {
     size_t n = 0;
-    if (e->country[0] != '\0') {
+    if (kind == STORE_KEY_USER && e->country[0] != '\0') {
         fields[n] = STORE_VALUE_COUNTRY;
         values[n++] = e->country;
     }
@@ -66,18 +71,14 @@ static size_t indexed_values(char kind, const store_history_entry *e, store_valu
         fields[n] = STORE_VALUE_IP;
         values[n++] = e->ip;
     }
-    if (kind == STORE_KEY_IP && e->user_id[0] != '\0') {
-        fields[n] = STORE_VALUE_USER;
-        values[n++] = e->user_id;
-    }
     return n;
 }
 
 static int values_write(store_txn *t, char kind, const char *key, const store_history_entry *e, bool del,
                         char *err, size_t errlen)
 {
-    store_value_field fields[3];
-    const char *values[3];
+    store_value_field fields[2];
+    const char *values[2];
     size_t nv = indexed_values(kind, e, fields, values);
     size_t dlen = strnlen(e->delivery_id, EVENT_ID_MAX);
     for (size_t i = 0; i < nv; i++) {
@@ -90,7 +91,7 @@ static int values_write(store_txn *t, char kind, const char *key, const store_hi
         memcpy(vk + n, e->delivery_id, dlen);
         n += dlen;
         MDB_val k = mval(vk, n), empty = mval("", 0);
-        int rc = del ? mdb_del(t->txn, t->s->values, &k, NULL) : mdb_put(t->txn, t->s->values, &k, &empty, 0);
+        int rc = del ? mdb_del(t->txn, t->s->history, &k, NULL) : mdb_put(t->txn, t->s->history, &k, &empty, 0);
         if (rc == MDB_NOTFOUND && del)
             continue;
         if (rc != 0)
@@ -171,7 +172,7 @@ int store_txn_value_seen(store_txn *t, char kind, const char *key, store_value_f
     if (n == 0)
         return 0;
     MDB_cursor *cur = NULL;
-    int rc = mdb_cursor_open(t->txn, t->s->values, &cur);
+    int rc = mdb_cursor_open(t->txn, t->s->history, &cur);
     if (rc != 0)
         return store_fail(t->s, rc, "reading the values index", err, errlen);
     uint64_t since = key_time(since_ms), until = (uint64_t)until_ms;
@@ -212,14 +213,16 @@ int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_val
     if (plen == 0)
         return 0;
     MDB_cursor *cur = NULL;
-    int rc = mdb_cursor_open(t->txn, t->s->values, &cur);
+    int rc = mdb_cursor_open(t->txn, t->s->history, &cur);
     if (rc != 0)
         return store_fail(t->s, rc, "reading the values index", err, errlen);
     uint64_t since = key_time(since_ms), until = (uint64_t)until_ms;
     MDB_val k = mval(prefix, plen), v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    /* One round per distinct value: read the value at the cursor, seek to its
-     * first entry in the window, then jump past all its entries. */
+    /* One round per distinct value: find its first entry in the window, then
+     * move past all its entries. Most values have a few entries, so a few
+     * cursor steps (same page) replace each of those two seeks (a B-tree
+     * descent); a value with more entries falls back to the seek. */
     while (rc == 0) {
         const unsigned char *kp = k.mv_data;
         if (k.mv_size < plen || memcmp(kp, prefix, plen) != 0)
@@ -232,16 +235,48 @@ int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_val
         if (n > VKEY_MAX - 8)
             break;
         memcpy(start, kp, n);
-        bool in = false;
-        rc = seek_value(cur, start, n, since, until, &in, &k);
+        bool in = false, past = false; /* past: the cursor already left this value */
+        for (int step = 0;; step++) {
+            kp = k.mv_data;
+            if (k.mv_size < n + 8 || memcmp(kp, start, n) != 0) {
+                past = true;
+                break;
+            }
+            uint64_t at = util_get_be64(kp + n);
+            if (at >= since) {
+                in = at <= until;
+                break;
+            }
+            if (step == VALUE_STEPS) {
+                rc = seek_value(cur, start, n, since, until, &in, &k);
+                past = rc == 0 && !in; /* landed on another value, or past the window */
+                break;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            if (rc != 0)
+                break;
+        }
         if (rc != 0 && rc != MDB_NOTFOUND)
             break;
         if (in && ++*count == cap && cap != 0)
             break;
-        /* past every entry of this value: the same bytes with 0x01 for the 0x00 */
-        start[n - 1] = 0x01;
-        k = mval(start, n);
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND)
+            break; /* nothing after this value */
+        for (int step = 0; !past; step++) {
+            kp = k.mv_data;
+            if (k.mv_size < n || memcmp(kp, start, n) != 0)
+                break;
+            if (step == VALUE_STEPS) {
+                /* the same bytes with 0x01 for the 0x00 sort after all its entries */
+                start[n - 1] = 0x01;
+                k = mval(start, n);
+                rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+                break;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            if (rc != 0)
+                break;
+        }
     }
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)

@@ -188,6 +188,14 @@ static void test_distinct(void)
     feed(&f, CREATED("u_ip2", "10.0.0.1", "", T0));
     feed(&f, CREATED("u_ip2", "10.0.0.2", "", T0 + MIN));
     CHECK("distinct: index, 1 ms past", feed(&f, CREATED("u_ip2", "10.0.0.3", "", T0 + HOUR + 1)) == 0);
+    /* a value with more entries than the cursor steps before a seek */
+    for (int i = 0; i < 6; i++)
+        feed(&f, CREATED("u_many", "10.9.0.1", "", T0 + i));
+    feed(&f, CREATED("u_many", "10.9.0.2", "", T0 + 2 * HOUR));
+    CHECK("distinct: old entries of a value are out", feed(&f, CREATED("u_many", "10.9.0.3", "", T0 + 2 * HOUR + 1)) == 0);
+    for (int i = 0; i < 6; i++)
+        feed(&f, CREATED("u_many", "10.9.0.0", "", T0 + 2 * HOUR + 2 + i));
+    CHECK("distinct: a busy value counts once", feed(&f, CREATED("u_many", "10.9.0.1", "", T0 + 2 * HOUR + 10)) == 1);
     /* city (not indexed): the scan path, same edges */
     ev_spec s = {EVENT_SESSION_CREATED, "u_city", "", "", "Lyon", NULL, T0, 0};
     feed(&f, s);

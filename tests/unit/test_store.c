@@ -657,6 +657,46 @@ static void test_codec(void)
                                                strlen(e.country) == EVENT_COUNTRY_MAX - 1);
     msgpack_sbuffer_destroy(&b);
 
+    /* every width of integer msgpack-c may write, and containers, bin and ext
+     * under unknown keys: the in-place reader must agree with the format */
+    msgpack_sbuffer_init(&b);
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 9);
+    msgpack_pack_str_with_body(&pk, "ca", 2);
+    msgpack_pack_int16(&pk, -300);
+    msgpack_pack_str_with_body(&pk, "ua", 2);
+    msgpack_pack_uint32(&pk, 4000000000u);
+    msgpack_pack_str_with_body(&pk, "ls", 2);
+    msgpack_pack_int8(&pk, -5);
+    msgpack_pack_str_with_body(&pk, "da", 2);
+    msgpack_pack_int64(&pk, -1234567890123LL);
+    msgpack_pack_str_with_body(&pk, "x1", 2);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "deep", 4);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_double(&pk, 1.5);
+    msgpack_pack_float(&pk, 2.5f);
+    msgpack_pack_str_with_body(&pk, "x2", 2);
+    msgpack_pack_bin_with_body(&pk, "\x00\x01", 2);
+    msgpack_pack_str_with_body(&pk, "x3", 2);
+    msgpack_pack_ext_with_body(&pk, "abc", 3, 7);
+    msgpack_pack_str_with_body(&pk, "b", 1);
+    msgpack_pack_true(&pk);
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_str_with_body(&pk, "user_w", 6);
+    CHECK("codec: integer widths and skipped containers",
+          store_codec_user_decode(b.data, b.size, &u) == 0 && u.created_at == -300 && u.updated_at == 4000000000LL &&
+              u.last_sign_in_at == -5 && u.deleted_at == -1234567890123LL && u.banned && strcmp(u.id, "user_w") == 0);
+    /* every cut of a valid record is refused, none read past its end */
+    bool all_refused = true;
+    for (size_t cut = 0; cut < b.size; cut++)
+        all_refused &= store_codec_user_decode(b.data, cut, &u) < 0;
+    CHECK("codec: every truncation refused", all_refused);
+    msgpack_sbuffer_destroy(&b);
+    CHECK("codec: wrong type for a known key refused", store_codec_user_decode("\x81\xa2id\x05", 5, &u) < 0);
+    CHECK("codec: huge declared count refused", store_codec_user_decode("\xdf\xff\xff\xff\xff", 5, &u) < 0);
+    CHECK("codec: a string longer than the record refused", store_codec_user_decode("\x81\xa2id\xd9\x40" "ab", 7, &u) < 0);
+
     msgpack_sbuffer_init(&b);
     int64_t r = 0;
     event_type ty = EVENT_UNKNOWN;
