@@ -71,6 +71,7 @@ static struct {
     uint64_t events;       /* 0 = only bounded by duration */
     int duration_s;
     uint64_t users;
+    uint64_t ips;          /* --ips: home IPs the users share (0: one per user) */
     const char *user_id;   /* --user-id: every event for this one user */
     ev_mode mode;
     int64_t start_ms;
@@ -123,6 +124,8 @@ static void usage(FILE *f)
             "  --events N           total deliveries (default 100000 unless --duration is given)\n"
             "  --duration S         stop sending after S seconds (max %d; default cap %d)\n"
             "  --users N            spread events over N users (default 50000)\n"
+            "  --ips N              the users share N home IPs (default 508: ~100 users per IP\n"
+            "                       at 50000 users, like a large NAT); 0: one IP per user\n"
             "  --user-id ID         send every event for this one user (history benchmark)\n"
             "  --type T             session.created | session.ended | mixed (default session.created)\n"
             "  --start-ms MS        event time of the first delivery (default: now - 1 day)\n"
@@ -323,8 +326,13 @@ static int build_body(uint64_t n, char *buf, size_t cap)
     char ip[32];
     if (away)
         snprintf(ip, sizeof ip, "192.0.2.%u", (unsigned)(u % 254 + 1));
-    else
+    else if (cfg.ips == 508)
         snprintf(ip, sizeof ip, "%s.%u", (u / 254) % 2 ? "198.51.100" : "203.0.113", (unsigned)(u % 254 + 1));
+    else {
+        uint64_t h = cfg.ips ? u % cfg.ips : u; /* 10.0.0.0/8 holds 16M homes */
+        snprintf(ip, sizeof ip, "10.%u.%u.%u", (unsigned)(h >> 16 & 255), (unsigned)(h >> 8 & 255),
+                 (unsigned)(h & 255));
+    }
     const char *city = away ? "Tokyo" : k_places[u % 5].city;
     const char *country = away ? "JP" : k_places[u % 5].country;
     unsigned b = (unsigned)(u % 3);
@@ -839,6 +847,7 @@ static bool parse_args(int argc, char **argv)
         {"secret", required_argument, 0, 's'},      {"connections", required_argument, 0, 'c'},
         {"events", required_argument, 0, 'n'},      {"duration", required_argument, 0, 'd'},
         {"users", required_argument, 0, 'U'},       {"user-id", required_argument, 0, 'i'},
+        {"ips", required_argument, 0, 'N'},
         {"type", required_argument, 0, 't'},        {"start-ms", required_argument, 0, 'S'},
         {"step-ms", required_argument, 0, 'T'},     {"run-id", required_argument, 0, 'r'},
         {"unique-ids", no_argument, 0, 'I'},        {"timeout", required_argument, 0, 'o'},
@@ -853,6 +862,7 @@ static bool parse_args(int argc, char **argv)
     snprintf(cfg.path, sizeof cfg.path, "/webhooks/clerk");
     cfg.connections = 64;
     cfg.users = 50000;
+    cfg.ips = 508;
     cfg.mode = MODE_CREATED;
     cfg.step_ms = 10;
     cfg.timeout_s = 10;
@@ -898,6 +908,10 @@ static bool parse_args(int argc, char **argv)
                 return false;
             cfg.duration_s = (int)v;
             have_duration = true;
+            break;
+        case 'N':
+            if (!parse_u64(optarg, 0, 100000000, &cfg.ips, "--ips"))
+                return false;
             break;
         case 'U':
             if (!parse_u64(optarg, 1, 100000000, &cfg.users, "--users"))

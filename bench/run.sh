@@ -236,6 +236,18 @@ stop_server "$VPID"
 N_RATE=$(result "$WORK/veille-tp0.out" events_per_s)
 N_P99=$(result "$WORK/veille-tp0.out" p99_ms)
 RULES_SHARE=$(awk -v r="$V_RATE" -v n="$N_RATE" 'BEGIN { if (n > 0) printf "%.0f", 100 * r / n; else print "n/a" }')
+log "1d. one IP per user (no shared NAT addresses): with and without rules"
+mkdir -p "$WORK/tpi-data" "$WORK/tpi0-data"
+start_veille "$WORK/tpi-data" "$WORK/veille-tpi.log"
+loadgen veille-tpi "$VPORT" --events "$EVENTS" --ips 0 --run-id tpi
+stop_server "$VPID"
+start_veille "$WORK/tpi0-data" "$WORK/veille-tpi0.log" "$WORK/empty.rules"
+loadgen veille-tpi0 "$VPORT" --events "$EVENTS" --ips 0 --run-id tpi0
+stop_server "$VPID"
+I_RATE=$(result "$WORK/veille-tpi.out" events_per_s)
+I_P99=$(result "$WORK/veille-tpi.out" p99_ms)
+I0_RATE=$(result "$WORK/veille-tpi0.out" events_per_s)
+I_SHARE=$(awk -v r="$I_RATE" -v n="$I0_RATE" 'BEGIN { if (n > 0) printf "%.0f", 100 * r / n; else print "n/a" }')
 log "1c. rules engine alone: veille-rules-bench"
 if ((QUICK)); then RB_HOT=20000; else RB_HOT=100000; fi
 (cd "$ROOT" && "$BUILD/bench/veille-rules-bench" --hot "$RB_HOT" --dir "$WORK/rules-bench") | tee "$WORK/rules-bench.out"
@@ -325,7 +337,8 @@ printf '  server CPU %s us per event (user + sys, loadgen excluded); one O_DSYNC
 target ">= $T_RATE events/s with p99 < $T_P99_MS ms" "$(($(fcmp "$V_RATE" '>=' "$T_RATE") & $(fcmp "$V_P99" '<' "$T_P99_MS")))"
 printf 'no rules            %s events/s  p99 %s ms; with the default catalog veille keeps %s%% of that\n' \
     "$N_RATE" "$N_P99" "$RULES_SHARE"
-target "with rules >= $T_RULES_SHARE%% of the speed without" "$(fcmp "$RULES_SHARE" '>=' "$T_RULES_SHARE")"
+target "with rules >= $T_RULES_SHARE% of the speed without" "$(fcmp "$RULES_SHARE" '>=' "$T_RULES_SHARE")"
+printf 'one IP per user     %s events/s (p99 %s ms) with rules, %s without: %s%%\n' "$I_RATE" "$I_P99" "$I0_RATE" "$I_SHARE"
 grep -E '^(ordinary|hot|hot,new) ' "$WORK/rules-bench.out" | sed 's/^/  engine alone: /'
 if [[ -n $E_RATE ]]; then
     printf 'express + svix      %s events/s  p50 %s ms  p99 %s ms  max %s ms  (no storage at all)\n' \
@@ -348,7 +361,8 @@ target "history < $T_HISTORY_MS ms" "$(fcmp "$HIST_MED_MS" '<' "$T_HISTORY_MS")"
 printf 'BENCH veille_events_per_s=%s veille_p50_ms=%s veille_p99_ms=%s veille_max_ms=%s express_events_per_s=%s ratio=%s peak_rss_mib=%s peak_anon_mib=%s store_mib=%s history_median_ms=%s\n' \
     "$V_RATE" "$V_P50" "$V_P99" "$V_MAX" "${E_RATE:-n/a}" "${RATIO:-n/a}" "$(mib "$HWM_KIB")" "$(mib "$PEAK_ANON_KIB")" \
     "$(mib "$STORE_KIB")" "$HIST_MED_MS"
-printf 'BENCH norules_events_per_s=%s rules_share_pct=%s\n' "$N_RATE" "$RULES_SHARE"
+printf 'BENCH norules_events_per_s=%s rules_share_pct=%s ip_per_user_events_per_s=%s ip_per_user_norules=%s ip_per_user_share_pct=%s\n' \
+    "$N_RATE" "$RULES_SHARE" "$I_RATE" "$I0_RATE" "$I_SHARE"
 
 if [[ $LOADGEN_FAILED == 1 ]]; then
     echo "run.sh: !!! some deliveries were not answered 2xx: see the loadgen lines above" >&2

@@ -2,9 +2,9 @@
  * functions.c: the window functions. Each reads the rule key's history newest
  * first from the event's own time, stops as soon as its answer is decided (the
  * cap the comparison needs) and never decodes more than ENGINE_SCAN_MAX records.
- * first_seen() and distinct() of the indexed fields (country and ip, under a
- * user) use the store's values index instead: their cost follows the number of
- * distinct values a user has, not its number of events.
+ * first_seen() and distinct() of the indexed fields (country and ip under a
+ * user, user under an IP) use the store's values index instead: their cost
+ * follows the number of distinct values a key has, not its number of events.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -58,9 +58,10 @@ const char *engine_event_field(const eval_ctx *c, rules_field f)
 /* The values-index field for f under kind, or 0 when f is not indexed there. */
 static store_value_field indexed_field(char kind, rules_field f)
 {
-    store_value_field vf = f == RULES_F_COUNTRY ? STORE_VALUE_COUNTRY
-                           : f == RULES_F_IP    ? STORE_VALUE_IP
-                                                : (store_value_field)0;
+    store_value_field vf = f == RULES_F_COUNTRY                          ? STORE_VALUE_COUNTRY
+                           : f == RULES_F_IP                             ? STORE_VALUE_IP
+                           : (f == RULES_F_USER || f == RULES_F_USER_ID) ? STORE_VALUE_USER
+                                                                         : (store_value_field)0;
     return vf != 0 && store_value_indexed(kind, vf) ? vf : (store_value_field)0;
 }
 
@@ -347,9 +348,12 @@ int engine_call(eval_ctx *c, const rules_expr *call, size_t cap, value *v, char 
         store_value_field vf = indexed_field(c->kind, call->args[0]->field);
         if (vf != 0) {
             size_t n = 0;
-            rc = store_txn_value_distinct(c->t, c->kind, c->key, vf, window_start(c, dur), c->at, cap, &n, c->err,
-                                          c->errlen);
+            bool bounded = false;
+            rc = store_txn_value_distinct(c->t, c->kind, c->key, vf, window_start(c, dur), c->at, cap, &n, &bounded,
+                                          c->err, c->errlen);
             *v = (value){.k = V_NUM, .num = (double)n, .at_least = cap != 0 && n >= cap};
+            if (bounded)
+                c->bounded_reads++;
             break;
         }
         s.set = c->set_a;

@@ -178,17 +178,19 @@ int store_txn_get_user(store_txn *t, const char *user_id, event_user *out, bool 
 int store_txn_history_scan(store_txn *t, char kind, const char *key, int64_t since_ms, int64_t until_ms,
                            size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen);
 
-/* The values index: per user, the history records ordered by (field value,
+/* The values index: per key, the history records ordered by (field value,
  * time), so "did this value occur in the window" is one seek and "how many
- * distinct values in the window" costs about one step per value the user ever
- * had, whatever the number of events. Indexed: country and ip, under users only.
- * The entries live in the history database next to the user's own records, so
- * they cost few extra pages; under an IP, whose records many users append to,
- * an index by user would cost a random page per event (measured: a quarter of
- * the ingestion rate), so `by ip` windows are read in time order instead. */
+ * distinct values in the window" costs about one step per value the key ever
+ * had, whatever the number of events. Indexed: country and ip under a user, the
+ * user id under an IP. The entries live in the history database right after
+ * the key's own records, so a user's cost few extra pages. Under an IP shared
+ * by many users each event lands at a random place among its users (an extra
+ * page per commit); without it, a bot's 100,000 sign-ins from one IP would make
+ * every later `distinct(user, ...)` on that IP read the read bound. */
 typedef enum {
     STORE_VALUE_COUNTRY = 'c',
-    STORE_VALUE_IP = 'p',
+    STORE_VALUE_IP = 'p',   /* under 'u' keys */
+    STORE_VALUE_USER = 'u', /* under 'i' keys */
 } store_value_field;
 
 /* True when kind/key has `field` indexed. */
@@ -199,9 +201,12 @@ int store_txn_value_seen(store_txn *t, char kind, const char *key, store_value_f
                          int64_t since_ms, int64_t until_ms, const char *exclude_delivery, bool *found, char *err,
                          size_t errlen);
 /* *count: distinct non-empty values of field among the records of kind/key with
- * since_ms <= at <= until_ms, stopping once it reaches cap (0: no cap). */
+ * since_ms <= at <= until_ms, stopping once it reaches cap (0: no cap). Values
+ * outside the window are visited too, so at most STORE_VALUES_VISIT_MAX values
+ * are: *bounded (may be NULL) tells that the count stopped there. */
+#define STORE_VALUES_VISIT_MAX 4096
 int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
-                             int64_t until_ms, size_t cap, size_t *count, char *err, size_t errlen);
+                             int64_t until_ms, size_t cap, size_t *count, bool *bounded, char *err, size_t errlen);
 
 /* ---- alerts ----
  * alerts      be64(at_ms) alert_id   -> msgpack alert (queryable by time)

@@ -25,6 +25,7 @@ bool store_value_indexed(char kind, store_value_field field)
     switch (field) {
     case STORE_VALUE_COUNTRY: return kind == STORE_KEY_USER;
     case STORE_VALUE_IP: return kind == STORE_KEY_USER;
+    case STORE_VALUE_USER: return kind == STORE_KEY_IP;
     }
     return false;
 }
@@ -70,6 +71,10 @@ static size_t indexed_values(char kind, const store_history_entry *e, store_valu
     if (kind == STORE_KEY_USER && e->ip[0] != '\0') {
         fields[n] = STORE_VALUE_IP;
         values[n++] = e->ip;
+    }
+    if (kind == STORE_KEY_IP && e->user_id[0] != '\0') {
+        fields[n] = STORE_VALUE_USER;
+        values[n++] = e->user_id;
     }
     return n;
 }
@@ -201,9 +206,12 @@ int store_txn_value_seen(store_txn *t, char kind, const char *key, store_value_f
 }
 
 int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
-                             int64_t until_ms, size_t cap, size_t *count, char *err, size_t errlen)
+                             int64_t until_ms, size_t cap, size_t *count, bool *bounded, char *err, size_t errlen)
 {
     *count = 0;
+    if (bounded != NULL)
+        *bounded = false;
+    size_t visited = 0;
     if (!store_value_indexed(kind, field))
         return util_err(err, errlen, "store: field '%c' is not indexed under '%c' keys", field, kind);
     if (until_ms < 0 || since_ms > until_ms)
@@ -234,6 +242,13 @@ int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_val
         size_t n = (size_t)(nul - kp) + 1;
         if (n > VKEY_MAX - 8)
             break;
+        if (++visited > STORE_VALUES_VISIT_MAX) {
+            /* a key with more distinct values than this (an IP behind a large
+             * NAT, over the retention period) is counted on what was seen */
+            if (bounded != NULL)
+                *bounded = true;
+            break;
+        }
         memcpy(start, kp, n);
         bool in = false, past = false; /* past: the cursor already left this value */
         for (int step = 0;; step++) {
