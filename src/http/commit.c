@@ -19,7 +19,7 @@
 
 #define PRUNE_STEP_MAX 10000
 #define PRUNE_INTERVAL_MS 1000
-#define RELEASE_CHECK_MS 100
+#define RELEASE_CHECK_MS 20
 #define RELEASE_BUDGET_BYTES ((uint64_t)24 << 20)
 
 static void collect_alert(const store_alert *a, void *ctx)
