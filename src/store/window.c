@@ -163,23 +163,32 @@ static int seek_value(MDB_cursor *cur, const unsigned char *start, size_t n, uin
     return 0;
 }
 
+/* A cursor on the values index of (kind, field), which must be indexed. */
+static int values_cursor(store_txn *t, char kind, store_value_field field, MDB_cursor **cur, char *err,
+                         size_t errlen)
+{
+    *cur = NULL;
+    if (!store_value_indexed(kind, field))
+        return util_err(err, errlen, "store: field '%c' is not indexed under '%c' keys", field, kind);
+    int rc = mdb_cursor_open(t->txn, t->s->history, cur);
+    return rc != 0 ? store_fail(t->s, rc, "reading the values index", err, errlen) : 0;
+}
+
 int store_txn_value_seen(store_txn *t, char kind, const char *key, store_value_field field, const char *value,
                          int64_t since_ms, int64_t until_ms, const char *exclude_delivery, bool *found, char *err,
                          size_t errlen)
 {
     *found = false;
-    if (!store_value_indexed(kind, field))
-        return util_err(err, errlen, "store: field '%c' is not indexed under '%c' keys", field, kind);
-    if (value == NULL || value[0] == '\0' || until_ms < 0 || since_ms > until_ms)
-        return 0;
-    unsigned char start[VKEY_MAX];
-    size_t n = value_key(start, kind, key, field, value);
-    if (n == 0)
-        return 0;
     MDB_cursor *cur = NULL;
-    int rc = mdb_cursor_open(t->txn, t->s->history, &cur);
-    if (rc != 0)
-        return store_fail(t->s, rc, "reading the values index", err, errlen);
+    int rc = values_cursor(t, kind, field, &cur, err, errlen);
+    if (rc < 0)
+        return rc;
+    unsigned char start[VKEY_MAX];
+    size_t n = value == NULL ? 0 : value_key(start, kind, key, field, value);
+    if (value == NULL || value[0] == '\0' || until_ms < 0 || since_ms > until_ms || n == 0) {
+        mdb_cursor_close(cur);
+        return 0;
+    }
     uint64_t since = key_time(since_ms), until = (uint64_t)until_ms;
     size_t xlen = exclude_delivery != NULL ? strlen(exclude_delivery) : 0;
     MDB_val k, v;
@@ -212,18 +221,16 @@ int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_val
     if (bounded != NULL)
         *bounded = false;
     size_t visited = 0;
-    if (!store_value_indexed(kind, field))
-        return util_err(err, errlen, "store: field '%c' is not indexed under '%c' keys", field, kind);
-    if (until_ms < 0 || since_ms > until_ms)
-        return 0;
+    MDB_cursor *cur = NULL;
+    int rc = values_cursor(t, kind, field, &cur, err, errlen);
+    if (rc < 0)
+        return rc;
     unsigned char prefix[VKEY_MAX];
     size_t plen = value_prefix(prefix, kind, key, field);
-    if (plen == 0)
+    if (until_ms < 0 || since_ms > until_ms || plen == 0) {
+        mdb_cursor_close(cur);
         return 0;
-    MDB_cursor *cur = NULL;
-    int rc = mdb_cursor_open(t->txn, t->s->history, &cur);
-    if (rc != 0)
-        return store_fail(t->s, rc, "reading the values index", err, errlen);
+    }
     uint64_t since = key_time(since_ms), until = (uint64_t)until_ms;
     MDB_val k = mval(prefix, plen), v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
