@@ -411,6 +411,16 @@ static int txn_get_user(store *s, MDB_txn *txn, const char *id, event_user *u, b
     return 0;
 }
 
+int store_txn_get_user(store_txn *t, const char *user_id, event_user *out, bool *found, char *err, size_t errlen)
+{
+    if (user_id == NULL || user_id[0] == '\0' || strnlen(user_id, EVENT_ID_MAX) >= EVENT_ID_MAX) {
+        *found = false;
+        memset(out, 0, sizeof *out);
+        return 0; /* no such user can be stored */
+    }
+    return txn_get_user(t->s, t->txn, user_id, out, found, err, errlen);
+}
+
 static int txn_put_user(store_txn *t, const event_user *u, char *err, size_t errlen)
 {
     msgpack_sbuffer buf;

@@ -118,24 +118,6 @@ int store_values_del(store_txn *t, char kind, const char *key, const store_histo
     return values_write(t, kind, key, e, true, err, errlen);
 }
 
-int store_txn_get_user(store_txn *t, const char *user_id, event_user *out, bool *found, char *err, size_t errlen)
-{
-    *found = false;
-    memset(out, 0, sizeof *out);
-    if (user_id == NULL || user_id[0] == '\0' || strnlen(user_id, EVENT_ID_MAX) >= EVENT_ID_MAX)
-        return 0; /* no such user can be stored */
-    MDB_val k = mval(user_id, strlen(user_id)), v;
-    int rc = mdb_get(t->txn, t->s->users, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_fail(t->s, rc, "reading a user", err, errlen);
-    if (store_codec_user_decode(v.mv_data, v.mv_size, out) < 0)
-        return util_err(err, errlen, "store: the record of user %s in %s is corrupt", user_id, t->s->dir);
-    *found = true;
-    return 0;
-}
-
 int store_txn_history_scan(store_txn *t, char kind, const char *key, int64_t since_ms, int64_t until_ms,
                            size_t limit, store_history_cb cb, void *ctx, char *err, size_t errlen)
 {
