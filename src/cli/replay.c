@@ -6,7 +6,6 @@
  * summary (and with --explain, every alert and near miss with its values) to stderr.
  */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,23 +64,6 @@ static void print_explain(const engine_explain *x, void *vctx)
         }
     }
     fputc('\n', stderr);
-}
-
-/* A stable delivery id per line content: replaying the same line twice is a
- * duplicate, as a Svix retry would be. */
-static void line_delivery_id(const char *line, size_t len, char out[40])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(line, len, md, &mdlen, EVP_sha256(), NULL) != 1)
-        memset(md, 0, sizeof md);
-    static const char hex[] = "0123456789abcdef";
-    memcpy(out, "replay_", 7);
-    for (int i = 0; i < 12; i++) {
-        out[7 + 2 * i] = hex[md[i] >> 4];
-        out[8 + 2 * i] = hex[md[i] & 15];
-    }
-    out[31] = '\0';
 }
 
 static void remove_temp_store(const char *dir)
@@ -189,8 +171,10 @@ int cli_replay(int argc, char **argv)
         if (strspn(line, " \t") == (size_t)len)
             continue; /* blank lines separate groups in hand-written files */
         lines++;
+        /* the id is the content's: replaying a line twice is a duplicate, as a
+         * Svix retry would be */
         char id[40];
-        line_delivery_id(line, (size_t)len, id);
+        util_digest_id("replay_", line, (size_t)len, id, sizeof id);
         ingest_result r = ingest_decode_event(line, (size_t)len, id, ev, err, sizeof err);
         if (r != INGEST_OK) {
             fprintf(stderr, "%s:%zu: error: %s\n", name, rc.line, err);

@@ -8,7 +8,6 @@
 #include "engine/engine.h"
 
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,22 +436,10 @@ static void alert_id(const char *rule, const char *key, const char *delivery, ch
 {
     /* Stable: the same rule, key and delivery always name the same alert, so a
      * sink that receives it twice (at-least-once) can tell. */
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *m = EVP_MD_CTX_new();
-    bool ok = m != NULL && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
-              EVP_DigestUpdate(m, rule, strlen(rule) + 1) == 1 && EVP_DigestUpdate(m, key, strlen(key) + 1) == 1 &&
-              EVP_DigestUpdate(m, delivery, strlen(delivery)) == 1 && EVP_DigestFinal_ex(m, md, &mdlen) == 1;
-    EVP_MD_CTX_free(m);
-    if (!ok) /* cannot happen with a working libcrypto; still a unique-enough id */
-        memset(md, 0, sizeof md);
-    static const char hex[] = "0123456789abcdef";
-    memcpy(out, "alr_", 4);
-    for (int i = 0; i < 12; i++) {
-        out[4 + 2 * i] = hex[md[i] >> 4];
-        out[5 + 2 * i] = hex[md[i] & 15];
-    }
-    out[28] = '\0';
+    char buf[64 + STORE_ALERT_KEY_MAX + EVENT_ID_MAX];
+    int n = snprintf(buf, sizeof buf, "%s%c%s%c%s", rule, 0, key, 0, delivery);
+    util_digest_id("alr_", buf, n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, out,
+                   STORE_ALERT_ID_MAX);
 }
 
 static void format_evidence_value(const store_evidence *e, char *buf, size_t len)

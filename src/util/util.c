@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -124,4 +125,20 @@ uint64_t util_get_be64(const unsigned char *p)
     for (int i = 0; i < 8; i++)
         v = (v << 8) | p[i];
     return v;
+}
+
+void util_digest_id(const char *prefix, const void *data, size_t len, char *out, size_t outlen)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+        memset(md, 0, sizeof md); /* cannot happen with a working libcrypto */
+    char hex[25];
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 12; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[24] = '\0';
+    snprintf(out, outlen, "%s%s", prefix, hex);
 }

@@ -35,6 +35,11 @@ void util_format_rfc3339(int64_t ms, char *buf, size_t len);
  * Returns true when the source was cut. */
 bool util_copy_utf8(char *dst, size_t dstlen, const char *src, size_t srclen);
 
+/* prefix + 24 hex digits: the first 96 bits of SHA-256(data). A stable id for
+ * content veille derives ids from (alerts, replayed lines). out needs
+ * strlen(prefix) + 25 bytes; it is cut to fit otherwise. */
+void util_digest_id(const char *prefix, const void *data, size_t len, char *out, size_t outlen);
+
 /* Big-endian 64-bit, for LMDB keys that must sort by time. */
 void util_put_be64(unsigned char *p, uint64_t v);
 uint64_t util_get_be64(const unsigned char *p);

@@ -24,7 +24,7 @@ mkdir -p "$build/corpus"
 clang -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g -O1 -std=gnu11 \
   -D_GNU_SOURCE -Isrc -o "$build/fuzz_rules" \
   tests/fuzz/fuzz_rules.c src/rules/lexer.c src/rules/parser.c src/rules/check.c \
-  src/event/event.c src/util/util.c -lm
+  src/event/event.c src/util/util.c -lm -lcrypto
 
 cp -f tests/rules/ok/*.rules tests/rules/fail/*.rules rules/default.rules "$build/corpus/"
 
