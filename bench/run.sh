@@ -6,6 +6,8 @@
 #   2. the same load against the minimal Express + svix receiver, and the ratio
 #   3. peak RSS and store size after MEM_EVENTS session events over MEM_USERS users
 #   4. `veille history` time for one user with HOT_EVENTS events (median of N runs)
+#   1e. ingestion with a dead webhook receiver and a dead syslog collector, against
+#      the same load with no sink, under a rule that raises an alert on every event
 # Every load is bounded in count and time; every server started here is stopped on exit.
 # Knobs (environment): BENCH_QUICK=1 (small counts, for a smoke test), BENCH_EVENTS,
 # BENCH_CONNECTIONS, BENCH_MEM_EVENTS, BENCH_MEM_USERS, BENCH_HOT_EVENTS,
@@ -33,7 +35,7 @@ LOAD_CAP_S=300          # loadgen --duration: no single load runs longer than th
 STRICT=${BENCH_STRICT:-0}
 
 # Targets (README): printed beside the figures.
-T_RATE=30000 T_P99_MS=10 T_RATIO=5 T_RSS_MIB=64 T_HISTORY_MS=10 T_RULES_SHARE=80
+T_RATE=30000 T_P99_MS=10 T_RATIO=5 T_RSS_MIB=64 T_HISTORY_MS=10 T_RULES_SHARE=80 T_SINK_SHARE=90
 
 log() { printf '\n== %s\n' "$*"; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
@@ -174,10 +176,10 @@ SECRET="whsec_$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
 export VEILLE_WEBHOOK_SECRET=$SECRET
 echo "cores: $(nproc)  events: $EVENTS  connections: $CONNS  memory load: $MEM_EVENTS events / $MEM_USERS users"
 
-# start_veille DATA_DIR LOG [RULES] -> sets VPID, VPORT. Default: the shipped catalog.
+# start_veille DATA_DIR LOG [RULES [SERVE ARGS...]] -> sets VPID, VPORT. Default: the shipped catalog.
 start_veille() {
     VPORT=$(free_port)
-    "$VEILLE" serve --listen "127.0.0.1:$VPORT" --data "$1" --rules "${3:-$ROOT/rules/default.rules}" 2>"$2" &
+    "$VEILLE" serve --listen "127.0.0.1:$VPORT" --data "$1" --rules "${3:-$ROOT/rules/default.rules}" "${@:4}" 2>"$2" &
     VPID=$!
     PIDS+=("$VPID")
     wait_healthy "$VPORT" "$VPID" "$2"
@@ -248,6 +250,44 @@ I_RATE=$(result "$WORK/veille-tpi.out" events_per_s)
 I_P99=$(result "$WORK/veille-tpi.out" p99_ms)
 I0_RATE=$(result "$WORK/veille-tpi0.out" events_per_s)
 I_SHARE=$(awk -v r="$I_RATE" -v n="$I0_RATE" 'BEGIN { if (n > 0) printf "%.0f", 100 * r / n; else print "n/a" }')
+log "1e. alert sinks: a dead webhook receiver and a dead TCP syslog collector, vs no sink"
+# Worst case for the outbox: every event raises an alert (no suppression), and both
+# receivers refuse connections, so every alert is queued, tried and rescheduled.
+SINK_EVENTS=$((EVENTS / 2))
+printf 'rule every_sign_in {\n  severity info\n  on session.created\n  when count(session.created, 1m) >= 1\n}\n' \
+    >"$WORK/flood.rules"
+export VEILLE_ALERT_WEBHOOK_SECRET="whsec_$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
+DEAD_HTTP=$(free_port)
+DEAD_TCP=$(free_port)
+metric() { # metric PORT NAME: sum of the series of NAME in /metrics
+    (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 &&
+        cat <&3) 2>/dev/null | awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $2 } END { printf "%d", s }'
+}
+SINK_RATES=() NOSINK_RATES=()
+for round in 1 2; do
+    mkdir -p "$WORK/ns$round-data" "$WORK/ds$round-data"
+    start_veille "$WORK/ns$round-data" "$WORK/veille-ns$round.log" "$WORK/flood.rules"
+    loadgen veille-ns$round "$VPORT" --events "$SINK_EVENTS" --run-id ns$round
+    stop_server "$VPID"
+    NOSINK_RATES+=("$(result "$WORK/veille-ns$round.out" events_per_s)")
+    start_veille "$WORK/ds$round-data" "$WORK/veille-ds$round.log" "$WORK/flood.rules" \
+        --alert "webhook:http://127.0.0.1:$DEAD_HTTP/hook" --alert "syslog+tcp://127.0.0.1:$DEAD_TCP"
+    loadgen veille-ds$round "$VPORT" --events "$SINK_EVENTS" --run-id ds$round
+    DS_ALERTS=$(metric "$VPORT" veille_alerts_total)
+    DS_QUEUED=$(metric "$VPORT" veille_sink_queue_depth)
+    DS_RETRIED=$(metric "$VPORT" veille_sink_retried_total)
+    DS_FULL=$(metric "$VPORT" veille_sink_outbox_full_total)
+    stop_server "$VPID"
+    SINK_RATES+=("$(result "$WORK/veille-ds$round.out" events_per_s)")
+    echo "  round $round: no sink ${NOSINK_RATES[-1]} events/s; dead sinks ${SINK_RATES[-1]} events/s" \
+        "(p99 $(result "$WORK/veille-ds$round.out" p99_ms) ms; $DS_ALERTS alerts, $DS_QUEUED queued," \
+        "$DS_RETRIED failed attempts, $DS_FULL not queued: outbox full)"
+done
+unset VEILLE_ALERT_WEBHOOK_SECRET
+NS_RATE=$(printf '%s\n' "${NOSINK_RATES[@]}" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
+DS_RATE=$(printf '%s\n' "${SINK_RATES[@]}" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
+SINK_SHARE=$(awk -v r="$DS_RATE" -v n="$NS_RATE" 'BEGIN { if (n > 0) printf "%.0f", 100 * r / n; else print "n/a" }')
+
 log "1c. rules engine alone: veille-rules-bench"
 if ((QUICK)); then RB_HOT=20000; else RB_HOT=100000; fi
 (cd "$ROOT" && "$BUILD/bench/veille-rules-bench" --hot "$RB_HOT" --dir "$WORK/rules-bench") | tee "$WORK/rules-bench.out"
@@ -340,6 +380,9 @@ printf 'no rules            %s events/s  p99 %s ms; with the default catalog vei
 target "with rules >= $T_RULES_SHARE% of the speed without" "$(fcmp "$RULES_SHARE" '>=' "$T_RULES_SHARE")"
 printf 'one IP per user     %s events/s (p99 %s ms) with rules, %s without: %s%%\n' "$I_RATE" "$I_P99" "$I0_RATE" "$I_SHARE"
 grep -E '^(ordinary|hot|hot,new) ' "$WORK/rules-bench.out" | sed 's/^/  engine alone: /'
+printf 'dead alert sinks    %s events/s with a dead webhook + dead TCP syslog, %s with no sink: %s%% (alert on every event, mean of 2 rounds)\n' \
+    "$DS_RATE" "$NS_RATE" "$SINK_SHARE"
+target "dead sinks >= $T_SINK_SHARE% of the speed with no sink" "$(fcmp "$SINK_SHARE" '>=' "$T_SINK_SHARE")"
 if [[ -n $E_RATE ]]; then
     printf 'express + svix      %s events/s  p50 %s ms  p99 %s ms  max %s ms  (no storage at all)\n' \
         "$E_RATE" "$E_P50" "$E_P99" "$E_MAX"
@@ -363,6 +406,7 @@ printf 'BENCH veille_events_per_s=%s veille_p50_ms=%s veille_p99_ms=%s veille_ma
     "$(mib "$STORE_KIB")" "$HIST_MED_MS"
 printf 'BENCH norules_events_per_s=%s rules_share_pct=%s ip_per_user_events_per_s=%s ip_per_user_norules=%s ip_per_user_share_pct=%s\n' \
     "$N_RATE" "$RULES_SHARE" "$I_RATE" "$I0_RATE" "$I_SHARE"
+printf 'BENCH nosink_events_per_s=%s dead_sinks_events_per_s=%s dead_sinks_share_pct=%s\n' "$NS_RATE" "$DS_RATE" "$SINK_SHARE"
 
 if [[ $LOADGEN_FAILED == 1 ]]; then
     echo "run.sh: !!! some deliveries were not answered 2xx: see the loadgen lines above" >&2

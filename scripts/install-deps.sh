@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 pkgs=(gcc meson ninja-build pkg-config libh2o-evloop-dev liblmdb-dev libmsgpack-dev libjansson-dev libssl-dev)
 if [ "${1:-}" = "--tests" ]; then
-  pkgs+=(nodejs npm)
+  # rsyslog: the syslog sink tests run a real rsyslogd on loopback ports.
+  pkgs+=(nodejs npm rsyslog)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -26,7 +27,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ "${1:-}" = "--tests" ] && [ ! -d tests/interop/node_modules/svix ]; then
+if [ "${1:-}" = "--tests" ] && { [ ! -d tests/interop/node_modules/svix ] ||
+  [ ! -d tests/interop/node_modules/standardwebhooks ]; }; then
   echo "installing the interop tests' npm packages" >&2
   (cd tests/interop && npm install --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -15,7 +15,9 @@ static const char usage[] =
     "  stats     store counts and size\n"
     "  check     validate rule files (FILE:LINE:COL errors)\n"
     "  replay    run rules over recorded events (NDJSON) to tune them\n"
-    "  alerts    the alerts raised, by user, IP, rule or age\n";
+    "  alerts    the alerts raised, by user, IP, rule or age\n"
+    "  outbox    alerts waiting for a remote sink, and why\n"
+    "  test-alert  send a sample alert through a sink to check its wiring\n";
 
 int main(int argc, char **argv)
 {
@@ -25,7 +27,8 @@ int main(int argc, char **argv)
     } commands[] = {
         {"serve", cli_serve}, {"history", cli_history}, {"user", cli_user},
         {"users", cli_users}, {"stats", cli_stats}, {"check", cli_check},
-        {"replay", cli_replay}, {"alerts", cli_alerts},
+        {"replay", cli_replay}, {"alerts", cli_alerts}, {"outbox", cli_outbox},
+        {"test-alert", cli_test_alert},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -15,11 +15,8 @@
 
 #include "util/util.h"
 
-typedef enum { SINK_STDOUT, SINK_FILE } sink_kind;
-
 typedef struct {
-    sink_kind kind;
-    char spec[512];
+    const alert_sink_config *cfg; /* owned by the caller of alert_sinks_open, which outlives us */
     int fd;
     bool dirty; /* written since the last sync */
 } sink;
@@ -29,28 +26,7 @@ struct alert_sinks {
     size_t n;
 };
 
-int alert_spec_check(const char *spec, char *err, size_t errlen)
-{
-    if (spec == NULL || spec[0] == '\0')
-        return util_err(err, errlen, "empty sink (use stdout or file:PATH)");
-    if (strlen(spec) >= sizeof(((sink *)0)->spec))
-        return util_err(err, errlen, "sink spec longer than %zu bytes", sizeof(((sink *)0)->spec) - 1);
-    if (strcmp(spec, "stdout") == 0)
-        return 0;
-    if (strncmp(spec, "file:", 5) == 0) {
-        if (spec[5] == '\0')
-            return util_err(err, errlen, "file: needs a path, e.g. file:/var/log/veille/alerts.ndjson");
-        return 0;
-    }
-    if (strncmp(spec, "syslog", 6) == 0 || strncmp(spec, "webhook:", 8) == 0)
-        return util_err(err, errlen,
-                        "'%s': syslog and webhook sinks are not in this version yet (available: stdout, "
-                        "file:PATH); refusing to start rather than drop alerts",
-                        spec);
-    return util_err(err, errlen, "unknown sink '%s' (available: stdout, file:PATH)", spec);
-}
-
-int alert_sinks_open(const char *const *specs, size_t n, alert_sinks **out, char *err, size_t errlen)
+int alert_sinks_open(const alert_sink_config *cfgs, size_t n, alert_sinks **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (n > ALERT_SINKS_MAX)
@@ -59,24 +35,19 @@ int alert_sinks_open(const char *const *specs, size_t n, alert_sinks **out, char
     if (s == NULL)
         return util_err(err, errlen, "alert: out of memory");
     for (size_t i = 0; i < n; i++) {
-        int rc = alert_spec_check(specs[i], err, errlen);
-        if (rc < 0) {
-            alert_sinks_close(s);
-            return rc;
-        }
+        const alert_sink_config *c = &cfgs[i];
+        if (alert_sink_is_remote(c))
+            continue;
         sink *k = &s->sinks[s->n];
-        snprintf(k->spec, sizeof k->spec, "%s", specs[i]);
-        if (strcmp(specs[i], "stdout") == 0) {
-            k->kind = SINK_STDOUT;
+        k->cfg = c;
+        if (c->kind == ALERT_SINK_STDOUT) {
             k->fd = STDOUT_FILENO;
         } else {
-            k->kind = SINK_FILE;
-            const char *path = specs[i] + 5;
-            k->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+            k->fd = open(c->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
             if (k->fd < 0) {
                 int e = errno;
                 alert_sinks_close(s);
-                return util_err(err, errlen, "--alert %s: cannot open %s: %s", specs[i], path, strerror(e));
+                return util_err(err, errlen, "--alert %s: cannot open %s: %s", c->spec, c->path, strerror(e));
             }
         }
         s->n++;
@@ -90,7 +61,7 @@ void alert_sinks_close(alert_sinks *s)
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->n; i++)
-        if (s->sinks[i].kind == SINK_FILE && s->sinks[i].fd >= 0)
+        if (s->sinks[i].cfg->kind == ALERT_SINK_FILE && s->sinks[i].fd >= 0)
             close(s->sinks[i].fd);
     free(s);
 }
@@ -202,9 +173,11 @@ int alert_sinks_write(alert_sinks *s, const store_alert *a, char *err, size_t er
     int ret = 0;
     for (size_t i = 0; i < s->n && ret == 0; i++) {
         sink *k = &s->sinks[i];
+        if (!alert_sink_wants(k->cfg, a))
+            continue;
         /* one write per line: O_APPEND keeps lines whole even with other writers */
         if (write_all(k->fd, json, len + 1) < 0)
-            ret = util_err(err, errlen, "--alert %s: write failed: %s", k->spec, strerror(errno));
+            ret = util_err(err, errlen, "--alert %s: write failed: %s", k->cfg->spec, strerror(errno));
         k->dirty = true;
     }
     free(json);
@@ -221,8 +194,8 @@ int alert_sinks_sync(alert_sinks *s, char *err, size_t errlen)
             continue;
         k->dirty = false;
         /* stdout may be a pipe or terminal: nothing to fsync there */
-        if (k->kind == SINK_FILE && fsync(k->fd) < 0)
-            return util_err(err, errlen, "--alert %s: fsync failed: %s", k->spec, strerror(errno));
+        if (k->cfg->kind == ALERT_SINK_FILE && fsync(k->fd) < 0)
+            return util_err(err, errlen, "--alert %s: fsync failed: %s", k->cfg->spec, strerror(errno));
     }
     return 0;
 }

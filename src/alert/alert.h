@@ -1,41 +1,119 @@
 /*
- * alert.h: where alerts go once raised. Formats an alert as one JSON object
- * (the line every sink carries) and writes it to the configured sinks.
+ * alert.h: where alerts go once raised. This module knows the sinks' settings
+ * (spec.c), the alert's JSON form and the local sinks (alert.c), and the exact
+ * bytes each remote sink sends: syslog lines (syslog.c) and signed webhook
+ * requests (webhook.c). Sending them over the network is src/deliver's job.
  *
- * Sinks in this version: `stdout` and `file:PATH` (NDJSON, appended, fsync'd
- * before the transaction that holds the alert commits). A write is therefore
- * at-least-once: if the commit then fails, the events are retried and the same
- * alert (same id) is written again.
+ * Local sinks (`stdout`, `file:PATH`) are written and fsync'd before the
+ * transaction that holds the alert commits: at-least-once, the same id on a
+ * retry. Remote sinks (syslog, webhook) are fed from the store's outbox.
  *
  * Ownership: alert_sinks owns its file descriptors; one thread writes at a time.
  */
 #ifndef VEILLE_ALERT_H
 #define VEILLE_ALERT_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "ingest/ingest.h"
 #include "store/store.h"
 
 #define ALERT_SINKS_MAX 16
+#define ALERT_SPEC_MAX 512
+#define ALERT_HEADERS_MAX 8
+#define ALERT_HEADER_MAX 512
 
-typedef struct alert_sinks alert_sinks;
+/* ---- sink settings (spec.c) ---- */
 
-/* Check a --alert SPEC without opening anything (for config checks). */
-int alert_spec_check(const char *spec, char *err, size_t errlen);
+typedef enum {
+    ALERT_SINK_STDOUT,
+    ALERT_SINK_FILE,
+    ALERT_SINK_SYSLOG_LOCAL, /* unix datagram socket, /dev/log by default */
+    ALERT_SINK_SYSLOG_UDP,
+    ALERT_SINK_SYSLOG_TCP,
+    ALERT_SINK_WEBHOOK,
+} alert_sink_kind;
 
-/* Open every spec; on error nothing stays open and err names the spec. n == 0 is
- * valid (alerts are still stored and counted). */
-int alert_sinks_open(const char *const *specs, size_t n, alert_sinks **out, char *err, size_t errlen);
-void alert_sinks_close(alert_sinks *s); /* NULL is a no-op */
-size_t alert_sinks_count(const alert_sinks *s);
+/* Severities in rank order; ALERT_SEVERITY_ANY lets every alert through. */
+enum { ALERT_SEVERITY_INFO = 0, ALERT_SEVERITY_LOW, ALERT_SEVERITY_MEDIUM, ALERT_SEVERITY_HIGH,
+       ALERT_SEVERITY_CRITICAL, ALERT_SEVERITY_ANY = ALERT_SEVERITY_INFO };
 
-/* Write one alert line to every sink (buffered for files until alert_sinks_sync). */
-int alert_sinks_write(alert_sinks *s, const store_alert *a, char *err, size_t errlen);
-/* Make what was written durable: flush stdout, fsync files. */
-int alert_sinks_sync(alert_sinks *s, char *err, size_t errlen);
+typedef struct {
+    char spec[ALERT_SPEC_MAX];         /* as given */
+    alert_sink_kind kind;
+    char label[STORE_SINK_LABEL_MAX];  /* spec without user:password@ or ?query: metrics, logs, outbox */
+    uint64_t id;                       /* outbox key: a hash of spec */
+    int min_severity;                  /* rank; alerts below it are not sent here */
+    int facility;                      /* syslog facility number (authpriv = 10) */
+    char path[PATH_MAX];               /* file: and local syslog socket */
+    char host[256];                    /* remote syslog, webhook */
+    int port;
+    bool tls;                          /* webhook https */
+    char target[ALERT_SPEC_MAX];       /* webhook request target: path and query */
+    char headers[ALERT_HEADERS_MAX][ALERT_HEADER_MAX]; /* webhook extra "Name: value" */
+    size_t n_headers;
+    char ca_file[PATH_MAX];            /* webhook https: CA bundle instead of the system's */
+} alert_sink_config;
+
+/* Parse one --alert SPEC: stdout, file:PATH, syslog, syslog:PATH,
+ * syslog://HOST:PORT, syslog+tcp://HOST:PORT, webhook:http(s)://HOST[:PORT]/PATH.
+ * Opens nothing. Defaults: every severity, facility authpriv. */
+int alert_sink_parse(const char *spec, alert_sink_config *out, char *err, size_t errlen);
+/* Apply a per-sink option (min-severity, facility, header, ca) to the sink it
+ * follows; an option that means nothing for that kind of sink is an error. */
+int alert_sink_set_option(alert_sink_config *c, const char *name, const char *value, char *err, size_t errlen);
+/* True for the sinks fed from the outbox (syslog and webhook). */
+bool alert_sink_is_remote(const alert_sink_config *c);
+/* Whether a goes to this sink (its severity reaches min_severity). */
+bool alert_sink_wants(const alert_sink_config *c, const store_alert *a);
+/* "info".."critical" -> 0..4; -1 for anything else. */
+int alert_severity_rank(const char *severity);
+
+/* ---- the alert as JSON (alert.c) ---- */
 
 /* The alert as one JSON object, no newline, NUL-terminated, malloc'd (caller
  * frees); NULL when out of memory. */
 char *alert_to_json(const store_alert *a);
+
+/* ---- local sinks (alert.c) ---- */
+
+typedef struct alert_sinks alert_sinks;
+
+/* Open the local sinks among cfgs (remote ones are skipped); on error nothing
+ * stays open and err names the sink. n == 0 is valid. */
+int alert_sinks_open(const alert_sink_config *cfgs, size_t n, alert_sinks **out, char *err, size_t errlen);
+void alert_sinks_close(alert_sinks *s); /* NULL is a no-op */
+size_t alert_sinks_count(const alert_sinks *s);
+/* Write one alert line to every local sink that wants it (buffered for files
+ * until alert_sinks_sync). */
+int alert_sinks_write(alert_sinks *s, const store_alert *a, char *err, size_t errlen);
+/* Make what was written durable: flush stdout, fsync files. */
+int alert_sinks_sync(alert_sinks *s, char *err, size_t errlen);
+
+/* ---- syslog messages (syslog.c) ---- */
+
+/* syslog severity of an alert: critical 2, high 3, medium 4, low 5, info 6. */
+int alert_syslog_severity(const char *severity);
+/* The message for c: RFC 5424 for syslog:// and syslog+tcp:// (without the TCP
+ * length prefix), the traditional local format otherwise. Writes at most cap
+ * bytes, no NUL; *len is the length. Fails when it does not fit or on no memory. */
+int alert_syslog_format(const alert_sink_config *c, const store_alert *a, const char *hostname, int pid,
+                        char *buf, size_t cap, size_t *len, char *err, size_t errlen);
+
+/* ---- webhook requests (webhook.c) ---- */
+
+/* The signing scheme is Svix's, which Standard Webhooks took over: the same
+ * secret format and HMAC as the deliveries veille verifies (src/ingest). */
+
+/* Parse the one secret ("whsec_<base64>") of VEILLE_ALERT_WEBHOOK_SECRET. */
+int alert_webhook_secret_parse(const char *text, ingest_secret *out, char *err, size_t errlen);
+/* The whole HTTP/1.1 request for one attempt: POST c->target with the alert
+ * JSON, signed the Standard Webhooks way at now_s, plus c's extra headers.
+ * malloc'd (caller frees), *len its length. */
+int alert_webhook_request(const alert_sink_config *c, const ingest_secret *secret, const store_alert *a,
+                          int64_t now_s, char **out, size_t *len, char *err, size_t errlen);
 
 #endif

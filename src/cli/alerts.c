@@ -14,7 +14,9 @@
 
 static const char alerts_usage[] =
     "usage: veille alerts [--user ID] [--ip IP] [--rule NAME] [--since DUR] [--json] [--data DIR]\n"
-    "Stored alerts, oldest first by event time. --since 24h: events of the last 24 hours.\n";
+    "       veille alerts --pending [--dead] [--json] [--data DIR]\n"
+    "Stored alerts, oldest first by event time. --since 24h: events of the last 24 hours.\n"
+    "--pending: the alerts remote sinks have not delivered yet (as veille outbox).\n";
 
 typedef struct {
     const char *user, *ip, *rule;
@@ -49,6 +51,12 @@ int cli_alerts(int argc, char **argv)
     alerts_filter f = {0};
     int64_t since_ms = 0;
     char err[UTIL_ERRLEN];
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--pending") == 0) {
+            /* the outbox view takes the remaining flags */
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof *argv);
+            return cli_outbox_list(argc - 1, argv, "alerts --pending");
+        }
     for (int i = 0; i < argc; i++) {
         int m;
         const char **target = NULL;

@@ -47,7 +47,16 @@ static const char serve_usage[] =
     "                    [--log-level error|warn|info|debug] [--config FILE]\n"
     "Signing secrets come from VEILLE_WEBHOOK_SECRET (or CLERK_WEBHOOK_SIGNING_SECRET):\n"
     "one or several whsec_... values separated by spaces or commas.\n"
-    "--alert: stdout, or file:PATH (JSON lines, appended, fsync'd before the answer).\n"
+    "                    [--alert-retry-for DUR] [--alert-timeout DUR] [--outbox-max N]\n"
+    "--alert SPEC (repeatable):\n"
+    "  stdout, file:PATH           JSON lines, written and fsync'd before the answer\n"
+    "  syslog, syslog:PATH         local syslog socket (/dev/log by default)\n"
+    "  syslog://HOST:PORT          RFC 5424 over UDP (fire-and-forget)\n"
+    "  syslog+tcp://HOST:PORT      RFC 5424 over TCP, octet-counted frames\n"
+    "  webhook:http(s)://HOST/PATH Standard Webhooks POST signed with VEILLE_ALERT_WEBHOOK_SECRET\n"
+    "Options of the --alert before them: --min-severity info|low|medium|high|critical,\n"
+    "  --facility NAME (syslog, default authpriv), --header 'Name: value' and --ca FILE (webhook).\n"
+    "Remote sinks deliver from a durable outbox with retries (see veille outbox).\n"
     "SIGHUP reloads the --rules file; a file with errors is refused and the rules stay.\n";
 
 int cli_serve(int argc, char **argv)
@@ -66,8 +75,9 @@ int cli_serve(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    static const char *const keys[] = {"listen", "data", "rules", "alert", "max-body", "retention", "map-size",
-                                       "log-level"};
+    static const char *const keys[] = {"listen", "data", "rules", "alert", "min-severity", "facility", "header", "ca",
+                                       "alert-retry-for", "alert-timeout", "outbox-max", "max-body", "retention",
+                                       "map-size", "log-level"};
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(serve_usage, stdout);
@@ -112,6 +122,16 @@ int cli_serve(int argc, char **argv)
     if (ingest_parse_secrets(secret, &opt.secrets, err, sizeof err) < 0) {
         fprintf(stderr, "veille: %s: %s\n", env_name, err);
         return EXIT_USAGE;
+    }
+
+    for (size_t i = 0; i < opt.alert_count; i++) {
+        if (opt.alerts[i].kind != ALERT_SINK_WEBHOOK || opt.has_alert_secret)
+            continue;
+        if (alert_webhook_secret_parse(getenv("VEILLE_ALERT_WEBHOOK_SECRET"), &opt.alert_secret, err, sizeof err) < 0) {
+            fprintf(stderr, "veille: --alert %s: %s\n", opt.alerts[i].label, err);
+            return EXIT_USAGE;
+        }
+        opt.has_alert_secret = true;
     }
 
     struct stat st;

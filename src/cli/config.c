@@ -77,15 +77,43 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         return 0;
     }
     if (strcmp(key, "alert") == 0) {
-        /* a sink this version cannot serve is refused, never accepted and dropped */
-        if (alert_spec_check(value, sub, sizeof sub) < 0)
-            return util_err(err, errlen, "%s", sub);
         if (o->alert_count >= HTTP_MAX_ALERT_SPECS)
             return util_err(err, errlen, "at most %d sinks", HTTP_MAX_ALERT_SPECS);
         for (size_t i = 0; i < o->alert_count; i++)
-            if (strcmp(o->alert_specs[i], value) == 0)
+            if (strcmp(o->alerts[i].spec, value) == 0)
                 return util_err(err, errlen, "sink '%s' given twice", value);
-        snprintf(o->alert_specs[o->alert_count++], sizeof o->alert_specs[0], "%s", value);
+        /* a sink that cannot work is refused now, never accepted and dropped */
+        if (alert_sink_parse(value, &o->alerts[o->alert_count], sub, sizeof sub) < 0)
+            return util_err(err, errlen, "%s", sub);
+        o->alert_count++;
+        return 0;
+    }
+    if (strcmp(key, "min-severity") == 0 || strcmp(key, "facility") == 0 || strcmp(key, "header") == 0 ||
+        strcmp(key, "ca") == 0) {
+        /* a sink's options follow its alert line (or --alert flag) */
+        if (o->alert_count == 0)
+            return util_err(err, errlen, "%s applies to the sink before it: give alert (--alert SPEC) first", key);
+        if (alert_sink_set_option(&o->alerts[o->alert_count - 1], key, value, sub, sizeof sub) < 0)
+            return util_err(err, errlen, "%s", sub);
+        return 0;
+    }
+    if (strcmp(key, "alert-retry-for") == 0 || strcmp(key, "alert-timeout") == 0) {
+        int64_t ms;
+        if (util_parse_duration(value, &ms, sub, sizeof sub) < 0)
+            return util_err(err, errlen, "%s: %s", key, sub);
+        if (ms < 1000)
+            return util_err(err, errlen, "%s: must be at least 1s", key);
+        if (strcmp(key, "alert-retry-for") == 0)
+            o->alert_retry_for_ms = ms;
+        else
+            o->alert_timeout_ms = ms;
+        return 0;
+    }
+    if (strcmp(key, "outbox-max") == 0) {
+        int64_t n;
+        if (util_parse_i64(value, &n, NULL, 0) < 0 || n < 1)
+            return util_err(err, errlen, "outbox-max: '%s' is not a positive whole number", value);
+        o->outbox_max = (uint64_t)n;
         return 0;
     }
     if (strcmp(key, "max-body") == 0) {
@@ -114,8 +142,9 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         log_set_level(lvl);
         return 0;
     }
-    return util_err(err, errlen, "unknown setting '%s' (listen, data, rules, alert, max-body, retention, "
-                                 "map-size, log-level)", key);
+    return util_err(err, errlen, "unknown setting '%s' (listen, data, rules, alert, min-severity, facility, header, "
+                                 "ca, alert-retry-for, alert-timeout, outbox-max, max-body, retention, map-size, "
+                                 "log-level)", key);
 }
 
 static char *trim(char *s)

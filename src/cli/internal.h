@@ -13,6 +13,9 @@ enum { EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
  * Returns 1 when matched with *value set, 0 when not this flag, -1 on a missing value. */
 int cli_flag_value(int argc, char **argv, int *i, const char *name, const char **value);
 
+/* `veille outbox` under the name cmd (`veille alerts --pending` shares it). */
+int cli_outbox_list(int argc, char **argv, const char *cmd);
+
 /* 0, or the exit status after printing why the store cannot be read. */
 int cli_open_readonly(const char *dir, store **st);
 

@@ -53,17 +53,26 @@ static int emit_alerts(commit_queue *q, char *err, size_t errlen)
     return 0;
 }
 
-/* Write items[0..n) in one transaction. On any failure every item of this call is
- * marked failed and nothing of it is stored (the transaction is aborted). */
-static int write_items(commit_queue *q, commit_item *items, size_t n, uint64_t *alerts, char *err, size_t errlen)
+/* Write items[0..n) in one transaction, with the delivery outcomes waiting when
+ * with_settles (*settled counts them). On any failure every item of this call is
+ * marked failed and nothing of it is stored (the transaction is aborted, and the
+ * outcomes wait for the next one). */
+static int write_items(commit_queue *q, commit_item *items, size_t n, bool with_settles, size_t *settled,
+                       uint64_t *alerts, char *err, size_t errlen)
 {
     store_txn *t = NULL;
     q->n_alerts = 0;
+    *settled = 0;
     engine_hooks hooks = {.on_alert = collect_alert, .ctx = q};
     int64_t now = util_now_ms();
     int rc = store_txn_begin(q->st, &t, err, errlen);
     if (rc < 0)
         goto fail;
+    if (with_settles) {
+        rc = deliver_txn_settle(q->deliver, t, now, settled, err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
     for (size_t i = 0; i < n; i++) {
         commit_item *it = &items[i];
         bool seen = false;
@@ -91,6 +100,11 @@ static int write_items(commit_queue *q, commit_item *items, size_t n, uint64_t *
                      : outcome == STORE_AFTER_DELETE ? COMMIT_AFTER_DELETE
                                                      : COMMIT_STORED;
     }
+    for (size_t i = 0; i < q->n_alerts && q->n_alerts != SIZE_MAX; i++) {
+        rc = deliver_txn_queue(q->deliver, t, &q->alerts[i], now, err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
     rc = emit_alerts(q, err, errlen);
     if (rc < 0)
         goto fail;
@@ -101,11 +115,13 @@ static int write_items(commit_queue *q, commit_item *items, size_t n, uint64_t *
     *alerts += q->n_alerts;
     if (q->engine != NULL)
         engine_settle(q->engine, true);
+    deliver_txn_end(q->deliver, true);
     return 0;
 fail:
     store_txn_abort(t);
     if (q->engine != NULL)
         engine_settle(q->engine, false);
+    deliver_txn_end(q->deliver, false);
     for (size_t i = 0; i < n; i++)
         items[i].result = COMMIT_FAILED;
     return rc < 0 ? rc : STORE_ERR;
@@ -116,14 +132,17 @@ static void write_batch(commit_queue *q, commit_batch *b)
     int64_t t0 = util_mono_ns();
     b->isolated = false;
     b->alerts = 0;
-    b->rc = write_items(q, b->items, b->count, &b->alerts, b->err, sizeof b->err);
+    size_t settled = 0;
+    b->rc = write_items(q, b->items, b->count, true, &settled, &b->alerts, b->err, sizeof b->err);
+    if (b->rc < 0 && settled > 0) /* the outcomes must never be what keeps events out */
+        b->rc = write_items(q, b->items, b->count, false, &settled, &b->alerts, b->err, sizeof b->err);
     if (b->rc < 0 && b->count > 1) {
         /* One bad delivery must not cost its neighbours their answer: retry each
          * alone so only the deliveries that really fail get a 503. */
         b->isolated = true;
         char err[256];
         for (size_t i = 0; i < b->count; i++)
-            if (write_items(q, &b->items[i], 1, &b->alerts, err, sizeof err) < 0)
+            if (write_items(q, &b->items[i], 1, false, &settled, &b->alerts, err, sizeof err) < 0)
                 log_line(LOG_ERROR, "msg=\"delivery not stored\" id=%s error=\"%s\"", b->items[i].ev.delivery_id,
                          err);
     }
@@ -163,16 +182,45 @@ static void prune_step(commit_queue *q, bool *more)
     *more = r.more;
 }
 
+/* Outcomes reported while no batch came to carry them: their own transaction. */
+static int settle_step(commit_queue *q)
+{
+    char err[256];
+    store_txn *t = NULL;
+    size_t settled = 0;
+    int rc = store_txn_begin(q->st, &t, err, sizeof err);
+    if (rc == 0)
+        rc = deliver_txn_settle(q->deliver, t, util_now_ms(), &settled, err, sizeof err);
+    if (rc == 0) {
+        rc = store_txn_commit(t, err, sizeof err);
+        t = NULL;
+    }
+    store_txn_abort(t);
+    deliver_txn_end(q->deliver, rc == 0);
+    if (rc < 0)
+        log_line(LOG_WARN, "msg=\"cannot record alert deliveries; retrying in 1 s\" error=\"%s\"", err);
+    return rc;
+}
+
+void commit_wake(void *vq)
+{
+    commit_queue *q = vq;
+    pthread_mutex_lock(&q->mu);
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
 static void *committer_main(void *arg)
 {
     commit_queue *q = arg;
     int64_t next_prune = util_now_ms() + PRUNE_INTERVAL_MS;
     int64_t last_release_check = 0;
+    int64_t settle_after = 0; /* after a failed settle transaction, wait before the next */
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!(q->busy && q->inflight->count > 0 && q->inflight->rc == 1) && !q->stopping) {
             int64_t now = util_now_ms();
-            if (now >= next_prune)
+            if (now >= next_prune || (now >= settle_after && deliver_settles_waiting(q->deliver)))
                 break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -203,8 +251,18 @@ static void *committer_main(void *arg)
             h2o_multithread_send_message(&q->receiver, &q->done_msg);
             continue;
         }
-        if (stop)
+        if (stop) {
+            /* what the loop learnt before stopping is not sent again after a restart */
+            if (deliver_settles_waiting(q->deliver))
+                settle_step(q);
             break;
+        }
+        if (util_now_ms() >= settle_after && deliver_settles_waiting(q->deliver)) {
+            if (settle_step(q) < 0)
+                settle_after = util_now_ms() + 1000;
+            else if (util_now_ms() < next_prune)
+                continue;
+        }
         bool more = false;
         prune_step(q, &more);
         next_prune = util_now_ms() + (more ? 0 : PRUNE_INTERVAL_MS);

@@ -17,6 +17,7 @@
 #include <h2o/multithread.h>
 
 #include "alert/alert.h"
+#include "deliver/deliver.h"
 #include "engine/engine.h"
 #include "event/event.h"
 #include "store/store.h"
@@ -62,6 +63,9 @@ typedef struct {
      * their transaction commits. The engine is replaced only with commit_set_engine. */
     engine *engine;
     alert_sinks *sinks;
+    /* Remote sinks: raised alerts enter their outbox in the batch's transaction,
+     * and delivery outcomes are written back between or with batches. */
+    deliver *deliver;
     commit_done_cb on_done;
     void *ctx;
     /* private */
@@ -96,5 +100,7 @@ void commit_stop(commit_queue *q);
  * replaced is freed once no batch uses it. Takes ownership of e. */
 void commit_set_engine(commit_queue *q, engine *e);
 void commit_pruned_totals(commit_queue *q, uint64_t *history, uint64_t *deliveries);
+/* Any thread: delivery outcomes wait to be written (deliver_options.wake_committer). */
+void commit_wake(void *q);
 
 #endif

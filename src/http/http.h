@@ -15,10 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alert/alert.h"
 #include "ingest/ingest.h"
 #include "rules/rules.h"
 
-#define HTTP_MAX_ALERT_SPECS 16
+#define HTTP_MAX_ALERT_SPECS ALERT_SINKS_MAX
 
 typedef struct {
     char listen_host[256];
@@ -28,8 +29,13 @@ typedef struct {
     int rules_explicit;            /* --rules given: a missing file is an error */
     rules_set *rules;              /* loaded and checked by the caller; http_serve takes it.
                                     * NULL: no rule file (SIGHUP loads rules_path if it appears) */
-    char alert_specs[HTTP_MAX_ALERT_SPECS][512];
+    alert_sink_config alerts[HTTP_MAX_ALERT_SPECS]; /* --alert, with the options that followed each */
     size_t alert_count;
+    int64_t alert_retry_for_ms;    /* remote sinks give an alert up after this long */
+    uint64_t outbox_max;           /* pending alerts per remote sink */
+    int64_t alert_timeout_ms;      /* one delivery attempt */
+    bool has_alert_secret;
+    ingest_secret alert_secret;    /* VEILLE_ALERT_WEBHOOK_SECRET, signs webhook sinks */
     size_t max_body;               /* bytes; larger bodies get 413 */
     int64_t retention_ms;          /* history older than this is pruned */
     int64_t delivery_keep_ms;      /* idempotency records kept at least this long */

@@ -41,6 +41,7 @@ struct server {
     h2o_socket_t *listener;
     store *st;
     commit_queue commits;
+    deliver *deliver;
     metrics_counters metrics;
 };
 
@@ -305,6 +306,8 @@ static void answer_batch(commit_batch *b, void *ctx)
     struct server *srv = ctx;
     metrics_record_batch(&srv->metrics, b->count, b->commit_ns, b->rc < 0);
     srv->metrics.alerts += b->alerts;
+    if (b->alerts > 0)
+        deliver_kick(srv->deliver); /* they are in the outbox now */
     if (b->rc < 0)
         log_line(LOG_ERROR, "msg=\"batch commit failed\" size=%zu isolated=%s error=\"%s\"", b->count,
                  b->isolated ? "yes" : "no", b->err);
@@ -357,6 +360,7 @@ static int handle_metrics(struct server *srv, h2o_req_t *req)
     char *buf = h2o_mem_alloc_pool(&req->pool, cap);
     size_t n = metrics_render(&srv->metrics, buf, cap);
     n += render_rule_metrics(srv, buf + n, cap - n);
+    n += deliver_render_metrics(srv->deliver, buf + n, cap - n);
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -467,6 +471,9 @@ void http_options_defaults(http_options *o)
     o->retention_ms = (int64_t)90 * 86400 * 1000;
     o->delivery_keep_ms = (int64_t)72 * 3600 * 1000;
     o->map_size = STORE_DEFAULT_MAP_SIZE;
+    o->alert_retry_for_ms = (int64_t)72 * 3600 * 1000;
+    o->outbox_max = 100000;
+    o->alert_timeout_ms = 10000;
 }
 
 /* Stop accepting, let the batches in flight commit and be answered, then return. */
@@ -503,13 +510,21 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     }
 
     /* sinks first: a bad one must not leave a new, empty store behind */
-    const char *specs[HTTP_MAX_ALERT_SPECS];
-    for (size_t i = 0; i < o->alert_count; i++)
-        specs[i] = o->alert_specs[i];
-    if (alert_sinks_open(specs, o->alert_count, &srv->commits.sinks, err, errlen) < 0)
+    if (alert_sinks_open(o->alerts, o->alert_count, &srv->commits.sinks, err, errlen) < 0)
         goto out;
     if (store_open(&srv->st, o->data_dir, 0, o->map_size, err, errlen) < 0)
         goto out;
+    deliver_options dopt = {
+        .retry_for_ms = o->alert_retry_for_ms,
+        .outbox_max = o->outbox_max,
+        .timeout_ms = o->alert_timeout_ms,
+        .secret = o->has_alert_secret ? &o->alert_secret : NULL,
+        .wake_committer = commit_wake,
+        .wake_ctx = &srv->commits,
+    };
+    if (deliver_new(srv->st, o->alerts, o->alert_count, &dopt, &srv->deliver, err, errlen) < 0)
+        goto out;
+    srv->commits.deliver = srv->deliver;
 
     h2o_config_init(&srv->config);
     srv->config.max_request_entity_size = o->max_body;
@@ -532,6 +547,8 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     srv->commits.ctx = srv;
     if (commit_start(&srv->commits, srv->loop, err, errlen) < 0)
         goto out_ctx;
+    if (deliver_start(srv->deliver, srv->loop, err, errlen) < 0)
+        goto out_commit;
     if (open_listener(srv, err, errlen) < 0)
         goto out_commit;
 
@@ -550,13 +567,16 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         }
         /* Block only when nothing waits to be committed; otherwise poll and hand
          * the batch over as soon as the committer is free. */
-        h2o_evloop_run(srv->loop, commit_idle(&srv->commits) ? 1000 : 1);
+        int64_t due = deliver_run_due(srv->deliver);
+        h2o_evloop_run(srv->loop, commit_idle(&srv->commits) ? (int32_t)due : 1);
         commit_kick(&srv->commits);
     }
     log_line(LOG_INFO, "msg=\"stopping: finishing deliveries in flight\"");
     drain(srv);
     rc = 0;
 out_commit:
+    /* alerts in flight to a sink stay in the outbox and go out after a restart */
+    deliver_stop(srv->deliver);
     commit_stop(&srv->commits);
 out_ctx:
     if (srv->listener != NULL)
@@ -569,6 +589,7 @@ out_ctx:
         h2o_config_dispose(&srv->config);
     }
 out:
+    deliver_free(srv->deliver);
     alert_sinks_close(srv->commits.sinks);
     engine_free(srv->commits.engine);
     store_close(srv->st);

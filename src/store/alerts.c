@@ -35,6 +35,26 @@ static size_t alert_key(unsigned char *buf, int64_t at_ms, const char *id)
     return 8 + il;
 }
 
+int store_alert_get_in(store *s, MDB_txn *txn, int64_t at_ms, const char *id, store_alert *out, bool *found,
+                       char *err, size_t errlen)
+{
+    *found = false;
+    unsigned char ak[AKEY_MAX];
+    size_t n = alert_key(ak, at_ms, id);
+    if (n == 0)
+        return 0;
+    MDB_val k = mval(ak, n), v;
+    int rc = mdb_get(txn, s->alerts, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return store_fail(s, rc, "reading an alert", err, errlen);
+    if (store_codec_alert_decode(v.mv_data, v.mv_size, out) < 0)
+        return util_err(err, errlen, "store: alert %s in %s is corrupt", id, s->dir);
+    *found = true;
+    return 0;
+}
+
 static int put_alert(store_txn *t, const store_alert *a, char *err, size_t errlen)
 {
     unsigned char ak[AKEY_MAX];

@@ -670,3 +670,39 @@ int store_codec_open_alert_decode(const void *data, size_t len, store_open_alert
 {
     return decode_fields(data, len, open_fields, NFIELDS(open_fields), out, sizeof *out);
 }
+
+/* ---- outbox: the state by table; sink, times and id live in the key ---- */
+
+static const field outbox_fields[] = {
+    I64("at", store_outbox_entry, alert_at_ms),
+    I64("tr", store_outbox_entry, attempts),
+    STR("e", store_outbox_entry, last_error),
+};
+
+int store_codec_outbox_encode(msgpack_sbuffer *out, const store_outbox_entry *e)
+{
+    return encode_fields(out, outbox_fields, NFIELDS(outbox_fields), e);
+}
+
+int store_codec_outbox_decode(const void *data, size_t len, store_outbox_entry *e)
+{
+    return decode_fields(data, len, outbox_fields, NFIELDS(outbox_fields), e, sizeof *e);
+}
+
+static const field sink_state_fields[] = {
+    STR("snk", store_sink_state, sink),
+    I64("fs", store_sink_state, failing_since_ms),
+    I64("n", store_sink_state, next_try_ms),
+    I64("f", store_sink_state, failures),
+    STR("e", store_sink_state, last_error),
+};
+
+int store_codec_sink_state_encode(msgpack_sbuffer *out, const store_sink_state *st)
+{
+    return encode_fields(out, sink_state_fields, NFIELDS(sink_state_fields), st);
+}
+
+int store_codec_sink_state_decode(const void *data, size_t len, store_sink_state *out)
+{
+    return decode_fields(data, len, sink_state_fields, NFIELDS(sink_state_fields), out, sizeof *out);
+}

@@ -43,6 +43,14 @@ typedef struct {
 int store_codec_open_alert_encode(msgpack_sbuffer *out, const store_open_alert *r);
 int store_codec_open_alert_decode(const void *data, size_t len, store_open_alert *out);
 
+/* outbox_due / outbox_dead values: the delivery state of one alert for one sink
+ * (the key holds sink, times and id). */
+int store_codec_outbox_encode(msgpack_sbuffer *out, const store_outbox_entry *e);
+int store_codec_outbox_decode(const void *data, size_t len, store_outbox_entry *e);
+
+int store_codec_sink_state_encode(msgpack_sbuffer *out, const store_sink_state *st);
+int store_codec_sink_state_decode(const void *data, size_t len, store_sink_state *out);
+
 /* The meta database's values are bare unsigned integers. */
 int store_codec_uint_encode(msgpack_sbuffer *out, uint64_t v);
 int store_codec_uint_decode(const void *data, size_t len, uint64_t *out);

@@ -24,6 +24,8 @@ struct store {
     MDB_env *env;
     MDB_dbi users, history, history_time, deliveries, deliv_time, meta;
     MDB_dbi alerts, alert_open;
+    MDB_dbi outbox, outbox_due, outbox_dead;
+    bool has_outbox; /* false: a read-only open of a store no serve of this version opened yet */
     bool readonly;
     char dir[PATH_MAX];
     /* Where LMDB mapped data.mdb, found lazily by store_release_mapped_pages()
@@ -73,5 +75,9 @@ int store_history_scan_in(store *s, MDB_txn *txn, char kind, const char *key, in
  * *more is set when an eligible entry is left. */
 int store_prune_index(store_txn *t, MDB_dbi index, const MDB_dbi *records, int64_t cutoff, size_t budget,
                       uint64_t *pruned, bool *more, const char *what, char *err, size_t errlen);
+
+/* The alert (at_ms, id) from the alerts database; *found false when pruned. */
+int store_alert_get_in(store *s, MDB_txn *txn, int64_t at_ms, const char *id, store_alert *out, bool *found,
+                       char *err, size_t errlen);
 
 #endif

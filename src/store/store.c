@@ -109,6 +109,10 @@ static int open_dbs(store *s, char *err, size_t errlen)
         { "meta", offsetof(store, meta) },
         { "alerts", offsetof(store, alerts) },
         { "alert_open", offsetof(store, alert_open) },
+        /* added within schema 2: a read-only open of an older store finds them missing */
+        { "outbox", offsetof(store, outbox) },
+        { "outbox_due", offsetof(store, outbox_due) },
+        { "outbox_dead", offsetof(store, outbox_dead) },
     };
     MDB_txn *txn = NULL;
     msgpack_sbuffer buf;
@@ -119,9 +123,14 @@ static int open_dbs(store *s, char *err, size_t errlen)
         ret = store_fail(s, rc, "starting the opening transaction", err, errlen);
         goto fail;
     }
+    s->has_outbox = true;
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
         rc = mdb_dbi_open(txn, dbs[i].name, s->readonly ? 0 : MDB_CREATE, dbi);
+        if (rc == MDB_NOTFOUND && s->readonly && strncmp(dbs[i].name, "outbox", 6) == 0) {
+            s->has_outbox = false; /* the outbox reads as empty */
+            continue;
+        }
         if (rc == MDB_NOTFOUND && s->readonly) {
             ret = missing(s->dir, err, errlen);
             goto fail;
@@ -962,6 +971,15 @@ static int prune_once(store *s, int64_t now_ms, int64_t retention_ms, int64_t de
         size_t left = max_deletes - (size_t)out->history_pruned - (size_t)out->alerts_pruned;
         ret = store_prune_index(t, s->deliv_time, &s->deliveries, now_ms - delivery_keep_ms, left,
                           &out->deliveries_pruned, &out->more, "pruning delivery ids", err, errlen);
+        if (ret < 0)
+            goto fail;
+    }
+    if (retention_ms > 0) {
+        /* alerts given up on stay visible to `veille outbox --dead` as long as alerts do */
+        size_t used = (size_t)(out->history_pruned + out->alerts_pruned + out->deliveries_pruned);
+        size_t left = max_deletes > used ? max_deletes - used : 0;
+        ret = store_prune_index(t, s->outbox_dead, NULL, now_ms - retention_ms, left,
+                                &out->outbox_dead_pruned, &out->more, "pruning dead outbox entries", err, errlen);
         if (ret < 0)
             goto fail;
     }

@@ -13,6 +13,7 @@
  *   deliveries   delivery_id                                 -> msgpack {received_ms, type}
  *   deliv_time   be64(received_ms) delivery_id               -> "" (pruning index)
  *   alerts, alert_open                                       -> see "alerts" below
+ *   outbox, outbox_due, outbox_dead                          -> see "outbox" below
  *   meta         "schema"                                    -> msgpack uint
  * A session event is stored under its user ('u'); session.created also under
  * its IP ('i') when the IP is known. Keys never exceed LMDB's 511-byte limit
@@ -156,6 +157,7 @@ typedef struct {
     uint64_t history_pruned;
     uint64_t deliveries_pruned;
     uint64_t alerts_pruned;
+    uint64_t outbox_dead_pruned;
     bool more;
 } store_prune_result;
 
@@ -265,6 +267,85 @@ typedef int (*store_alert_cb)(const store_alert *a, void *ctx);
 /* Alerts with at_ms >= since_ms, oldest first (event time). */
 int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, char *err, size_t errlen);
 uint64_t store_alert_count(store *s); /* 0 also on error */
+
+/* ---- outbox ----
+ * What the remote sinks (syslog, webhooks) still have to deliver. An entry is
+ * added in the transaction of the event that raised its alert, so an alert the
+ * HTTP layer acknowledged is never lost by a crash or a dead receiver.
+ *   outbox_due   be64(sink) be64(next_ms) be64(queued_ms) alert_id
+ *                                  -> msgpack {at, tries, error}   pending, next try first
+ *   outbox_dead  be64(dead_ms) be64(sink) be64(queued_ms) alert_id
+ *                                  -> the same                      given up; pruned with retention
+ *   outbox       be64(sink)        -> msgpack sink record (label, failing state)
+ * An entry names its alert (at, id) in the alerts database rather than copying
+ * it: queueing an alert is one small key appended in time order per sink,
+ * which is what keeps a dead receiver from slowing ingestion. sink is a hash of
+ * the sink's spec (util_digest64), so a restart with the same --alert finds its
+ * queue again; queued_ms is the alert's raised_ms. */
+
+#define STORE_SINK_LABEL_MAX 256
+#define STORE_OUTBOX_ERROR_MAX 200
+
+typedef struct {
+    uint64_t sink_id;
+    char sink[STORE_SINK_LABEL_MAX];  /* the sink as shown to operators ("" if unknown) */
+    char alert_id[STORE_ALERT_ID_MAX];
+    int64_t alert_at_ms;              /* the alert's event time: its key in alerts */
+    int64_t queued_ms;                /* when the alert entered the outbox */
+    int64_t next_ms;                  /* next try (pending) */
+    int64_t attempts;                 /* failed attempts so far */
+    int64_t dead_ms;                  /* 0 while pending */
+    char last_error[STORE_OUTBOX_ERROR_MAX];
+} store_outbox_entry;
+
+/* Queue a for the sink; due at once. Queueing the same alert again while its
+ * entry is untouched changes nothing (a batch retried after a failed commit).
+ * The engine raises an alert once (its id comes from the delivery, which is
+ * stored once), so an entry already retried or dead is never queued again. */
+int store_txn_outbox_add(store_txn *t, uint64_t sink_id, const char *sink_label, const store_alert *a,
+                         char *err, size_t errlen);
+
+typedef enum {
+    STORE_OUTBOX_DELIVERED, /* remove the entry */
+    STORE_OUTBOX_RETRY,     /* one more failed attempt; next try at next_ms */
+    STORE_OUTBOX_DEAD,      /* one more failed attempt (or none: expired); given up */
+} store_outbox_result;
+
+/* Record the outcome of one attempt at e (as read by store_outbox_due).
+ * *was_pending (may be NULL) tells whether e was still there: an entry already
+ * settled (a duplicate report) is left alone, which is not an error. */
+int store_txn_outbox_settle(store_txn *t, const store_outbox_entry *e, store_outbox_result r, int64_t next_ms,
+                            int64_t now_ms, const char *error, bool *was_pending, char *err, size_t errlen);
+
+/* A sink's record: its label and, while it fails, why its entries wait. */
+typedef struct {
+    uint64_t sink_id;
+    char sink[STORE_SINK_LABEL_MAX];
+    int64_t failing_since_ms;   /* 0: the sink works */
+    int64_t next_try_ms;        /* the next probe */
+    int64_t failures;           /* attempts failed in a row */
+    char last_error[STORE_OUTBOX_ERROR_MAX];
+} store_sink_state;
+
+int store_txn_sink_state_put(store_txn *t, const store_sink_state *st, char *err, size_t errlen);
+/* Up to max sink records into out (working ones too); *n how many. */
+int store_sink_states(store *s, store_sink_state *out, size_t max, size_t *n, char *err, size_t errlen);
+
+/* Return non-zero to stop (not an error). e and a are valid during the call
+ * only; a is NULL when the alert is no longer in the store (pruned by
+ * retention before it could be delivered). */
+typedef int (*store_outbox_cb)(const store_outbox_entry *e, const store_alert *a, void *ctx);
+
+/* Pending entries of one sink with next_ms <= due_by, next try first, in one
+ * read transaction. *next_due_ms (may be NULL) receives the next try of the
+ * first entry left after the scan stopped, 0 when none. */
+int store_outbox_due(store *s, uint64_t sink_id, int64_t due_by, store_outbox_cb cb, void *ctx,
+                     int64_t *next_due_ms, char *err, size_t errlen);
+/* Every entry, pending ones (by sink, next try first) then, when with_dead,
+ * dead ones (oldest first). */
+int store_outbox_list(store *s, bool with_dead, store_outbox_cb cb, void *ctx, char *err, size_t errlen);
+/* Pending entries of one sink (for the queue-depth gauge at start). */
+int store_outbox_pending_count(store *s, uint64_t sink_id, uint64_t *count, char *err, size_t errlen);
 
 /* True when a write transaction can be opened and committed (for /healthz). */
 bool store_is_writable(store *s);

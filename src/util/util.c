@@ -127,6 +127,15 @@ uint64_t util_get_be64(const unsigned char *p)
     return v;
 }
 
+uint64_t util_digest64(const void *data, size_t len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+        memset(md, 0, sizeof md); /* cannot happen with a working libcrypto */
+    return util_get_be64(md);
+}
+
 void util_digest_id(const char *prefix, const void *data, size_t len, char *out, size_t outlen)
 {
     unsigned char md[EVP_MAX_MD_SIZE];

@@ -40,6 +40,10 @@ bool util_copy_utf8(char *dst, size_t dstlen, const char *src, size_t srclen);
  * strlen(prefix) + 25 bytes; it is cut to fit otherwise. */
 void util_digest_id(const char *prefix, const void *data, size_t len, char *out, size_t outlen);
 
+/* The first 64 bits of SHA-256(data), big-endian: a stable key for content
+ * veille must find again after a restart (a sink's outbox). */
+uint64_t util_digest64(const void *data, size_t len);
+
 /* Big-endian 64-bit, for LMDB keys that must sort by time. */
 void util_put_be64(unsigned char *p, uint64_t v);
 uint64_t util_get_be64(const unsigned char *p);

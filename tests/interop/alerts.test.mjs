@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
-import { envelope, session } from './payloads.mjs';
+import { envelope, session, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -116,15 +116,7 @@ function startServer(args) {
   s.proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, ...args],
     { cwd: ROOT, env: { ...process.env, VEILLE_WEBHOOK_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'pipe'] });
   s.proc.stdout.on('data', (d) => { s.out += d; });
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('veille did not start:\n' + s.log)), 10000);
-    s.proc.stderr.on('data', (d) => {
-      s.log += d;
-      const m = /msg=listening addr=\S+ port=(\d+)/.exec(s.log);
-      if (m && s.base === null) { clearTimeout(timer); s.base = `http://127.0.0.1:${m[1]}`; ok(s); }
-    });
-    s.proc.on('exit', (code) => { clearTimeout(timer); fail(new Error(`veille exited with ${code}:\n${s.log}`)); });
-  });
+  return untilListening(s);
 }
 
 const stdoutLines = () => srv.out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -345,12 +337,25 @@ function serveSync(args) {
   }
 }
 
-test('sinks that do not exist yet, or are malformed, are refused at start with status 2', () => {
-  for (const [spec, re] of [['syslog', /syslog/], ['webhook:http://127.0.0.1:9/hook', /webhook/],
-    ['bogus', /unknown sink/], ['file:', /needs a path/], ['', /empty sink/]]) {
-    const r = serveSync(['--alert', spec]);
-    assert.equal(r.status, 2, `--alert '${spec}': ${r.stderr}`);
-    assert.match(r.stderr, re, `--alert '${spec}'`);
+test('malformed sinks and sink options are refused at start with status 2, naming the problem', () => {
+  for (const args of [
+    [['--alert', 'bogus'], /unknown sink/], [['--alert', 'file:'], /needs a path/], [['--alert', ''], /empty sink/],
+    [['--alert', 'syslog:relative/path'], /absolute path/], [['--alert', 'syslog://127.0.0.1:99999'], /not a port/],
+    [['--alert', 'webhook:ftp://x/y'], /http:\/\/ or https:\/\//],
+    [['--alert', 'webhook:http://user:pw@127.0.0.1/h'], /credentials/],
+    [['--min-severity', 'high'], /give alert \(--alert SPEC\) first/],
+    [['--alert', 'stdout', '--min-severity', 'urgent'], /not one of info, low, medium, high, critical/],
+    [['--alert', 'stdout', '--facility', 'local0'], /only for syslog sinks/],
+    [['--alert', 'syslog', '--facility', 'local9'], /not a syslog facility/],
+    [['--alert', 'syslog', '--header', 'A: b'], /only for webhook sinks/],
+    [['--alert', 'webhook:http://127.0.0.1/h', '--ca', '/etc/hosts'], /only for https/],
+    [['--alert', 'webhook:http://127.0.0.1/h', '--header', 'webhook-id: x'], /sets webhook-id itself/],
+    [['--outbox-max', '0'], /positive whole number/], [['--alert-retry-for', '5'], /unit/],
+  ]) {
+    const [flags, re] = args;
+    const r = serveSync(flags);
+    assert.equal(r.status, 2, `${flags.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re, flags.join(' '));
     assert.doesNotMatch(r.stderr, /msg=listening/);
   }
 });

@@ -1,5 +1,6 @@
 // Clerk payloads the interop tests send: the event envelope and a session object,
 // shaped like the reference's examples. Shared so every test speaks the same Clerk.
+// Also the one way tests wait for a `veille serve` they spawned to listen.
 
 export function envelope(type, data, ts = Date.now()) {
   return JSON.stringify({ data, object: 'event', type, timestamp: ts, instance_id: 'ins_interop',
@@ -11,4 +12,19 @@ export function session(id, userId, at, ip = '198.51.100.7', country = 'FR', cit
     last_active_at: at, expire_at: at + 86400000, abandon_at: at + 30 * 86400000, created_at: at, updated_at: at,
     latest_activity: { object: 'session_activity', id: 'sess_activity_' + id, device_type: 'desktop',
       is_mobile: false, browser_name: 'Chrome', browser_version: '128.0.0.0', ip_address: ip, city, country } };
+}
+
+// Resolves with s once s.proc (a spawned `veille serve --listen 127.0.0.1:0`)
+// logs its port, setting s.base; rejects with its log if it exits or is silent
+// for 10 s. s.log collects stderr.
+export function untilListening(s) {
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('veille did not start:\n' + s.log)), 10000);
+    s.proc.stderr.on('data', (d) => {
+      s.log += d;
+      const m = /msg=listening addr=\S+ port=(\d+)/.exec(s.log);
+      if (m && s.base === null) { clearTimeout(timer); s.base = `http://127.0.0.1:${m[1]}`; ok(s); }
+    });
+    s.proc.once('exit', (code) => { clearTimeout(timer); fail(new Error(`veille exited with ${code}:\n${s.log}`)); });
+  });
 }
