@@ -125,6 +125,14 @@ int cli_serve(int argc, char **argv)
     }
 
     for (size_t i = 0; i < opt.alert_count; i++) {
+        /* outbox entries name their alert; retention must not prune it while it may still be sent */
+        if (alert_sink_is_remote(&opt.alerts[i]) && opt.retention_ms < opt.alert_retry_for_ms) {
+            fprintf(stderr, "veille: --retention (%llds) is shorter than --alert-retry-for (%llds): alerts would be "
+                            "pruned before --alert %s gives up on them; raise --retention or lower "
+                            "--alert-retry-for\n", (long long)(opt.retention_ms / 1000),
+                    (long long)(opt.alert_retry_for_ms / 1000), opt.alerts[i].label);
+            return EXIT_USAGE;
+        }
         if (opt.alerts[i].kind != ALERT_SINK_WEBHOOK || opt.has_alert_secret)
             continue;
         if (alert_webhook_secret_parse(getenv("VEILLE_ALERT_WEBHOOK_SECRET"), &opt.alert_secret, err, sizeof err) < 0) {

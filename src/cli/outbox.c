@@ -38,7 +38,7 @@ typedef struct {
 static const store_sink_state *failing_sink(const outbox_view *v, uint64_t sink_id)
 {
     for (size_t i = 0; i < v->n_states; i++)
-        if (v->states[i].sink_id == sink_id)
+        if (v->states[i].sink_id == sink_id && v->states[i].failing_since_ms != 0)
             return &v->states[i];
     return NULL;
 }
@@ -52,9 +52,15 @@ static json_t *time_or_null(int64_t ms)
     return json_string(t);
 }
 
-static int print_entry(const store_outbox_entry *e, const store_alert *a, void *vctx)
+static int print_entry(const store_outbox_entry *e, const store_alert *alert, void *vctx)
 {
     outbox_view *v = vctx;
+    /* an alert pruned by --retention before delivery: its entry says so, the rest is gone */
+    store_alert gone;
+    memset(&gone, 0, sizeof gone);
+    snprintf(gone.rule, sizeof gone.rule, "-");
+    snprintf(gone.severity, sizeof gone.severity, "-");
+    const store_alert *a = alert != NULL ? alert : &gone;
     bool dead = e->dead_ms != 0;
     if (dead)
         v->dead++;

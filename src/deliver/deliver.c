@@ -18,6 +18,13 @@
 
 #define RUN_IDLE_MS 1000
 
+/* Where h2o's resolver threads post their answers. Static, and never
+ * unregistered: a lookup cancelled at shutdown still posts its answer later,
+ * and h2o asserts (or writes into freed memory) if the receiver is gone by
+ * then. One server per process, so one receiver serves it; the queue, allocated
+ * inside h2o, is left to process exit like the rest of h2o's loop. */
+static h2o_multithread_receiver_t getaddr_receiver;
+
 typedef struct {
     uint64_t seq;
     remote *r;
@@ -42,7 +49,6 @@ struct deliver {
     size_t n;
     h2o_loop_t *loop;
     h2o_multithread_queue_t *getaddr_queue;
-    h2o_multithread_receiver_t getaddr_receiver;
     bool kicked;
     uint64_t rng;
     /* shared with the committer */
@@ -254,8 +260,10 @@ static int load_due(const store_outbox_entry *e, const store_alert *a, void *vct
 
 static void scan_sink(deliver *d, remote *r, int64_t now)
 {
-    if (free_slot(r) == NULL)
-        return; /* scanned again once a slot is released */
+    if (free_slot(r) == NULL) {
+        r->next_scan_ms = INT64_MAX; /* a released slot triggers the next scan */
+        return;
+    }
     load_ctx c = { r, now, d->opt.retry_for_ms, r->probe_at_ms != 0 && now >= r->probe_at_ms && !sending(r), false };
     int64_t next_due = 0;
     char err[UTIL_ERRLEN];
@@ -419,9 +427,9 @@ int deliver_start(deliver *d, h2o_loop_t *loop, char *err, size_t errlen)
     d->getaddr_queue = h2o_multithread_create_queue(loop);
     if (d->getaddr_queue == NULL)
         return util_err(err, errlen, "cannot create the name resolution queue");
-    h2o_multithread_register_receiver(d->getaddr_queue, &d->getaddr_receiver, h2o_hostinfo_getaddr_receiver);
+    h2o_multithread_register_receiver(d->getaddr_queue, &getaddr_receiver, h2o_hostinfo_getaddr_receiver);
     for (size_t i = 0; i < d->n; i++)
-        if (transport_attach(&d->remotes[i], loop, &d->getaddr_receiver, err, errlen) < 0)
+        if (transport_attach(&d->remotes[i], loop, &getaddr_receiver, err, errlen) < 0)
             return -1;
     d->kicked = true;
     return 0;
@@ -441,10 +449,7 @@ void deliver_free(deliver *d)
         return;
     for (size_t i = 0; i < d->n; i++)
         transport_dispose(&d->remotes[i]);
-    if (d->getaddr_queue != NULL) {
-        h2o_multithread_unregister_receiver(d->getaddr_queue, &d->getaddr_receiver);
-        h2o_multithread_destroy_queue(d->getaddr_queue);
-    }
+    /* getaddr_queue and its receiver stay: see getaddr_receiver */
     free(d->remotes);
     free(d->waiting.v);
     free(d->taken.v);
@@ -494,6 +499,8 @@ int deliver_txn_settle(deliver *d, store_txn *t, int64_t now_ms, size_t *applied
     d->waiting = tmp;
     d->waiting.n = 0;
     pthread_mutex_unlock(&d->mu);
+    /* counted before writing: when a write fails, the caller retries without them */
+    *applied = d->taken.n;
     for (size_t i = 0; i < d->taken.n; i++) {
         settle *s = &d->taken.v[i];
         bool was_pending = false;
@@ -508,7 +515,6 @@ int deliver_txn_settle(deliver *d, store_txn *t, int64_t now_ms, size_t *applied
         /* the depth moves only for entries that really left the pending queue */
         s->left_queue = was_pending && s->result != STORE_OUTBOX_RETRY;
     }
-    *applied = d->taken.n;
     return 0;
 }
 
@@ -678,7 +684,6 @@ int deliver_test(const alert_sink_config *c, const ingest_secret *secret, int64_
     int ret = -1;
     h2o_evloop_t *loop = NULL;
     h2o_multithread_queue_t *queue = NULL;
-    h2o_multithread_receiver_t receiver;
     char err[UTIL_ERRLEN];
     if (transport_prepare(r, err, sizeof err) < 0) {
         util_err(result, rlen, "%s", err);
@@ -686,8 +691,8 @@ int deliver_test(const alert_sink_config *c, const ingest_secret *secret, int64_
     }
     loop = h2o_evloop_create();
     queue = h2o_multithread_create_queue(loop);
-    h2o_multithread_register_receiver(queue, &receiver, h2o_hostinfo_getaddr_receiver);
-    if (transport_attach(r, loop, &receiver, err, sizeof err) < 0) {
+    h2o_multithread_register_receiver(queue, &getaddr_receiver, h2o_hostinfo_getaddr_receiver);
+    if (transport_attach(r, loop, &getaddr_receiver, err, sizeof err) < 0) {
         util_err(result, rlen, "%s", err);
         goto out;
     }
@@ -713,11 +718,8 @@ int deliver_test(const alert_sink_config *c, const ingest_secret *secret, int64_
 out:
     transport_cancel(r);
     transport_dispose(r);
-    if (queue != NULL) {
-        h2o_multithread_unregister_receiver(queue, &receiver);
-        h2o_multithread_destroy_queue(queue);
-    }
-    /* h2o 2.2.5 has no evloop destroy; the process exits right after */
+    /* the queue and the evloop are left to process exit (see getaddr_receiver;
+     * h2o 2.2.5 has no evloop destroy) */
     free(r);
     return ret;
 }

@@ -70,7 +70,7 @@ struct remote {
     socklen_t addrlen;
     h2o_socket_t *tcp;
     bool tcp_connecting, tcp_writing;
-    int64_t tcp_connect_started_ms;
+    int64_t tcp_connect_started_ms, tcp_write_started_ms;
     SSL_CTX *ssl;
     h2o_http1client_ctx_t http;
     h2o_timeout_t io_timeout;

@@ -259,6 +259,7 @@ static void tcp_write_ready(remote *r)
     if (n == 0)
         return;
     r->tcp_writing = true;
+    r->tcp_write_started_ms = util_now_ms();
     h2o_socket_write(r->tcp, bufs, n, on_tcp_written);
 }
 
@@ -282,6 +283,12 @@ static void tcp_send_ready(remote *r, int64_t now_ms)
     if (r->tcp_connecting && now_ms - r->tcp_connect_started_ms > r->timeout_ms) {
         tcp_close(r);
         tcp_fail_all(r, SLOT_READY, "connect: timed out");
+        return;
+    }
+    if (r->tcp_writing && now_ms - r->tcp_write_started_ms > r->timeout_ms) {
+        /* a collector that stops reading (full disk, stuck) must not hold the sink */
+        tcp_fail_all(r, SLOT_SENDING, "write: the collector took nothing for --alert-timeout");
+        tcp_close(r);
         return;
     }
     if (r->tcp != NULL) {
@@ -370,6 +377,14 @@ static h2o_http1client_head_cb on_webhook_connect(h2o_http1client_t *client, con
 
 static void webhook_send_ready(remote *r, int64_t now_ms)
 {
+    /* h2o times each wait; a receiver that drips its answer is cut here */
+    for (size_t i = 0; i < DELIVER_SLOTS; i++) {
+        slot *s = &r->slots[i];
+        if (s->state == SLOT_SENDING && s->client != NULL && now_ms - s->started_ms > r->timeout_ms) {
+            h2o_http1client_cancel(s->client);
+            webhook_done(s, false, "no complete answer within --alert-timeout");
+        }
+    }
     size_t sending = 0;
     for (size_t i = 0; i < DELIVER_SLOTS; i++)
         sending += r->slots[i].state == SLOT_SENDING;

@@ -351,6 +351,7 @@ test('malformed sinks and sink options are refused at start with status 2, namin
     [['--alert', 'webhook:http://127.0.0.1/h', '--ca', '/etc/hosts'], /only for https/],
     [['--alert', 'webhook:http://127.0.0.1/h', '--header', 'webhook-id: x'], /sets webhook-id itself/],
     [['--outbox-max', '0'], /positive whole number/], [['--alert-retry-for', '5'], /unit/],
+    [['--alert', 'syslog://127.0.0.1:514', '--retention', '1h'], /shorter than --alert-retry-for/],
   ]) {
     const [flags, re] = args;
     const r = serveSync(flags);
