@@ -697,6 +697,27 @@ test('--alert-retry-for: an alert that cannot be delivered in time is dead, show
   }
 });
 
+test('--outbox-max: past the cap an alert is stored but not queued for the sink, logged once and counted', { timeout: 60000 }, async () => {
+  const port = await freePort();
+  const spec = hookSpec(port);
+  const s = await startVeille(newDataDir(), ['--alert', spec, '--outbox-max', '1']);
+  try {
+    const first = await raise(s, 'user_wh_cap1');
+    const second = await raise(s, 'user_wh_cap2');
+    const third = await raise(s, 'user_wh_cap3');
+    const stored = (await cliJson(s.dataDir, 'alerts')).map((a) => a.id);
+    for (const a of [first, second, third]) assert.ok(stored.includes(a.id), `alert ${a.id} is stored`);
+    const waiting = await outbox(s.dataDir);
+    assert.deepEqual(waiting.map((x) => x.alert_id), [first.id], 'only the first fits in the outbox');
+    const m = await waitSinkMetric(s, 'veille_sink_outbox_full_total', spec, 2);
+    assert.equal(sinkMetric(m, 'veille_sink_outbox_full_total', spec), 2);
+    assert.equal(sinkMetric(m, 'veille_sink_queue_depth', spec), 1);
+    assert.equal((s.log.match(/outbox full/g) || []).length, 1, `one log line for the run of refusals:\n${s.log}`);
+  } finally {
+    await stopVeille(s);
+  }
+});
+
 // ---- (8) the secret is required ----
 
 test('a webhook sink without VEILLE_ALERT_WEBHOOK_SECRET: serve and test-alert exit 2 naming the variable', async () => {
