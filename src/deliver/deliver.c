@@ -414,11 +414,6 @@ int deliver_new(store *st, const alert_sink_config *cfgs, size_t n, const delive
     return 0;
 }
 
-size_t deliver_remote_count(const deliver *d)
-{
-    return d != NULL ? d->n : 0;
-}
-
 int deliver_start(deliver *d, h2o_loop_t *loop, char *err, size_t errlen)
 {
     if (d->n == 0)
@@ -459,30 +454,26 @@ void deliver_free(deliver *d)
 
 /* ---- committer thread ---- */
 
-int deliver_txn_queue(deliver *d, store_txn *t, const store_alert *a, int64_t now_ms, char *err, size_t errlen)
+int deliver_txn_queue(deliver *d, store_txn *t, const store_alert *a, char *err, size_t errlen)
 {
     if (d == NULL)
         return 0;
+    /* depth, adds_in_txn and full_in_txn are written by this thread only, so
+     * reading them needs no lock; d->mu guards what the loop reads, in
+     * deliver_txn_end */
     for (size_t i = 0; i < d->n; i++) {
         remote *r = &d->remotes[i];
         if (!alert_sink_wants(r->cfg, a))
             continue;
-        pthread_mutex_lock(&d->mu);
-        bool full = r->depth + r->adds_in_txn >= d->opt.outbox_max;
-        pthread_mutex_unlock(&d->mu);
-        if (full) {
+        if (r->depth + r->adds_in_txn >= d->opt.outbox_max) {
             /* the alert itself is stored (veille alerts shows it); only this sink misses it */
-            pthread_mutex_lock(&d->mu);
             r->full_in_txn++;
-            pthread_mutex_unlock(&d->mu);
             continue;
         }
         int ret = store_txn_outbox_add(t, r->cfg->id, r->cfg->label, a, err, errlen);
         if (ret < 0)
             return ret;
-        pthread_mutex_lock(&d->mu);
         r->adds_in_txn++;
-        pthread_mutex_unlock(&d->mu);
     }
     return 0;
 }

@@ -63,13 +63,12 @@ void deliver_kick(deliver *d);
 /* Loop thread: abandon attempts in flight (their entries stay pending). */
 void deliver_stop(deliver *d);
 void deliver_free(deliver *d); /* NULL is a no-op */
-size_t deliver_remote_count(const deliver *d);
 
 /* Prometheus text for every remote sink, appended at buf; returns the length. */
 size_t deliver_render_metrics(deliver *d, char *buf, size_t len);
 
 /* ---- committer thread ---- */
-int deliver_txn_queue(deliver *d, store_txn *t, const store_alert *a, int64_t now_ms, char *err, size_t errlen);
+int deliver_txn_queue(deliver *d, store_txn *t, const store_alert *a, char *err, size_t errlen);
 /* Write the outcomes waiting so far into t; *applied counts them. */
 int deliver_txn_settle(deliver *d, store_txn *t, int64_t now_ms, size_t *applied, char *err, size_t errlen);
 /* The transaction that used queue/settle committed (true) or was aborted. */

@@ -61,7 +61,7 @@ struct remote {
     uint64_t delivered, retried, dead;
     int64_t last_success_ms;
     uint64_t latency_sum_ms, latency_count;
-    /* the committer's figures, under d->mu */
+    /* the committer's figures: written by it alone, under d->mu when the loop reads them (depth, outbox_full) */
     uint64_t depth, outbox_full, adds_in_txn, full_in_txn;
     bool full_logged;
     /* transport */

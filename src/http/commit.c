@@ -101,7 +101,7 @@ static int write_items(commit_queue *q, commit_item *items, size_t n, bool with_
                                                      : COMMIT_STORED;
     }
     for (size_t i = 0; i < q->n_alerts && q->n_alerts != SIZE_MAX; i++) {
-        rc = deliver_txn_queue(q->deliver, t, &q->alerts[i], now, err, errlen);
+        rc = deliver_txn_queue(q->deliver, t, &q->alerts[i], err, errlen);
         if (rc < 0)
             goto fail;
     }
