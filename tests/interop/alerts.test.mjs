@@ -10,21 +10,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
-import { envelope, session, untilListening } from './payloads.mjs';
+import { RAPID, envelope, session, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const SECRET = 'whsec_' + randomBytes(32).toString('base64');
 
-const RAPID = `# brute force: more than 5 sign-ins for one user within 10 minutes
-rule rapid {
-  severity high
-  on       session.created
-  when     count(session.created, 10m) > 5
-  suppress 30m
-  tags     "t"
-}
-`;
 // line 3, column 12 is the bad severity
 const BROKEN = `# a typo in the severity
 rule broken {

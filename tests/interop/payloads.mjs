@@ -2,6 +2,18 @@
 // shaped like the reference's examples. Shared so every test speaks the same Clerk.
 // Also the one way tests wait for a `veille serve` they spawned to listen.
 
+// The rule the alert and sink tests raise alerts with: the 6th sign-in of a user
+// within 10 minutes is a high alert, later ones fold into it for 30 minutes.
+export const RAPID = `# brute force: more than 5 sign-ins for one user within 10 minutes
+rule rapid {
+  severity high
+  on       session.created
+  when     count(session.created, 10m) > 5
+  suppress 30m
+  tags     "t"
+}
+`;
+
 export function envelope(type, data, ts = Date.now()) {
   return JSON.stringify({ data, object: 'event', type, timestamp: ts, instance_id: 'ins_interop',
     event_attributes: { http_request: { client_ip: '203.0.113.9', user_agent: 'Mozilla/5.0 (interop)' } } });

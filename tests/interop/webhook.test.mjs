@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook as SvixWebhook } from 'svix';
 import { Webhook } from 'standardwebhooks';
-import { envelope, session, untilListening } from './payloads.mjs';
+import { RAPID, envelope, session, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -26,15 +26,6 @@ const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const SECRET = 'whsec_' + randomBytes(32).toString('base64');
 const ALERT_SECRET = 'whsec_' + randomBytes(32).toString('base64');
 
-const RAPID = `# brute force: more than 5 sign-ins for one user within 10 minutes
-rule rapid {
-  severity high
-  on       session.created
-  when     count(session.created, 10m) > 5
-  suppress 30m
-  tags     "t"
-}
-`;
 
 // The fields every sink must carry as stored (suppressed aside: sinks see 0).
 const ALERT_FIELDS = ['id', 'rule', 'severity', 'key', 'user_id', 'ip', 'session_id', 'event_id',
