@@ -157,6 +157,8 @@ target() {
     fi
 }
 TARGET_MISSED=0
+# share R N: R as a whole percentage of N ("n/a" when N is 0)
+share() { awk -v r="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.0f", 100 * r / n; else print "n/a" }'; }
 fcmp() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { r = (op == "<") ? (a < b) : (a >= b); print r ? 1 : 0 }'; }
 
 # ---- build ---------------------------------------------------------------------------
@@ -237,7 +239,7 @@ loadgen veille-tp0 "$VPORT" --events "$EVENTS" --run-id tp0
 stop_server "$VPID"
 N_RATE=$(result "$WORK/veille-tp0.out" events_per_s)
 N_P99=$(result "$WORK/veille-tp0.out" p99_ms)
-RULES_SHARE=$(awk -v r="$V_RATE" -v n="$N_RATE" 'BEGIN { if (n > 0) printf "%.0f", 100 * r / n; else print "n/a" }')
+RULES_SHARE=$(share "$V_RATE" "$N_RATE")
 log "1d. one IP per user (no shared NAT addresses): with and without rules"
 mkdir -p "$WORK/tpi-data" "$WORK/tpi0-data"
 start_veille "$WORK/tpi-data" "$WORK/veille-tpi.log"
@@ -249,7 +251,7 @@ stop_server "$VPID"
 I_RATE=$(result "$WORK/veille-tpi.out" events_per_s)
 I_P99=$(result "$WORK/veille-tpi.out" p99_ms)
 I0_RATE=$(result "$WORK/veille-tpi0.out" events_per_s)
-I_SHARE=$(awk -v r="$I_RATE" -v n="$I0_RATE" 'BEGIN { if (n > 0) printf "%.0f", 100 * r / n; else print "n/a" }')
+I_SHARE=$(share "$I_RATE" "$I0_RATE")
 log "1e. alert sinks: a dead webhook receiver and a dead TCP syslog collector, vs no sink"
 # Worst case for the outbox: every event raises an alert (no suppression), and both
 # receivers refuse connections, so every alert is queued, tried and rescheduled.
@@ -286,7 +288,7 @@ done
 unset VEILLE_ALERT_WEBHOOK_SECRET
 NS_RATE=$(printf '%s\n' "${NOSINK_RATES[@]}" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
 DS_RATE=$(printf '%s\n' "${SINK_RATES[@]}" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
-SINK_SHARE=$(awk -v r="$DS_RATE" -v n="$NS_RATE" 'BEGIN { if (n > 0) printf "%.0f", 100 * r / n; else print "n/a" }')
+SINK_SHARE=$(share "$DS_RATE" "$NS_RATE")
 
 log "1c. rules engine alone: veille-rules-bench"
 if ((QUICK)); then RB_HOT=20000; else RB_HOT=100000; fi
