@@ -43,11 +43,11 @@ int cli_flag_value(int argc, char **argv, int *i, const char *name, const char *
 
 static const char serve_usage[] =
     "usage: veille serve [--listen HOST:PORT] [--data DIR] [--rules FILE] [--alert SPEC]...\n"
+    "                    [--alert-retry-for DUR] [--alert-timeout DUR] [--outbox-max N]\n"
     "                    [--max-body BYTES] [--retention DUR] [--map-size BYTES]\n"
-    "                    [--log-level error|warn|info|debug] [--config FILE]\n"
+    "                    [--map-resident BYTES|off] [--log-level error|warn|info|debug] [--config FILE]\n"
     "Signing secrets come from VEILLE_WEBHOOK_SECRET (or CLERK_WEBHOOK_SIGNING_SECRET):\n"
     "one or several whsec_... values separated by spaces or commas.\n"
-    "                    [--alert-retry-for DUR] [--alert-timeout DUR] [--outbox-max N]\n"
     "--alert SPEC (repeatable):\n"
     "  stdout, file:PATH           JSON lines, written and fsync'd before the answer\n"
     "  syslog, syslog:PATH         local syslog socket (/dev/log by default)\n"
@@ -77,7 +77,7 @@ int cli_serve(int argc, char **argv)
     }
     static const char *const keys[] = {"listen", "data", "rules", "alert", "min-severity", "facility", "header", "ca",
                                        "alert-retry-for", "alert-timeout", "outbox-max", "max-body", "retention",
-                                       "map-size", "log-level"};
+                                       "map-size", "map-resident", "log-level"};
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(serve_usage, stdout);

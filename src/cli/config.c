@@ -128,6 +128,17 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
             return util_err(err, errlen, "map-size: at least 1M");
         return 0;
     }
+    if (strcmp(key, "map-resident") == 0) {
+        if (strcmp(value, "off") == 0) {
+            o->map_resident = 0;
+            return 0;
+        }
+        if (parse_size(value, &o->map_resident, sub, sizeof sub) < 0)
+            return util_err(err, errlen, "map-resident: %s, or off", sub);
+        if (o->map_resident < 1024 * 1024)
+            return util_err(err, errlen, "map-resident: at least 1M, or off");
+        return 0;
+    }
     if (strcmp(key, "retention") == 0) {
         if (util_parse_duration(value, &o->retention_ms, sub, sizeof sub) < 0)
             return util_err(err, errlen, "retention: %s", sub);
@@ -144,7 +155,7 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
     }
     return util_err(err, errlen, "unknown setting '%s' (listen, data, rules, alert, min-severity, facility, header, "
                                  "ca, alert-retry-for, alert-timeout, outbox-max, max-body, retention, map-size, "
-                                 "log-level)", key);
+                                 "map-resident, log-level)", key);
 }
 
 static char *trim(char *s)

@@ -59,6 +59,7 @@ typedef void (*commit_done_cb)(commit_batch *b, void *ctx);
 typedef struct {
     store *st;
     int64_t retention_ms, delivery_keep_ms;
+    uint64_t map_resident; /* see http_options.map_resident; 0: never release */
     /* The rules engine (NULL: no rules) and the sinks alerts are written to before
      * their transaction commits. The engine is replaced only with commit_set_engine. */
     engine *engine;

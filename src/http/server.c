@@ -471,6 +471,7 @@ void http_options_defaults(http_options *o)
     o->retention_ms = (int64_t)90 * 86400 * 1000;
     o->delivery_keep_ms = (int64_t)72 * 3600 * 1000;
     o->map_size = STORE_DEFAULT_MAP_SIZE;
+    o->map_resident = (size_t)24 << 20;
     o->alert_retry_for_ms = (int64_t)72 * 3600 * 1000;
     o->outbox_max = 100000;
     o->alert_timeout_ms = 10000;
@@ -543,6 +544,7 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     srv->commits.st = srv->st;
     srv->commits.retention_ms = o->retention_ms;
     srv->commits.delivery_keep_ms = o->delivery_keep_ms;
+    srv->commits.map_resident = o->map_resident;
     srv->commits.on_done = answer_batch;
     srv->commits.ctx = srv;
     if (commit_start(&srv->commits, srv->loop, err, errlen) < 0)
