@@ -218,10 +218,11 @@ wall_us() {
     t1=${EPOCHREALTIME/./}
     WALL_US=$((t1 - t0))
 }
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # status_kib PID FIELD
 median_ms() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { printf "%.2f", a[int((NR + 1) / 2)] / 1000 }'; }
 metric() { # metric PORT NAME: sum of the series of NAME in /metrics
     (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 &&
-        cat <&3) 2>/dev/null | awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $2 } END { printf "%.6f", s }'
+        cat <&3) 2>/dev/null | awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $2 } END { print s + 0 }'
 }
 
 # What one fsync costs on the data disk: group commit's floor per batch.
@@ -253,13 +254,13 @@ CPU0=$(cpu_ticks "$VPID")
 read -r LOOP0 COMMIT0 < <(thread_ticks "$VPID")
 children_cpu_s
 LG0=$CHILDREN_CPU_S
-C_SUM0=$(metric "$VPORT" veille_commit_seconds_sum) C_N0=$(metric "$VPORT" veille_commit_seconds_count | cut -d. -f1)
+C_SUM0=$(metric "$VPORT" veille_commit_seconds_sum) C_N0=$(metric "$VPORT" veille_commit_seconds_count)
 loadgen veille-tp "$VPORT" --events "$EVENTS" --run-id tpv
 CPU1=$(cpu_ticks "$VPID")
 read -r LOOP1 COMMIT1 < <(thread_ticks "$VPID")
 children_cpu_s
 LG1=$CHILDREN_CPU_S
-C_SUM1=$(metric "$VPORT" veille_commit_seconds_sum) C_N1=$(metric "$VPORT" veille_commit_seconds_count | cut -d. -f1)
+C_SUM1=$(metric "$VPORT" veille_commit_seconds_sum) C_N1=$(metric "$VPORT" veille_commit_seconds_count)
 stop_server "$VPID"
 V_RATE=$(result "$WORK/veille-tp.out" events_per_s)
 V_P50=$(result "$WORK/veille-tp.out" p50_ms)
@@ -284,7 +285,7 @@ mkdir -p "$WORK/tpr-data"
 start_veille "$WORK/tpr-data" "$WORK/veille-tpr.log" "$ROOT/rules/default.rules" --map-resident off
 loadgen veille-warmupr "$VPORT" --events "$WARMUP" --run-id warmr >/dev/null
 loadgen veille-tpr "$VPORT" --events "$EVENTS" --run-id tpr
-R_HWM_KIB=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$VPID/status")
+R_HWM_KIB=$(status_kib "$VPID" VmHWM)
 stop_server "$VPID"
 R_RATE=$(result "$WORK/veille-tpr.out" events_per_s)
 R_P99=$(result "$WORK/veille-tpr.out" p99_ms)
@@ -320,10 +321,10 @@ for round in 1 2; do
     start_veille "$WORK/ds$round-data" "$WORK/veille-ds$round.log" "$WORK/flood.rules" \
         --alert "webhook:http://127.0.0.1:$DEAD_HTTP/hook" --alert "syslog+tcp://127.0.0.1:$DEAD_TCP"
     loadgen veille-ds$round "$VPORT" --events "$SINK_EVENTS" --run-id ds$round
-    DS_ALERTS=$(metric "$VPORT" veille_alerts_total | cut -d. -f1)
-    DS_QUEUED=$(metric "$VPORT" veille_sink_queue_depth | cut -d. -f1)
-    DS_RETRIED=$(metric "$VPORT" veille_sink_retried_total | cut -d. -f1)
-    DS_FULL=$(metric "$VPORT" veille_sink_outbox_full_total | cut -d. -f1)
+    DS_ALERTS=$(metric "$VPORT" veille_alerts_total)
+    DS_QUEUED=$(metric "$VPORT" veille_sink_queue_depth)
+    DS_RETRIED=$(metric "$VPORT" veille_sink_retried_total)
+    DS_FULL=$(metric "$VPORT" veille_sink_outbox_full_total)
     stop_server "$VPID"
     SINK_RATES+=("$(result "$WORK/veille-ds$round.out" events_per_s)")
     echo "  round $round: no sink ${NOSINK_RATES[-1]} events/s; dead sinks ${SINK_RATES[-1]} events/s" \
@@ -376,7 +377,6 @@ LOAD_CAP_S=600 loadgen mem-load "$VPORT" --events "$MEM_EVENTS" --users "$MEM_US
 touch "$WORK/mem.sample.stop"
 wait "$SPID" || true
 read -r _ PEAK_ANON_KIB <"$WORK/mem.sample" || PEAK_ANON_KIB=0
-status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 HWM_KIB=$(status_kib "$VPID" VmHWM)
 RSS_KIB=$(status_kib "$VPID" VmRSS)
 ANON_KIB=$(status_kib "$VPID" RssAnon)
@@ -439,7 +439,7 @@ printf 'no rules            %s events/s  p99 %s ms; with the default catalog vei
     "$N_RATE" "$N_P99" "$RULES_SHARE"
 target "with rules >= $T_RULES_SHARE% of the speed without" "$(fcmp "$RULES_SHARE" '>=' "$T_RULES_SHARE")"
 printf 'map pages kept      %s events/s (p99 %s ms) with --map-resident off, against %s with the default 24M; peak RSS then %s MiB\n' \
-    "$R_RATE" "$R_P99" "$V_RATE" "$(awk -v k="${R_HWM_KIB:-0}" 'BEGIN { printf "%.1f", k / 1024 }')"
+    "$R_RATE" "$R_P99" "$V_RATE" "$(mib "${R_HWM_KIB:-0}")"
 printf 'one IP per user     %s events/s (p99 %s ms) with rules, %s without: %s%%\n' "$I_RATE" "$I_P99" "$I0_RATE" "$I_SHARE"
 grep -E '^(ordinary|hot|hot,new) ' "$WORK/rules-bench.out" | sed 's/^/  engine alone: /'
 printf 'dead alert sinks    %s events/s with a dead webhook + dead TCP syslog, %s with no sink: %s%% (alert on every event, mean of 2 rounds)\n' \
