@@ -1,6 +1,9 @@
 /* util.c: error buffers, clocks, durations, RFC 3339 and byte-order helpers. */
 #include "util/util.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -150,4 +153,26 @@ void util_digest_id(const char *prefix, const void *data, size_t len, char *out,
     }
     hex[24] = '\0';
     snprintf(out, outlen, "%s%s", prefix, hex);
+}
+
+int util_ip_canonical(const char *in, size_t len, char *out, size_t outlen)
+{
+    char buf[UTIL_IP_LEN];
+    unsigned char addr[16];
+    if (outlen > 0)
+        out[0] = '\0';
+    if (in == NULL || len == 0 || len >= sizeof buf || outlen < UTIL_IP_LEN)
+        return -1;
+    memcpy(buf, in, len);
+    buf[len] = '\0';
+    if (memchr(buf, '\0', len) != NULL) /* an embedded NUL would hide what follows it */
+        return -1;
+    if (inet_pton(AF_INET, buf, addr) == 1)
+        return inet_ntop(AF_INET, addr, out, (socklen_t)outlen) != NULL ? 0 : -1;
+    if (inet_pton(AF_INET6, buf, addr) != 1)
+        return -1;
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(addr, v4mapped, sizeof v4mapped) == 0)
+        return inet_ntop(AF_INET, addr + 12, out, (socklen_t)outlen) != NULL ? 0 : -1;
+    return inet_ntop(AF_INET6, addr, out, (socklen_t)outlen) != NULL ? 0 : -1;
 }

@@ -44,6 +44,15 @@ void util_digest_id(const char *prefix, const void *data, size_t len, char *out,
  * veille must find again after a restart (a sink's outbox). */
 uint64_t util_digest64(const void *data, size_t len);
 
+/* An IP address as text -> its canonical form (inet_ntop of inet_pton): IPv4
+ * dotted quad, IPv6 compressed lower-case, and a v4-mapped IPv6 (::ffff:a.b.c.d)
+ * normalised to its IPv4 form. len bytes of in are read (no NUL needed); any
+ * byte outside the address (a space, a newline, a /prefix, a %zone) makes it
+ * invalid. out needs UTIL_IP_LEN bytes. Returns 0, or -1 (out set to "") when in
+ * is not an address. */
+#define UTIL_IP_LEN 46 /* INET6_ADDRSTRLEN */
+int util_ip_canonical(const char *in, size_t len, char *out, size_t outlen);
+
 /* Big-endian 64-bit, for LMDB keys that must sort by time. */
 void util_put_be64(unsigned char *p, uint64_t v);
 uint64_t util_get_be64(const unsigned char *p);
