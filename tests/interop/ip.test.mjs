@@ -131,3 +131,19 @@ test('a Svix retry of a delivery with an invalid IP is a duplicate: not counted 
   assert.equal(dropLines().filter((l) => l.includes(` id=${sid} `)).length, 1, srv.log);
   assert.equal(await metric('veille_invalid_ip_total{field="data.latest_activity.ip_address"}'), 4);
 });
+
+test('replay keeps an event whose IP is not an address and warns with FILE:LINE', () => {
+  const file = join(tmp, 'events.ndjson');
+  writeFileSync(file, [body('sess_replay_bad', t0, '1.2.3.4\n5.6.7.8'), body('sess_replay_ok', t0 + 1000, '::FFFF:10.9.8.7')]
+    .join('\n') + '\n');
+  const r = spawnSync(BIN, ['replay', '--rules', join(tmp, 'rapid.rules'), '--data', join(tmp, 'replayed'), file],
+    { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(r.stderr.includes(`${file}:1: warning: data.latest_activity.ip_address is not an IP address, ` +
+    'dropped: "1.2.3.45.6.7.8"\n'), r.stderr);
+  assert.doesNotMatch(r.stderr, /:2: warning/);
+  assert.match(r.stderr, /replay: 2 events: 2 stored, 0 duplicates, 0 ignored, 0 rejected;/);
+  const h = spawnSync(BIN, ['history', USER, '--data', join(tmp, 'replayed'), '--json'], { encoding: 'utf8' });
+  assert.equal(h.status, 0, h.stderr);
+  assert.deepEqual(h.stdout.trim().split('\n').map((l) => JSON.parse(l).ip), ['', '10.9.8.7']);
+});
