@@ -271,10 +271,12 @@ static void count_invalid_ips(struct server *srv, const commit_item *it)
         return;
     char fields[EVENT_IP_FIELD_COUNT * 192] = "", qid[160], qv[2 * EVENT_IP_MAX + 4];
     size_t n = 0;
-    for (int f = 0; f < EVENT_IP_FIELD_COUNT && n < sizeof fields; f++) {
+    for (int f = 0; f < EVENT_IP_FIELD_COUNT; f++) {
         if (!d->dropped[f])
             continue;
         srv->metrics.invalid_ips[f]++;
+        if (n >= sizeof fields)
+            continue;
         int w = snprintf(fields + n, sizeof fields - n, " %s=%s", event_ip_field_name((event_ip_field)f),
                          log_quote(d->value[f], qv, sizeof qv));
         n = w < 0 ? sizeof fields : n + (size_t)w;
