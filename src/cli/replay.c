@@ -18,6 +18,7 @@
 #include "ingest/ingest.h"
 #include "rules/rules.h"
 #include "store/store.h"
+#include "util/log.h"
 #include "util/util.h"
 
 #define REPLAY_TXN_EVENTS 512 /* events per write transaction */
@@ -184,6 +185,14 @@ int cli_replay(int argc, char **argv)
         if (ev->type == EVENT_UNKNOWN) {
             ignored++;
             continue;
+        }
+        /* the event is kept, as serve keeps it; say what it lost (quoted: the
+         * value may hold a newline) */
+        for (int f = 0; f < EVENT_IP_FIELD_COUNT; f++) {
+            char qv[2 * EVENT_IP_MAX + 4];
+            if (ev->invalid_ips.dropped[f])
+                fprintf(stderr, "%s:%zu: warning: %s is not an IP address, dropped: %s\n", name, rc.line,
+                        event_ip_field_name((event_ip_field)f), log_quote(ev->invalid_ips.value[f], qv, sizeof qv));
         }
         bool seen = false;
         store_outcome outcome;

@@ -1,4 +1,4 @@
-/* event.c: names of the event types veille handles. */
+/* event.c: names of the event types veille handles and of the IP fields it reads. */
 #include "event/event.h"
 
 #include <string.h>
@@ -33,4 +33,16 @@ event_type event_type_from_name(const char *name)
 bool event_type_is_session(event_type t)
 {
     return t >= EVENT_SESSION_CREATED && t <= EVENT_SESSION_REVOKED;
+}
+
+static const char *const ip_field_names[EVENT_IP_FIELD_COUNT] = {
+    [EVENT_IP_SESSION] = "data.latest_activity.ip_address",
+    [EVENT_IP_CLIENT] = "event_attributes.http_request.client_ip",
+};
+
+const char *event_ip_field_name(event_ip_field f)
+{
+    if ((int)f < 0 || f >= EVENT_IP_FIELD_COUNT)
+        return "unknown";
+    return ip_field_names[f];
 }

@@ -73,6 +73,25 @@ typedef struct {
     bool is_mobile;
 } event_session;
 
+/* The IP fields veille reads. A value that is not an IP address is dropped at
+ * decode time (the field is left "") and noted in event_t.invalid_ips, so the
+ * rest of the event is kept. */
+typedef enum {
+    EVENT_IP_SESSION = 0, /* data.latest_activity.ip_address -> session.ip */
+    EVENT_IP_CLIENT,      /* event_attributes.http_request.client_ip -> client_ip */
+    EVENT_IP_FIELD_COUNT
+} event_ip_field;
+
+/* The field's path in the delivered JSON: "data.latest_activity.ip_address", ... */
+const char *event_ip_field_name(event_ip_field f);
+
+/* What the decoder dropped. Not stored: it is for the server's metric and log line. */
+typedef struct {
+    unsigned count;                                 /* fields dropped, 0..EVENT_IP_FIELD_COUNT */
+    bool dropped[EVENT_IP_FIELD_COUNT];
+    char value[EVENT_IP_FIELD_COUNT][EVENT_IP_MAX]; /* as received, cut to fit; hostile: quote it */
+} event_ip_drops;
+
 typedef struct {
     event_type type;
     char type_name[64];           /* as delivered, cut to fit; for metrics on unknown types */
@@ -85,6 +104,7 @@ typedef struct {
     event_user user;              /* user.* events; for session.* the embedded user if present */
     bool has_user;                /* session.*: data.user was present and decoded */
     event_session session;        /* session.* events */
+    event_ip_drops invalid_ips;   /* IP fields dropped as not addresses (see ingest.h) */
 } event_t;
 
 #endif

@@ -73,6 +73,11 @@ size_t metrics_render(const metrics_counters *m, char *buf, size_t len)
     emit(&o, "# HELP veille_duplicates_total Deliveries whose id was already stored (Svix retries).\n"
              "# TYPE veille_duplicates_total counter\nveille_duplicates_total %llu\n",
          (unsigned long long)m->duplicates);
+    emit(&o, "# HELP veille_invalid_ip_total IPs that were not addresses, dropped from recorded deliveries, by field.\n"
+             "# TYPE veille_invalid_ip_total counter\n");
+    for (int f = 0; f < EVENT_IP_FIELD_COUNT; f++)
+        emit(&o, "veille_invalid_ip_total{field=\"%s\"} %llu\n", event_ip_field_name((event_ip_field)f),
+             (unsigned long long)m->invalid_ips[f]);
     emit(&o, "# HELP veille_commit_batch_size Deliveries per group-commit transaction.\n"
              "# TYPE veille_commit_batch_size histogram\n");
     uint64_t cum = 0;

@@ -31,6 +31,7 @@ typedef struct {
     uint64_t deliveries[EVENT_TYPE_COUNT][METRICS_OUTCOME_COUNT];
     uint64_t rejected_by_reason[METRICS_REASON_COUNT];
     uint64_t duplicates;
+    uint64_t invalid_ips[EVENT_IP_FIELD_COUNT]; /* IPs dropped from recorded deliveries, by field */
     uint64_t batches;
     uint64_t batch_failures;
     uint64_t batch_size_sum;

@@ -258,6 +258,33 @@ static int handle_webhook(struct server *srv, h2o_req_t *req)
     return 0; /* answered by answer_batch() once the batch is durable */
 }
 
+/* IPs the decoder dropped: counted and logged once per delivery id, which is
+ * simply "when this delivery is recorded": stored, stale or after_delete all
+ * mark the id, so a Svix retry of it is a duplicate and says nothing; a failed
+ * commit marks nothing and its retry is the first time. The values are the
+ * sender's: log_quote keeps a "\n" in one from starting a forged log line. */
+static void count_invalid_ips(struct server *srv, const commit_item *it)
+{
+    const event_ip_drops *d = &it->ev.invalid_ips;
+    if (d->count == 0 ||
+        (it->result != COMMIT_STORED && it->result != COMMIT_STALE && it->result != COMMIT_AFTER_DELETE))
+        return;
+    char fields[EVENT_IP_FIELD_COUNT * 192] = "", qid[160], qv[2 * EVENT_IP_MAX + 4];
+    size_t n = 0;
+    for (int f = 0; f < EVENT_IP_FIELD_COUNT; f++) {
+        if (!d->dropped[f])
+            continue;
+        srv->metrics.invalid_ips[f]++;
+        if (n >= sizeof fields)
+            continue;
+        int w = snprintf(fields + n, sizeof fields - n, " %s=%s", event_ip_field_name((event_ip_field)f),
+                         log_quote(d->value[f], qv, sizeof qv));
+        n = w < 0 ? sizeof fields : n + (size_t)w;
+    }
+    log_line(LOG_WARN, "msg=\"invalid ip dropped\" id=%s type=%s%s", log_quote(it->ev.delivery_id, qid, sizeof qid),
+             event_type_name(it->ev.type), fields);
+}
+
 static void answer_item(struct server *srv, commit_item *it, const commit_batch *b)
 {
     event_type type = it->ev.type;
@@ -273,6 +300,7 @@ static void answer_item(struct server *srv, commit_item *it, const commit_batch 
     srv->metrics.deliveries[type][outcome]++;
     if (it->result == COMMIT_DUPLICATE)
         srv->metrics.duplicates++;
+    count_invalid_ips(srv, it);
     char qid[160];
     log_line(it->result == COMMIT_STORED ? LOG_DEBUG : it->result == COMMIT_FAILED ? LOG_ERROR : LOG_INFO,
              "msg=delivery id=%s type=%s outcome=%s latency_us=%lld%s", log_quote(it->ev.delivery_id, qid, sizeof qid),

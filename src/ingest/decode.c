@@ -2,7 +2,8 @@
  * decode.c: a verified Clerk webhook body -> event_t. Strict about types (a field
  * of the wrong type is a broken or forged producer, not something to guess at),
  * lenient about absence (Clerk adds and drops optional fields between versions).
- * Identifiers that do not fit are refused; free text is cut on a UTF-8 boundary.
+ * Identifiers that do not fit are refused; free text is cut on a UTF-8 boundary;
+ * an IP that is not an address is dropped from the event, which is kept.
  */
 #include "ingest/ingest.h"
 
@@ -57,6 +58,34 @@ static int get_str(const errbuf *e, json_t *obj, const char *path, const char *k
         return -1;
     }
     util_copy_utf8(dst, dstlen, s, len);
+    return 0;
+}
+
+_Static_assert(EVENT_IP_MAX >= UTIL_IP_LEN, "an event's IP buffer must hold any canonical address");
+
+/* An IP field: present, it must be a string (another type is a broken producer,
+ * refused like any field of the wrong type). A string that is not an address -
+ * "not-an-ip", a path, "1.2.3.4\n5.6.7.8", a /prefix, a %zone, one too long - is
+ * dropped (dst left "") and noted in *drops: one odd field is no reason to lose
+ * the sign-in it came with. A valid one is stored canonical (inet_ntop form,
+ * v4-mapped v6 as v4) so one address is one history key however it was spelled. */
+static int get_ip(const errbuf *e, json_t *obj, const char *path, const char *key, event_ip_field f, char *dst,
+                  size_t dstlen, event_ip_drops *drops)
+{
+    dst[0] = '\0';
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return bad(e, "%s is not a string", path, key);
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (len == 0 || util_ip_canonical(s, len, dst, dstlen) == 0)
+        return 0;
+    if (!drops->dropped[f])
+        drops->count++;
+    drops->dropped[f] = true;
+    util_copy_utf8(drops->value[f], sizeof drops->value[f], s, len);
     return 0;
 }
 
@@ -188,8 +217,7 @@ static int decode_session(const errbuf *e, json_t *data, event_t *ev)
         return -1;
     if (act != NULL) {
         const char *p = "data.latest_activity";
-        /* A cut IP would point at someone else: IPs are identifiers here. */
-        if (get_str(e, act, p, "ip_address", F_OPTIONAL, S_ID, s->ip, sizeof s->ip) < 0 ||
+        if (get_ip(e, act, p, "ip_address", EVENT_IP_SESSION, s->ip, sizeof s->ip, &ev->invalid_ips) < 0 ||
             get_str(e, act, p, "country", F_OPTIONAL, S_TEXT, s->country, sizeof s->country) < 0 ||
             get_str(e, act, p, "city", F_OPTIONAL, S_TEXT, s->city, sizeof s->city) < 0 ||
             get_str(e, act, p, "browser_name", F_OPTIONAL, S_TEXT, s->browser, sizeof s->browser) < 0 ||
@@ -223,7 +251,7 @@ static int decode_attributes(const errbuf *e, json_t *root, event_t *ev)
     if (req == NULL)
         return 0;
     const char *p = "event_attributes.http_request";
-    if (get_str(e, req, p, "client_ip", F_OPTIONAL, S_ID, ev->client_ip, sizeof ev->client_ip) < 0 ||
+    if (get_ip(e, req, p, "client_ip", EVENT_IP_CLIENT, ev->client_ip, sizeof ev->client_ip, &ev->invalid_ips) < 0 ||
         get_str(e, req, p, "user_agent", F_OPTIONAL, S_TEXT, ev->user_agent, sizeof ev->user_agent) < 0)
         return -1;
     return 0;

@@ -97,9 +97,15 @@ int ingest_sign(const ingest_secret *secret, const char *id, int64_t timestamp_s
  *   session events -> data.updated_at, user.* -> data.updated_at, falling back to
  *   the envelope timestamp when absent.
  * Identifiers too long for event.h's buffers are INGEST_ERR_BAD_EVENT. Identifiers
- *   here include ids, external_id, the primary email and IP addresses (a cut one would
- *   name someone else); names, city, browser, device, country, status and user agent
- *   are free text, cut on a UTF-8 boundary.
+ *   here include ids, external_id and the primary email (a cut one would name someone
+ *   else); names, city, browser, device, country, status and user agent are free
+ *   text, cut on a UTF-8 boundary.
+ * IPs (data.latest_activity.ip_address, event_attributes.http_request.client_ip) are
+ *   parsed with util_ip_canonical() and stored canonical ("2001:DB8::1" -> "2001:db8::1",
+ *   "::ffff:10.1.2.3" -> "10.1.2.3"). A string that is not an address (garbage, a
+ *   newline, "/8", "%eth0", too long) is dropped: the field reads "", the event is
+ *   INGEST_OK, and ev->invalid_ips counts it, names the field and keeps the value (cut
+ *   to EVENT_IP_MAX-1) for the caller's log. An IP that is not a string is BAD_EVENT.
  * Results: body not JSON, trailing bytes, duplicate keys or "\u0000" -> BAD_JSON;
  *   valid JSON that is not an object, a required field missing/null/empty, or any
  *   known field of the wrong type (a string timestamp, latest_activity as a string)

@@ -397,8 +397,11 @@ static void test_lengths(void)
              "{\"type\":\"session.created\",\"data\":{\"id\":\"s\",\"user_id\":\"u\","
              "\"latest_activity\":{\"ip_address\":\"%s\"}}}",
              ip);
-    CHECK("overlong ip refused, never cut", decode_str(body, &ev) == INGEST_ERR_BAD_EVENT);
-    CHECK("ip message", strcmp(err, "data.latest_activity.ip_address is longer than 63 bytes") == 0);
+    /* no address is that long: it is dropped like any non-address, never cut */
+    CHECK("overlong ip dropped, event kept", decode_str(body, &ev) == INGEST_OK && ev.session.ip[0] == '\0' &&
+                                                 ev.invalid_ips.count == 1 &&
+                                                 strcmp(ev.session.session_id, "s") == 0);
+    CHECK("overlong ip: the value noted is cut to fit", strlen(ev.invalid_ips.value[EVENT_IP_SESSION]) == EVENT_IP_MAX - 1);
 
     char ua[700];
     memset(ua, 'u', 600);
@@ -419,6 +422,80 @@ static void test_lengths(void)
               INGEST_ERR_BAD_EVENT);
 }
 
+/* One IP value (JSON-escaped) in each IP field: what is stored, what is noted. */
+static void test_ips(void)
+{
+    static const struct {
+        const char *json, *raw, *want; /* want NULL: dropped */
+    } cases[] = {
+        {"not-an-ip", "not-an-ip", NULL},
+        {"../../etc/passwd", "../../etc/passwd", NULL},
+        {"1.2.3.4\\n5.6.7.8", "1.2.3.4\n5.6.7.8", NULL},
+        {"1.2.3.4\\n", "1.2.3.4\n", NULL},
+        {" 1.2.3.4", " 1.2.3.4", NULL},
+        {"1.2.3.4/8", "1.2.3.4/8", NULL},
+        {"fe80::1%eth0", "fe80::1%eth0", NULL},
+        {"1.2.3", "1.2.3", NULL},
+        {"::ffff:10.1.2.3", NULL, "10.1.2.3"},
+        {"2001:DB8::1", NULL, "2001:db8::1"},
+        {"2001:0db8:0000:0000:0000:0000:0000:0001", NULL, "2001:db8::1"},
+        {"198.51.100.7", NULL, "198.51.100.7"},
+        {"", NULL, ""},
+    };
+    char body[1024], name[160];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool drop = cases[i].want == NULL;
+        event_t ev;
+        const event_ip_drops *d = &ev.invalid_ips;
+        snprintf(body, sizeof body,
+                 "{\"type\":\"session.created\",\"data\":{\"id\":\"sess_ip\",\"user_id\":\"user_ip\","
+                 "\"latest_activity\":{\"ip_address\":\"%s\",\"city\":\"Paris\"}}}",
+                 cases[i].json);
+        snprintf(name, sizeof name, "ip_address \"%s\": %s", cases[i].json, drop ? "dropped, event kept" : cases[i].want);
+        CHECK(name, decode_str(body, &ev) == INGEST_OK && strcmp(ev.session.ip, drop ? "" : cases[i].want) == 0 &&
+                        strcmp(ev.session.user_id, "user_ip") == 0 && strcmp(ev.session.city, "Paris") == 0);
+        snprintf(name, sizeof name, "ip_address \"%s\": noted %s", cases[i].json, drop ? "with its value" : "nothing");
+        CHECK(name, drop ? d->count == 1 && d->dropped[EVENT_IP_SESSION] && !d->dropped[EVENT_IP_CLIENT] &&
+                               strcmp(d->value[EVENT_IP_SESSION], cases[i].raw) == 0
+                         : d->count == 0 && !d->dropped[EVENT_IP_SESSION]);
+
+        snprintf(body, sizeof body,
+                 "{\"type\":\"user.updated\",\"data\":{\"id\":\"user_ip\"},"
+                 "\"event_attributes\":{\"http_request\":{\"client_ip\":\"%s\",\"user_agent\":\"UA\"}}}",
+                 cases[i].json);
+        snprintf(name, sizeof name, "client_ip \"%s\": %s", cases[i].json, drop ? "dropped, event kept" : cases[i].want);
+        CHECK(name, decode_str(body, &ev) == INGEST_OK && strcmp(ev.client_ip, drop ? "" : cases[i].want) == 0 &&
+                        strcmp(ev.user.id, "user_ip") == 0 && strcmp(ev.user_agent, "UA") == 0 &&
+                        (drop ? d->count == 1 && d->dropped[EVENT_IP_CLIENT] && !d->dropped[EVENT_IP_SESSION] &&
+                                    strcmp(d->value[EVENT_IP_CLIENT], cases[i].raw) == 0
+                              : d->count == 0));
+    }
+
+    event_t ev;
+    const event_ip_drops *d = &ev.invalid_ips;
+    CHECK("both ip fields bad: both dropped, both noted",
+          decode_str("{\"type\":\"session.created\",\"data\":{\"id\":\"s\",\"user_id\":\"u\","
+                     "\"latest_activity\":{\"ip_address\":\"x\"}},"
+                     "\"event_attributes\":{\"http_request\":{\"client_ip\":\"y\"}}}",
+                     &ev) == INGEST_OK &&
+              d->count == 2 && d->dropped[EVENT_IP_SESSION] && d->dropped[EVENT_IP_CLIENT] &&
+              strcmp(d->value[EVENT_IP_SESSION], "x") == 0 && strcmp(d->value[EVENT_IP_CLIENT], "y") == 0 &&
+              ev.session.ip[0] == '\0' && ev.client_ip[0] == '\0');
+    CHECK("fixture with good ips notes nothing", decode_file("session_created.json", &ev) == INGEST_OK && d->count == 0);
+
+    CHECK("ip_address not a string refused",
+          decode_str("{\"type\":\"session.created\",\"data\":{\"id\":\"s\",\"user_id\":\"u\","
+                     "\"latest_activity\":{\"ip_address\":16909060}}}",
+                     &ev) == INGEST_ERR_BAD_EVENT);
+    CHECK("ip_address message", strcmp(err, "data.latest_activity.ip_address is not a string") == 0);
+    CHECK("refused event notes nothing", d->count == 0);
+
+    CHECK("ip field names",
+          strcmp(event_ip_field_name(EVENT_IP_SESSION), "data.latest_activity.ip_address") == 0 &&
+              strcmp(event_ip_field_name(EVENT_IP_CLIENT), "event_attributes.http_request.client_ip") == 0 &&
+              strcmp(event_ip_field_name(EVENT_IP_FIELD_COUNT), "unknown") == 0);
+}
+
 int main(void)
 {
     test_user_created();
@@ -429,5 +506,6 @@ int main(void)
     test_envelope();
     test_bad();
     test_lengths();
+    test_ips();
     return check_summary();
 }

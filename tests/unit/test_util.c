@@ -1,4 +1,4 @@
-/* test_util.c: durations, integers, RFC 3339, UTF-8 cutting and big-endian keys. */
+/* test_util.c: durations, integers, RFC 3339, UTF-8 cutting, big-endian keys and IP text. */
 #include <string.h>
 
 #include "check.h"
@@ -128,6 +128,60 @@ static void test_err(void)
     CHECK("monotonic clock does not go back", b >= a);
 }
 
+/* util_ip_canonical reads exactly len bytes: the cases give it explicitly. */
+static void test_ip_canonical(void)
+{
+    static const struct {
+        const char *what, *in;
+        size_t len;
+        const char *want; /* NULL: not an address */
+    } cases[] = {
+        {"v4", "192.0.2.1", 9, "192.0.2.1"},
+        {"v4 0.0.0.0", "0.0.0.0", 7, "0.0.0.0"},
+        {"v6 compressed stays", "2001:db8::1", 11, "2001:db8::1"},
+        {"v6 upper-case lowered", "2001:DB8::1", 11, "2001:db8::1"},
+        {"v6 full form compressed", "2001:0DB8:0000:0000:0000:0000:0000:0001", 39, "2001:db8::1"},
+        {"v6 loopback", "::1", 3, "::1"},
+        {"v4-mapped v6 -> v4", "::ffff:10.1.2.3", 15, "10.1.2.3"},
+        {"v4-mapped v6 upper-case -> v4", "::FFFF:10.1.2.3", 15, "10.1.2.3"},
+        {"v4-mapped v6 in hex -> v4", "::ffff:a01:203", 14, "10.1.2.3"},
+        {"45 bytes (the longest text form) fits", "0000:0000:0000:0000:0000:ffff:192.168.100.200", 45,
+         "192.168.100.200"},
+        {"only len bytes are read", "1.2.3.4xyz", 7, "1.2.3.4"},
+        {"garbage", "not-an-ip", 9, NULL},
+        {"path", "../../etc/passwd", 16, NULL},
+        {"trailing newline", "1.2.3.4\n", 8, NULL},
+        {"two addresses on two lines", "1.2.3.4\n5.6.7.8", 15, NULL},
+        {"leading space", " 1.2.3.4", 8, NULL},
+        {"embedded NUL", "1.2.3.4\0junk", 12, NULL},
+        {"v4 /prefix", "1.2.3.4/8", 9, NULL},
+        {"v6 %zone", "fe80::1%eth0", 12, NULL},
+        {"v4 shorthand", "1.2.3", 5, NULL},
+        {"v4 octet over 255", "1.2.3.256", 9, NULL},
+        {"v4 octal-looking leading zero", "010.1.2.3", 9, NULL},
+        {"v6 two ::", "1::2::3", 7, NULL},
+        {"46 bytes: too long", "0000:0000:0000:0000:0000:ffff:192.168.100.200 ", 46, NULL},
+        {"empty", "", 0, NULL},
+    };
+    char out[UTIL_IP_LEN], name[96];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(out, "junk", 5);
+        int rc = util_ip_canonical(cases[i].in, cases[i].len, out, sizeof out);
+        snprintf(name, sizeof name, "ip %s", cases[i].what);
+        if (cases[i].want != NULL)
+            CHECK(name, rc == 0 && strcmp(out, cases[i].want) == 0);
+        else
+            CHECK(name, rc == -1 && out[0] == '\0');
+    }
+    char big[200];
+    memset(big, '1', sizeof big);
+    CHECK("ip far too long refused", util_ip_canonical(big, sizeof big, out, sizeof out) == -1 && out[0] == '\0');
+    CHECK("ip NULL refused", util_ip_canonical(NULL, 3, out, sizeof out) == -1 && out[0] == '\0');
+    char small[UTIL_IP_LEN - 1];
+    CHECK("ip out shorter than UTIL_IP_LEN refused",
+          util_ip_canonical("1.2.3.4", 7, small, sizeof small) == -1 && small[0] == '\0');
+}
+
 int main(void)
 {
     test_duration();
@@ -136,5 +190,6 @@ int main(void)
     test_copy_utf8();
     test_be64();
     test_err();
+    test_ip_canonical();
     return check_summary();
 }
