@@ -142,7 +142,7 @@ before(async () => {
 after(() => {
   if (srv && srv.proc.exitCode === null && srv.proc.signalCode === null) srv.proc.kill('SIGKILL');
   receiver?.close();
-  if (!process.env.KEEP) rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true });
 });
 
 test('history escapes every column and keeps one row per event', () => {
