@@ -114,6 +114,7 @@ char *alert_to_json(const store_alert *a)
         set(o, "user_id", json_string(a->user_id)) < 0 || set(o, "ip", json_string(a->ip)) < 0 ||
         set(o, "session_id", json_string(a->session_id)) < 0 || set(o, "event_id", json_string(a->event_id)) < 0 ||
         set(o, "event_type", json_string(event_type_name(a->event_type))) < 0 ||
+        set(o, "instance_id", json_string(a->instance_id)) < 0 ||
         set(o, "at", json_string(at)) < 0 || set(o, "raised_at", json_string(raised)) < 0 ||
         set(o, "summary", json_string(a->summary)) < 0)
         goto done;

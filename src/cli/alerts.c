@@ -5,15 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "alert/alert.h"
 #include "cli/cli.h"
 #include "cli/internal.h"
+#include "rules/rules.h"
 #include "store/store.h"
 #include "util/util.h"
 
 static const char alerts_usage[] =
-    "usage: veille alerts [--user ID] [--ip IP] [--rule NAME] [--since DUR] [--json] [--data DIR]\n"
+    "usage: veille alerts [--user ID] [--ip IP] [--rule NAME] [--since DUR] [--rules FILE] [--json] [--data DIR]\n"
     "       veille alerts --pending [--dead] [--json] [--data DIR]\n"
     "Stored alerts, oldest first by event time. --since 24h: events of the last 24 hours.\n"
     "--pending: the alerts remote sinks have not delivered yet (as veille outbox).\n";
@@ -22,13 +24,46 @@ typedef struct {
     const char *user, *ip, *rule;
     bool json;
     size_t shown;
+    bool rule_stored; /* an alert of --rule exists, whatever the other filters */
+    bool probe;       /* only looking for rule_stored: print nothing, stop at the first */
 } alerts_filter;
+
+/* The text columns, header and rows alike. */
+static void alert_cells(const char *at, const char *rule, const char *severity, const char *key,
+                        const char *suppressed, const char *ip, const char *id, const char *summary)
+{
+    cli_row r;
+    cli_row_start(&r);
+    cli_row_cell(&r, at, 24, 0);
+    cli_row_cell(&r, rule, 20, 0);
+    cli_row_cell(&r, severity, 8, 0);
+    cli_row_cell(&r, key, 40, 0);
+    cli_row_cell(&r, suppressed, 10, CLI_CELL_RIGHT);
+    cli_row_cell(&r, ip, 39, 0);
+    cli_row_cell(&r, id, 28, 0);
+    cli_row_cell(&r, summary, 0, 0);
+    cli_row_print(&r, stdout);
+}
+
+/* --ip is canonical; an alert stored before ingest canonicalised IPs may hold
+ * another form of the same address. */
+static bool same_ip(const char *stored, const char *wanted)
+{
+    char canon[UTIL_IP_LEN];
+    if (strcmp(stored, wanted) == 0)
+        return true;
+    return util_ip_canonical(stored, strlen(stored), canon, sizeof canon) == 0 && strcmp(canon, wanted) == 0;
+}
 
 static int print_alert_row(const store_alert *a, void *vctx)
 {
     alerts_filter *f = vctx;
-    if ((f->user && strcmp(a->user_id, f->user) != 0) || (f->ip && strcmp(a->ip, f->ip) != 0) ||
-        (f->rule && strcmp(a->rule, f->rule) != 0))
+    if (f->rule && strcmp(a->rule, f->rule) != 0)
+        return 0;
+    f->rule_stored = true;
+    if (f->probe)
+        return 1;
+    if ((f->user && strcmp(a->user_id, f->user) != 0) || (f->ip && !same_ip(a->ip, f->ip)))
         return 0;
     f->shown++;
     if (f->json) {
@@ -38,16 +73,39 @@ static int print_alert_row(const store_alert *a, void *vctx)
         free(json);
         return 0;
     }
-    char at[UTIL_RFC3339_LEN];
+    char at[UTIL_RFC3339_LEN], suppressed[24];
     util_format_rfc3339(a->at_ms, at, sizeof at);
-    printf("%-24s  %-20s  %-8s  %-40s  %10lld  %s\n", at, a->rule, a->severity, a->key, (long long)a->suppressed,
-           a->summary);
+    snprintf(suppressed, sizeof suppressed, "%lld", (long long)a->suppressed);
+    alert_cells(at, a->rule, a->severity, a->key, suppressed, a->ip[0] ? a->ip : "-", a->id, a->summary);
+    return 0;
+}
+
+/* Whether the rule file in force names the rule. *loaded false when there is
+ * no file at the default path (an explicit --rules must exist and load). */
+static int rule_in_file(const char *path, bool explicit, const char *rule, bool *loaded, bool *found)
+{
+    *loaded = *found = false;
+    struct stat sb;
+    if (!explicit && stat(path, &sb) != 0)
+        return 0;
+    rules_set *set = NULL;
+    int errors = rules_load_file(path, &set, stderr);
+    if (errors != 0) {
+        fprintf(stderr, "veille alerts: --rules %s: %s (check it with `veille check %s`)\n", path,
+                errors < 0 ? "cannot be read" : "has errors", path);
+        return -1;
+    }
+    *loaded = true;
+    for (size_t i = 0; i < rules_count(set) && !*found; i++)
+        *found = strcmp(rules_rule_at(set, i)->name, rule) == 0;
+    rules_free(set);
     return 0;
 }
 
 int cli_alerts(int argc, char **argv)
 {
-    const char *data = "./veille-data", *v;
+    const char *data = "./veille-data", *rules_path = "rules/default.rules", *v;
+    bool rules_explicit = false;
     alerts_filter f = {0};
     int64_t since_ms = 0;
     char err[UTIL_ERRLEN];
@@ -68,6 +126,10 @@ int cli_alerts(int argc, char **argv)
             target = &f.ip;
         else if ((m = cli_flag_value(argc, argv, &i, "--rule", &v)) != 0)
             target = &f.rule;
+        else if ((m = cli_flag_value(argc, argv, &i, "--rules", &v)) != 0) {
+            target = &rules_path;
+            rules_explicit = true;
+        }
         else if ((m = cli_flag_value(argc, argv, &i, "--since", &v)) != 0) {
             int64_t d;
             if (m < 0)
@@ -92,19 +154,52 @@ int cli_alerts(int argc, char **argv)
             return EXIT_USAGE;
         *target = v;
     }
+    char ip[UTIL_IP_LEN];
+    if (f.ip != NULL) {
+        if (cli_ip_arg("alerts", f.ip, ip) < 0)
+            return EXIT_USAGE;
+        f.ip = ip;
+    }
+    bool rules_loaded = false, rule_known = false;
+    if (f.rule != NULL && rule_in_file(rules_path, rules_explicit, f.rule, &rules_loaded, &rule_known) < 0)
+        return EXIT_USAGE;
     store *st = NULL;
     int rc = cli_open_readonly(data, &st);
     if (rc != 0)
         return rc;
     if (!f.json)
-        printf("%-24s  %-20s  %-8s  %-40s  %10s  %s\n", "TIME", "RULE", "SEVERITY", "KEY", "SUPPRESSED", "SUMMARY");
+        alert_cells("TIME", "RULE", "SEVERITY", "KEY", "SUPPRESSED", "IP", "ID", "SUMMARY");
     int status = 0;
     if (store_list_alerts(st, since_ms, print_alert_row, &f, err, sizeof err) < 0) {
         fprintf(stderr, "veille alerts: %s\n", err);
         status = EXIT_RUNTIME;
+        goto out;
+    }
+    /* a --since window hides older alerts of the rule: look at them all */
+    if (f.rule != NULL && !rule_known && !f.rule_stored && since_ms > 0) {
+        alerts_filter any = {.rule = f.rule, .probe = true};
+        if (store_list_alerts(st, 0, print_alert_row, &any, err, sizeof err) < 0) {
+            fprintf(stderr, "veille alerts: %s\n", err);
+            status = EXIT_RUNTIME;
+            goto out;
+        }
+        f.rule_stored = any.rule_stored;
+    }
+    if (f.rule != NULL && !rule_known && !f.rule_stored) {
+        /* a typo must not read as "no alerts": name where we looked */
+        char shown[160];
+        util_term_escape(f.rule, strlen(f.rule), shown, sizeof shown);
+        if (rules_loaded)
+            fprintf(stderr, "veille alerts: no rule '%s' in %s nor in any alert stored in %s\n", shown, rules_path,
+                    data);
+        else
+            fprintf(stderr, "veille alerts: no rule '%s' in any alert stored in %s (and no rule file at %s)\n",
+                    shown, data, rules_path);
+        status = EXIT_NOT_FOUND;
     } else if (!f.json) {
         fprintf(stderr, "%zu alert%s\n", f.shown, f.shown == 1 ? "" : "s");
     }
+out:
     store_close(st);
     return status;
 }

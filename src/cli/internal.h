@@ -5,7 +5,10 @@
 #ifndef VEILLE_CLI_INTERNAL_H
 #define VEILLE_CLI_INTERNAL_H
 
+#include <stdio.h>
+
 #include "store/store.h"
+#include "util/util.h"
 
 enum { EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
 
@@ -16,7 +19,29 @@ int cli_flag_value(int argc, char **argv, int *i, const char *name, const char *
 /* `veille outbox` under the name cmd (`veille alerts --pending` shares it). */
 int cli_outbox_list(int argc, char **argv, const char *cmd);
 
+/* --ip ARG of cmd in canonical form (util_ip_canonical: ::ffff:1.2.3.4 is
+ * 1.2.3.4, as stored). -1 after printing why ARG is not an address. */
+int cli_ip_arg(const char *cmd, const char *arg, char out[UTIL_IP_LEN]);
+
 /* 0, or the exit status after printing why the store cannot be read. */
 int cli_open_readonly(const char *dir, store **st);
+
+/* One row of a text table (cli.c). Every cell goes through util_term_fit, so
+ * payload text cannot reach the terminal raw, and is padded by display width
+ * (Chloé is 5 columns, not 6 bytes). Cells are separated by two spaces. */
+typedef struct {
+    char buf[8192];
+    size_t n;
+} cli_row;
+
+enum {
+    CLI_CELL_CUT = 1,   /* free text: cut to the width with an ellipsis (ids overflow, whole) */
+    CLI_CELL_RIGHT = 2, /* numbers: right-aligned */
+};
+void cli_row_start(cli_row *r);
+/* width 0: the last cell, neither padded nor cut. */
+void cli_row_cell(cli_row *r, const char *s, size_t width, unsigned flags);
+/* Ends the row with a newline and writes it to f. */
+void cli_row_print(cli_row *r, FILE *f);
 
 #endif

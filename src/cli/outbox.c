@@ -43,6 +43,24 @@ static const store_sink_state *failing_sink(const outbox_view *v, uint64_t sink_
     return NULL;
 }
 
+/* The text columns, header and rows alike; the last error comes from the
+ * receiver (an HTTP reason, a TLS message) and is escaped like payload text. */
+static void outbox_cells(const char *sink, const char *alert, const char *rule, const char *severity,
+                         const char *attempts, const char *queued, const char *next, const char *why)
+{
+    cli_row r;
+    cli_row_start(&r);
+    cli_row_cell(&r, sink, 40, 0);
+    cli_row_cell(&r, alert, 28, 0);
+    cli_row_cell(&r, rule, 20, 0);
+    cli_row_cell(&r, severity, 8, 0);
+    cli_row_cell(&r, attempts, 8, CLI_CELL_RIGHT);
+    cli_row_cell(&r, queued, 24, 0);
+    cli_row_cell(&r, next, 24, 0);
+    cli_row_cell(&r, why, 0, 0);
+    cli_row_print(&r, stdout);
+}
+
 static json_t *time_or_null(int64_t ms)
 {
     if (ms <= 0)
@@ -104,8 +122,9 @@ static int print_entry(const store_outbox_entry *e, const store_alert *alert, vo
         snprintf(next, sizeof next, "now");
     else
         util_format_rfc3339(next_ms, next, sizeof next);
-    printf("%-40s  %-28s  %-20s  %-8s  %8" PRId64 "  %-24s  %-24s  %s\n", e->sink, e->alert_id, a->rule, a->severity,
-           e->attempts, queued, next, why[0] ? why : "-");
+    char attempts[24];
+    snprintf(attempts, sizeof attempts, "%" PRId64, e->attempts);
+    outbox_cells(e->sink, e->alert_id, a->rule, a->severity, attempts, queued, next, why[0] ? why : "-");
     return 0;
 }
 
@@ -138,8 +157,7 @@ int cli_outbox_list(int argc, char **argv, const char *cmd)
     if (rc != 0)
         return rc;
     if (!view.json)
-        printf("%-40s  %-28s  %-20s  %-8s  %8s  %-24s  %-24s  %s\n", "SINK", "ALERT", "RULE", "SEVERITY", "ATTEMPTS",
-               "QUEUED", "NEXT TRY", "LAST ERROR");
+        outbox_cells("SINK", "ALERT", "RULE", "SEVERITY", "ATTEMPTS", "QUEUED", "NEXT TRY", "LAST ERROR");
     char err[UTIL_ERRLEN];
     int status = 0;
     if (store_sink_states(st, view.states, sizeof view.states / sizeof view.states[0], &view.n_states, err,

@@ -470,6 +470,7 @@ static void build_alert(eval_ctx *c, const char *key, int64_t now_ms, store_aler
     snprintf(a->ip, sizeof a->ip, "%s", engine_event_field(c, RULES_F_IP));
     snprintf(a->session_id, sizeof a->session_id, "%s", ev->session.session_id);
     snprintf(a->event_id, sizeof a->event_id, "%s", ev->delivery_id);
+    snprintf(a->instance_id, sizeof a->instance_id, "%s", ev->instance_id);
     a->event_type = ev->type;
     a->at_ms = c->at;
     a->raised_ms = now_ms;

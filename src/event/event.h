@@ -53,6 +53,7 @@ typedef struct {
     bool deleted;
     int64_t deleted_at;
     bool placeholder; /* created from a session before user.created arrived */
+    char instance_id[EVENT_ID_MAX]; /* the Clerk instance of the latest event applied; "" unknown */
 } event_user;
 
 /* One session event, with the fields rules read. */

@@ -41,6 +41,7 @@ static const field user_fields[] = {
     BOOL("d", event_user, deleted),
     I64("da", event_user, deleted_at),
     BOOL("p", event_user, placeholder),
+    STR("iid", event_user, instance_id),
 };
 
 static const field history_fields[] = {
@@ -58,6 +59,7 @@ static const field history_fields[] = {
     BOOL("m", store_history_entry, is_mobile),
     STR("ua", store_history_entry, user_agent),
     I64("ex", store_history_entry, expire_at),
+    STR("iid", store_history_entry, instance_id),
 };
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
@@ -542,6 +544,7 @@ static const field alert_fields[] = {
     STR("s", store_alert, summary),
     I64("sup", store_alert, suppressed),
     I64("lsa", store_alert, last_suppressed_at_ms),
+    STR("iid", store_alert, instance_id),
 };
 
 /* store_evidence with its enum widened to int64, so the table can carry it. */

@@ -468,6 +468,10 @@ static int apply_user_upsert(store_txn *t, const event_t *ev, store_outcome *out
     }
     next = ev->user;
     COPY_STR(next.id, ev->user.id);
+    if (ev->instance_id[0] != '\0')
+        COPY_STR(next.instance_id, ev->instance_id);
+    else if (found)
+        COPY_STR(next.instance_id, stored.instance_id);
     next.deleted = false;
     next.deleted_at = 0;
     next.placeholder = false;
@@ -494,10 +498,17 @@ static int apply_user_deleted(store_txn *t, const event_t *ev, store_outcome *ou
     if (found && stored.deleted && stored.deleted_at != 0 && stored.deleted_at <= deleted_at)
         return 0;
     /* GDPR: a tombstone keeps only what stops a late user.created from
-     * resurrecting the user, nothing that identifies a person. */
+     * resurrecting the user, nothing that identifies a person. Activity times
+     * and the instance are not personal data and the analyst still needs them. */
     memset(&tomb, 0, sizeof tomb);
     COPY_STR(tomb.id, ev->user.id);
     tomb.created_at = found ? stored.created_at : 0;
+    tomb.updated_at = found ? stored.updated_at : 0;
+    tomb.last_sign_in_at = found ? stored.last_sign_in_at : 0;
+    if (ev->instance_id[0] != '\0')
+        COPY_STR(tomb.instance_id, ev->instance_id);
+    else if (found)
+        COPY_STR(tomb.instance_id, stored.instance_id);
     tomb.deleted = true;
     tomb.deleted_at = deleted_at;
     return txn_put_user(t, &tomb, err, errlen);
@@ -549,6 +560,7 @@ static void history_from_event(const event_t *ev, store_history_entry *e)
     e->is_mobile = ss->is_mobile;
     e->expire_at = ss->expire_at;
     COPY_STR(e->user_agent, ev->user_agent);
+    COPY_STR(e->instance_id, ev->instance_id);
 }
 
 static int apply_session(store_txn *t, const event_t *ev, store_outcome *outcome, char *err, size_t errlen)
@@ -587,7 +599,12 @@ static int apply_session(store_txn *t, const event_t *ev, store_outcome *outcome
         u.placeholder = true;
         changed = true;
     }
-    if (ev->type == EVENT_SESSION_CREATED && !u.deleted) {
+    if (u.instance_id[0] == '\0' && ev->instance_id[0] != '\0') {
+        COPY_STR(u.instance_id, ev->instance_id);
+        changed = true;
+    }
+    /* a tombstone keeps activity times: a sign-in after the delete is news */
+    if (ev->type == EVENT_SESSION_CREATED) {
         int64_t signed_in = ss->created_at != 0 ? ss->created_at : ev->at_ms;
         if (signed_in > u.last_sign_in_at) {
             u.last_sign_in_at = signed_in;

@@ -112,6 +112,7 @@ typedef struct {
     bool is_mobile;
     char user_agent[EVENT_UA_MAX];
     int64_t expire_at; /* session.*: when Clerk expires the session, 0 unknown */
+    char instance_id[EVENT_ID_MAX]; /* the Clerk instance; "" in records older than the field */
 } store_history_entry;
 
 /* Return non-zero from a callback to stop the scan early (not an error). */
@@ -253,6 +254,7 @@ typedef struct {
     size_t n_tags;
     int64_t suppressed;          /* later matches folded into this alert */
     int64_t last_suppressed_at_ms;
+    char instance_id[EVENT_ID_MAX]; /* the Clerk instance of the event; "" in older alerts */
 } store_alert;
 
 /* Suppression: when an alert of (rule, key) exists with |at_ms - its at| <

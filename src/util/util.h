@@ -53,6 +53,20 @@ uint64_t util_digest64(const void *data, size_t len);
 #define UTIL_IP_LEN 46 /* INET6_ADDRSTRLEN */
 int util_ip_canonical(const char *in, size_t len, char *out, size_t outlen);
 
+/* Terminal-safe text (term.c), for every text column the CLI prints: control
+ * characters (C0, DEL, C1 U+0080-U+009F) and invalid UTF-8 bytes become visible
+ * escapes (\n \r \t \\ \x1b \u009b), and so do bidi controls (U+202A-U+202E,
+ * U+2066-U+2069, LRM, RLM), U+2028/2029, U+200B and U+FEFF; the rest of valid
+ * UTF-8 is copied. out is always NUL-terminated; text that does not fit is cut
+ * between two characters or escapes, never inside one, and ends with U+2026 '…'
+ * when outlen leaves room for it. util_term_escape returns true when it cut. */
+bool util_term_escape(const char *s, size_t len, char *out, size_t outlen);
+/* The same, at most max_cols display columns (0: no limit): a character counts
+ * 1, a wide East Asian one or an emoji 2, a combining mark 0, an escape its
+ * length; the ellipsis of a cut fits within max_cols. Returns the display width of out; *cut (may be NULL) tells whether
+ * it was cut. */
+size_t util_term_fit(const char *s, size_t len, size_t max_cols, char *out, size_t outlen, bool *cut);
+
 /* Big-endian 64-bit, for LMDB keys that must sort by time. */
 void util_put_be64(unsigned char *p, uint64_t v);
 uint64_t util_get_be64(const unsigned char *p);

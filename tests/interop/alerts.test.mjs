@@ -277,7 +277,7 @@ test('veille alerts filters by rule, user, IP and age; the table has a header', 
   assert.deepEqual(all.map((x) => x.id), byTime.map((x) => x.id));
   assert.deepEqual(cliJson('alerts', '--rule', 'rapid').map((x) => x.user_id), ['user_brute', 'user_second']);
   assert.deepEqual(cliJson('alerts', '--rule', 'two').map((x) => x.user_id), ['user_third']);
-  assert.deepEqual(cliJson('alerts', '--rule', 'nope'), []);
+  assert.equal(cli('alerts', '--rule', 'nope', '--json').status, 1, 'no such rule: named, not an empty list');
   const brute = cliJson('alerts', '--user', 'user_brute');
   assert.equal(brute.length, 1);
   assert.equal(brute[0].rule, 'rapid');
@@ -291,7 +291,7 @@ test('veille alerts filters by rule, user, IP and age; the table has a header', 
   const table = cli('alerts');
   assert.equal(table.status, 0, table.stderr);
   const rows = table.stdout.trim().split('\n');
-  assert.match(rows[0], /^TIME\s+RULE\s+SEVERITY\s+KEY\s+SUPPRESSED\s+SUMMARY/);
+  assert.match(rows[0], /^TIME\s+RULE\s+SEVERITY\s+KEY\s+SUPPRESSED\s+IP\s+ID\s+SUMMARY/);
   assert.equal(rows.length, 4);
   assert.match(rows[2], /rapid\s+high\s+user:user_brute\s+1\s/);
   assert.match(rows[1], /two\s+medium\s+user:user_third\s+4\s/);

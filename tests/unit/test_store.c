@@ -191,6 +191,8 @@ static void test_newest_wins(store *s)
                                      u.updated_at == 101);
 }
 
+static bool first_entry(store *s, const char *user, store_history_entry *out);
+
 static void test_tombstone(store *s)
 {
     event_t ev = user_event(EVENT_USER_CREATED, "msg_t1", "user_del", 100);
@@ -243,6 +245,34 @@ static void test_tombstone(store *s)
     CHECK("session after delete: applied", apply1(s, &sess, &o) == 0 && o == STORE_APPLIED);
     CHECK("session after delete: history kept", scan(s, STORE_KEY_USER, "user_ooo", 0, INT64_MAX, 0).n == 1);
     CHECK("session after delete: still deleted", get_user(s, "user_ooo", &u) && u.deleted && !u.placeholder);
+    CHECK("session after delete: last sign-in recorded", u.last_sign_in_at == 8000);
+
+    /* the tombstone erases personal fields, not activity times nor the instance */
+    event_t act = session_event(EVENT_SESSION_CREATED, "msg_a1", "user_act", "10.0.0.8", 6000);
+    snprintf(act.instance_id, sizeof act.instance_id, "ins_test");
+    CHECK("activity: sign-in", apply1(s, &act, NULL) == 0);
+    store_history_entry he;
+    CHECK("activity: instance in history", scan(s, STORE_KEY_USER, "user_act", 0, INT64_MAX, 0).n == 1 &&
+                                               first_entry(s, "user_act", &he) && strcmp(he.instance_id, "ins_test") == 0);
+    event_t gone = user_event(EVENT_USER_DELETED, "msg_a2", "user_act", 0);
+    gone.timestamp_ms = 7000;
+    CHECK("activity: delete", apply1(s, &gone, NULL) == 0);
+    CHECK("activity: tombstone keeps last sign-in and instance",
+          get_user(s, "user_act", &u) && u.deleted && u.last_sign_in_at == 6000 && strcmp(u.instance_id, "ins_test") == 0);
+}
+
+static int take_first(const store_history_entry *e, void *ctx)
+{
+    *(store_history_entry *)ctx = *e;
+    return 1;
+}
+
+static bool first_entry(store *s, const char *user, store_history_entry *out)
+{
+    char err[UTIL_ERRLEN];
+    memset(out, 0, sizeof *out);
+    return store_history_scan(s, STORE_KEY_USER, user, 0, INT64_MAX, 1, take_first, out, err, sizeof err) == 0 &&
+           out->delivery_id[0] != '\0';
 }
 
 static void test_placeholder(store *s)

@@ -1,4 +1,6 @@
-/* test_util.c: durations, integers, RFC 3339, UTF-8 cutting, big-endian keys and IP text. */
+/* test_util.c: durations, integers, RFC 3339, UTF-8 cutting, big-endian keys, IP text and terminal cells. */
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -182,6 +184,89 @@ static void test_ip_canonical(void)
           util_ip_canonical("1.2.3.4", 7, small, sizeof small) == -1 && small[0] == '\0');
 }
 
+/* util_term_escape is a defence: expect exact visible escapes. */
+static bool escapes_to(const char *in, size_t len, const char *want)
+{
+    char out[256];
+    bool cut = util_term_escape(in, len, out, sizeof out);
+    if (cut || strcmp(out, want) != 0) {
+        printf("  got '%s' want '%s'\n", out, want);
+        return false;
+    }
+    return true;
+}
+
+/* True when no byte of s is a C0 control, DEL or part of a C1 control. */
+static bool terminal_safe(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            return false;
+    return true;
+}
+
+static void test_term_escape(void)
+{
+    CHECK("term: plain ascii kept", escapes_to("Ada Lovelace", 12, "Ada Lovelace"));
+    CHECK("term: accents kept", escapes_to("Chlo\xc3\xa9 Z\xc3\xbcrich", 14, "Chlo\xc3\xa9 Z\xc3\xbcrich"));
+    CHECK("term: OSC title and clear screen escaped",
+          escapes_to("\x1b]0;pwned\a\x1b[2J", 14, "\\x1b]0;pwned\\x07\\x1b[2J"));
+    CHECK("term: CR LF TAB named", escapes_to("a\r\nb\tc", 6, "a\\r\\nb\\tc"));
+    CHECK("term: backslash doubled (an escape cannot be forged)", escapes_to("a\\x1b", 5, "a\\\\x1b"));
+    CHECK("term: DEL escaped", escapes_to("a\x7f", 2, "a\\x7f"));
+    CHECK("term: NUL inside len escaped", escapes_to("a\0b", 3, "a\\x00b"));
+    CHECK("term: C1 CSI escaped", escapes_to("\xc2\x9b" "2J", 4, "\\u009b2J"));
+    CHECK("term: bidi override escaped", escapes_to("gpj.\xe2\x80\xae" "exe", 10, "gpj.\\u202eexe"));
+    CHECK("term: invalid byte escaped", escapes_to("a\xff" "b", 3, "a\\xffb"));
+    CHECK("term: lone continuation escaped", escapes_to("\x80", 1, "\\x80"));
+    CHECK("term: overlong slash escaped", escapes_to("\xc0\xaf", 2, "\\xc0\\xaf"));
+    CHECK("term: surrogate escaped", escapes_to("\xed\xa0\x80", 3, "\\xed\\xa0\\x80"));
+    CHECK("term: truncated sequence escaped", escapes_to("\xe2\x82", 2, "\\xe2\\x82"));
+    CHECK("term: above U+10FFFF escaped", escapes_to("\xf4\x90\x80\x80", 4, "\\xf4\\x90\\x80\\x80"));
+    CHECK("term: emoji kept", escapes_to("\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"));
+
+    /* bounded: never cut inside an escape, always terminated */
+    char small[6];
+    bool cut = util_term_escape("ab\x1b[2J", 6, small, sizeof small);
+    CHECK("term: bounded output cut between escapes, with an ellipsis", cut && strcmp(small, "ab\xe2\x80\xa6") == 0);
+    cut = util_term_escape("\x1b\x1b", 2, small, 5);
+    CHECK("term: the ellipsis wins over half the text", cut && strcmp(small, "\xe2\x80\xa6") == 0);
+    cut = util_term_escape("\x1b\x1b", 2, small, 3);
+    CHECK("term: no room for the ellipsis: cut at an escape", cut && small[0] == '\0');
+    char one[1];
+    cut = util_term_escape("x", 1, one, sizeof one);
+    CHECK("term: one-byte buffer is empty", cut && one[0] == '\0');
+
+    /* every byte value, alone and in pairs: the output is terminal-safe */
+    bool safe = true;
+    for (int a = 0; a < 256 && safe; a++)
+        for (int b = 0; b < 256 && safe; b++) {
+            char in[3] = {(char)a, (char)b, (char)0x9b}, out[64];
+            util_term_escape(in, sizeof in, out, sizeof out);
+            safe = terminal_safe(out);
+        }
+    CHECK("term: every byte pair comes out terminal-safe", safe);
+}
+
+static void test_term_fit(void)
+{
+    char out[64];
+    bool cut = true;
+    CHECK("fit: width counts code points", util_term_fit("Chlo\xc3\xa9", 6, 0, out, sizeof out, &cut) == 5 && !cut);
+    CHECK("fit: wide chars count 2", util_term_fit("\xe6\x9d\xb1\xe4\xba\xac", 6, 0, out, sizeof out, NULL) == 4);
+    CHECK("fit: combining mark counts 0", util_term_fit("e\xcc\x81", 3, 0, out, sizeof out, NULL) == 1);
+    CHECK("fit: escape counts its length", util_term_fit("\x1b", 1, 0, out, sizeof out, NULL) == 4);
+    size_t w = util_term_fit("Gen\xc3\xa8ve-Z\xc3\xbcrich", 15, 8, out, sizeof out, &cut);
+    CHECK("fit: cut with an ellipsis within the width",
+          w == 8 && cut && strcmp(out, "Gen\xc3\xa8ve-\xe2\x80\xa6") == 0);
+    w = util_term_fit("\xc3\xa9\xc3\xa9\xc3\xa9", 6, 3, out, sizeof out, &cut);
+    CHECK("fit: exact width not cut", w == 3 && !cut);
+    w = util_term_fit("ab\x1b[2J", 6, 5, out, sizeof out, &cut);
+    CHECK("fit: never cuts an escape", w == 3 && cut && strcmp(out, "ab\xe2\x80\xa6") == 0);
+    w = util_term_fit("a\xe6\x9d\xb1\xe4\xba\xac", 7, 3, out, sizeof out, &cut);
+    CHECK("fit: a wide char that does not fit is dropped whole", w == 2 && cut && strcmp(out, "a\xe2\x80\xa6") == 0);
+}
+
 int main(void)
 {
     test_duration();
@@ -191,5 +276,7 @@ int main(void)
     test_be64();
     test_err();
     test_ip_canonical();
+    test_term_escape();
+    test_term_fit();
     return check_summary();
 }
