@@ -47,23 +47,26 @@ void log_line(log_level lvl, const char *fmt, ...)
 
 const char *log_quote(const char *s, char *buf, size_t len)
 {
-    bool plain = *s != '\0';
-    for (const char *p = s; *p && plain; p++)
-        if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
+    /* Control bytes, C1 controls and invalid UTF-8 become visible escapes (\n,
+     * \x1b) rather than vanishing: a hostile value can neither start a forged log
+     * line nor pass for another value ("1.2.3.4\n5.6.7.8" must not log as
+     * "1.2.3.45.6.7.8"). util_term_escape doubles '\', so only '"' is left. */
+    char esc[1024];
+    util_term_escape(s, strlen(s), esc, sizeof esc);
+    bool plain = esc[0] != '\0' && strcmp(esc, s) == 0;
+    for (const char *p = esc; *p && plain; p++)
+        if (*p == ' ' || *p == '"' || *p == '=')
             plain = false;
     if (plain) {
-        util_copy_utf8(buf, len, s, strlen(s));
+        util_copy_utf8(buf, len, esc, strlen(esc));
         return buf;
     }
     size_t o = 0;
     buf[o++] = '"';
-    for (const char *p = s; *p && o + 3 < len; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < ' ' || c == 0x7f)
-            continue;
-        if (c == '"' || c == '\\')
+    for (const char *p = esc; *p && o + 3 < len; p++) {
+        if (*p == '"')
             buf[o++] = '\\';
-        buf[o++] = (char)c;
+        buf[o++] = *p;
     }
     buf[o++] = '"';
     buf[o] = '\0';

@@ -18,8 +18,10 @@ int log_parse_level(const char *s, log_level *out);
 
 void log_line(log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Render s as a logfmt value: bare when safe, else "quoted" with \" and \\ escaped and
- * control bytes dropped, cut to fit. Returns buf. */
+/* Render s as a logfmt value: bare when safe, else "quoted" with \" escaped; control
+ * bytes and invalid UTF-8 become visible escapes (\n, \x1b) and \ is doubled, as in
+ * the CLI's text output (util_term_escape). Cut to fit (len, and 1 KiB of input).
+ * Returns buf. */
 const char *log_quote(const char *s, char *buf, size_t len);
 
 #endif

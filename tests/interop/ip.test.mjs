@@ -112,8 +112,8 @@ test('deliveries with invalid IPs are stored, the IPs dropped or made canonical,
   const lineOf = (n) => lines.filter((l) => l.includes(` id=${id(n)} `));
   assert.match(lineOf(1)[0], /level=warn .* type=session\.created data\.latest_activity\.ip_address=not-an-ip$/);
   assert.match(lineOf(2)[0], / data\.latest_activity\.ip_address=\.\.\/\.\.\/etc\/passwd$/);
-  // the newline is not passed on: the value stays inside its quoted field on one line
-  assert.match(lineOf(3)[0], / data\.latest_activity\.ip_address="1\.2\.3\.45\.6\.7\.8"$/);
+  // the newline is shown as a visible \n inside the quoted field: one line, and the value is not disguised
+  assert.match(lineOf(3)[0], / data\.latest_activity\.ip_address="1\.2\.3\.4\\n5\.6\.7\.8"$/);
   assert.match(lineOf(6)[0], / event_attributes\.http_request\.client_ip=not-a-client-ip$/);
   assert.equal(lineOf(4).length + lineOf(5).length, 0, 'valid IPs are not logged');
   for (const l of srv.log.split('\n').filter(Boolean)) assert.match(l, /^ts=\S+ level=/, 'no forged log line');
@@ -140,7 +140,7 @@ test('replay keeps an event whose IP is not an address and warns with FILE:LINE'
     { encoding: 'utf8', timeout: 10000 });
   assert.equal(r.status, 0, r.stderr);
   assert.ok(r.stderr.includes(`${file}:1: warning: data.latest_activity.ip_address is not an IP address, ` +
-    'dropped: "1.2.3.45.6.7.8"\n'), r.stderr);
+    'dropped: "1.2.3.4\\n5.6.7.8"\n'), r.stderr);
   assert.doesNotMatch(r.stderr, /:2: warning/);
   assert.match(r.stderr, /replay: 2 events: 2 stored, 0 duplicates, 0 ignored, 0 rejected;/);
   const h = spawnSync(BIN, ['history', USER, '--data', join(tmp, 'replayed'), '--json'], { encoding: 'utf8' });

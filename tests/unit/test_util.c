@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "util/log.h"
 #include "util/util.h"
 
 static void test_duration(void)
@@ -117,6 +118,21 @@ static void test_be64(void)
     util_put_be64(lo, 255);
     util_put_be64(hi, 256);
     CHECK("be64 sorts across a byte carry", memcmp(lo, hi, 8) < 0);
+}
+
+/* log_quote: a hostile value stays one visible field of one line. */
+static void test_log_quote(void)
+{
+    char b[128];
+    CHECK("log_quote: plain value stays bare", strcmp(log_quote("msg_2abc", b, sizeof b), "msg_2abc") == 0);
+    CHECK("log_quote: a space quotes", strcmp(log_quote("a b", b, sizeof b), "\"a b\"") == 0);
+    CHECK("log_quote: a newline shows as \\n, not dropped",
+          strcmp(log_quote("1.2.3.4\n5.6.7.8", b, sizeof b), "\"1.2.3.4\\n5.6.7.8\"") == 0);
+    CHECK("log_quote: ESC and BEL visible", strcmp(log_quote("\x1b]0;x\a", b, sizeof b), "\"\\x1b]0;x\\x07\"") == 0);
+    CHECK("log_quote: quote and backslash escaped", strcmp(log_quote("a\"b\\", b, sizeof b), "\"a\\\"b\\\\\"") == 0);
+    CHECK("log_quote: invalid UTF-8 visible", strcmp(log_quote("a\xff", b, sizeof b), "\"a\\xff\"") == 0);
+    CHECK("log_quote: accented text stays bare", strcmp(log_quote("Gen\xc3\xa8ve", b, sizeof b), "Gen\xc3\xa8ve") == 0);
+    CHECK("log_quote: empty is \"\"", strcmp(log_quote("", b, sizeof b), "\"\"") == 0);
 }
 
 static void test_err(void)
@@ -275,6 +291,7 @@ int main(void)
     test_copy_utf8();
     test_be64();
     test_err();
+    test_log_quote();
     test_ip_canonical();
     test_term_escape();
     test_term_fit();
