@@ -369,6 +369,37 @@ static int handle_metrics(struct server *srv, h2o_req_t *req)
     return 0;
 }
 
+/* GET /healthz: what a delivery would get now. 503 while stopping, while the
+ * store refuses commits every delivery shares (full, I/O error: see
+ * commit_store_health), while the commit queue is full, or when no write
+ * transaction can be begun; 200 otherwise. The reason is the one a delivery
+ * would get, so a load balancer's log says what to fix. */
+static int handle_healthz(struct server *srv, h2o_req_t *req)
+{
+    commit_store_health h;
+    commit_health(&srv->commits, &h);
+    char reason[512], since[UTIL_RFC3339_LEN] = "";
+    const char *retry_after = "5";
+    if (stop_requested) {
+        snprintf(reason, sizeof reason, "shutting down");
+    } else if (h.failing) {
+        util_format_rfc3339(h.since_ms, since, sizeof since);
+        snprintf(reason, sizeof reason, "%s: %s", h.rc == STORE_ERR_FULL ? "store full" : "store I/O error", h.err);
+    } else if (srv->commits.filling->count >= COMMIT_BATCH_MAX) {
+        snprintf(reason, sizeof reason, "server busy: %d deliveries waiting to be committed", COMMIT_BATCH_MAX);
+        retry_after = "1";
+    } else if (!store_is_writable(srv->st)) {
+        snprintf(reason, sizeof reason, "store is not writable");
+    } else {
+        return send_status(req, "ok");
+    }
+    json_t *body = json_pack("{s:s,s:s}", "status", "unavailable", "reason", reason);
+    if (since[0] != '\0')
+        json_object_set_new(body, "since", json_string(since));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry_after, strlen(retry_after));
+    return send_json(req, 503, "Service Unavailable", body);
+}
+
 static int on_request(h2o_handler_t *self, h2o_req_t *req)
 {
     struct server *srv = ((struct route_handler *)self)->srv;
@@ -380,10 +411,7 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
         if (!is_get)
             return send_error(req, 405, "Method Not Allowed", "use GET");
-        if (store_is_writable(srv->st))
-            return send_status(req, "ok");
-        return send_json(req, 503, "Service Unavailable",
-                         json_pack("{s:s,s:s}", "status", "unavailable", "error", "store is not writable"));
+        return handle_healthz(srv, req);
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
         if (!is_get)
