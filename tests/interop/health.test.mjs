@@ -181,3 +181,50 @@ test('/healthz answers 503 "shutting down" once SIGTERM is received', async () =
     await stopServer(s);
   }
 });
+
+// ---- (3) ambiguous body framing ----
+
+test('two Content-Length headers, or Content-Length with Transfer-Encoding: 400, connection closed, nothing stored', async () => {
+  const s = await startServer();
+  try {
+    const agent = new Agent({ keepAlive: false });
+    const cases = [
+      { name: 'two Content-Length', reason: /more than one Content-Length/,
+        framing: (body) => `Content-Length: ${Buffer.byteLength(body)}\r\nContent-Length: 0\r\n\r\n${body}` },
+      { name: 'the same Content-Length twice', reason: /more than one Content-Length/,
+        framing: (body) => `Content-Length: ${Buffer.byteLength(body)}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}` },
+      { name: 'Content-Length with Transfer-Encoding', reason: /Content-Length together with Transfer-Encoding/,
+        framing: (body) => {
+          const chunked = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+          return `Content-Length: ${Buffer.byteLength(chunked)}\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`;
+        } },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const id = `msg_smuggle_${i}`;
+      const body = envelope('session.created', session(`sess_smuggle_${i}`, 'user_smuggle', Date.now()));
+      const head = `POST /webhooks/clerk HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        Object.entries(signedHeaders(id, body)).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      const got = await raw(s.port, head + c.framing(body));
+      const r = parseResponse(got.data);
+      assert.equal(r.status, 400, `${c.name}: ${got.data}`);
+      assert.match(r.headers['content-type'], /application\/json/, c.name);
+      assert.match(JSON.parse(r.body).error, c.reason, c.name);
+      assert.ok(got.closed, `${c.name}: the connection is closed`);
+      assert.equal(r.headers.connection, 'close', c.name);
+      // not stored: the same delivery sent properly is new, not a duplicate
+      const again = await post(s.port, agent, id, body);
+      assert.equal(again.status, 200, again.text);
+      assert.deepEqual(JSON.parse(again.text), { status: 'stored' }, `${c.name}: was stored by the refused request`);
+    }
+    // the control: one Content-Length, sent the same way, is taken
+    const body = envelope('session.created', session('sess_smuggle_ok', 'user_smuggle', Date.now()));
+    const head = `POST /webhooks/clerk HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n` +
+      Object.entries(signedHeaders('msg_smuggle_ok', body)).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const ok = parseResponse((await raw(s.port, `${head}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)).data);
+    assert.equal(ok.status, 200, ok.body);
+    assert.deepEqual(JSON.parse(ok.body), { status: 'stored' });
+    assert.match(s.log, /msg="refused: ambiguous body framing"/);
+  } finally {
+    await stopServer(s);
+  }
+});
