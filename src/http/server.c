@@ -73,7 +73,9 @@ static void on_signal(int sig)
 }
 
 /* SIGHUP: load the rule file again. The new rules run from the next batch on;
- * a file with errors is logged, error by error, and changes nothing. */
+ * a file with errors is logged and changes nothing: one line per error,
+ * error="FILE:LINE:COL: message" (the loader's brief form, without the source
+ * and caret lines a terminal wants), then one summary line. */
 static void reload_rules(struct server *srv)
 {
     const char *path = srv->opt->rules_path;
@@ -81,19 +83,23 @@ static void reload_rules(struct server *srv)
     size_t dlen = 0;
     FILE *mem = open_memstream(&diag, &dlen);
     rules_set *set = NULL;
-    int errors = rules_load_file(path, &set, mem);
+    int errors = rules_load_file_brief(path, &set, mem);
     if (mem != NULL)
         fclose(mem);
     char qp[PATH_MAX + 8];
     log_quote(path, qp, sizeof qp);
     if (errors != 0) {
-        /* one log line per diagnostic line, so each error keeps its file:line:col */
+        size_t plen = strlen(path);
         for (char *line = diag, *next; line != NULL && *line; line = next) {
             next = strchr(line, '\n');
             if (next != NULL)
                 *next++ = '\0';
+            /* "FILE:LINE:COL: error: message": level=error says "error" already */
+            char *word = strlen(line) > plen ? strstr(line + plen, ": error: ") : NULL;
+            if (word != NULL)
+                memmove(word + 2, word + 9, strlen(word + 9) + 1);
             char ql[1024];
-            log_line(LOG_ERROR, "msg=\"rules reload refused\" rules=%s diag=%s", qp, log_quote(line, ql, sizeof ql));
+            log_line(LOG_ERROR, "msg=\"rules reload refused\" error=%s", log_quote(line, ql, sizeof ql));
         }
         log_line(LOG_ERROR, "msg=\"rules reload refused: the running rules stay in force\" rules=%s errors=%d", qp,
                  errors);
