@@ -425,7 +425,12 @@ static const char *ambiguous_framing(h2o_req_t *req)
     if (sock == NULL || sock->input == NULL)
         return NULL;
     const char *p = sock->input->bytes, *end = req->entity.base;
-    if (end < p || end > p + sock->input->size || (size_t)(end - p) < req->method.len ||
+    if (end < p || end > p + sock->input->size)
+        return NULL;
+    /* picohttpparser skips an empty line before the request line: so must this */
+    while (p < end && (*p == '\r' || *p == '\n'))
+        p++;
+    if ((size_t)(end - p) < req->method.len ||
         memcmp(p, req->method.base, req->method.len) != 0)
         return NULL;
     int content_length = 0, transfer_encoding = 0;

@@ -193,6 +193,8 @@ test('two Content-Length headers, or Content-Length with Transfer-Encoding: 400,
         framing: (body) => `Content-Length: ${Buffer.byteLength(body)}\r\nContent-Length: 0\r\n\r\n${body}` },
       { name: 'the same Content-Length twice', reason: /more than one Content-Length/,
         framing: (body) => `Content-Length: ${Buffer.byteLength(body)}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}` },
+      { name: 'two Content-Length after an empty line', reason: /more than one Content-Length/, prefix: '\r\n',
+        framing: (body) => `Content-Length: ${Buffer.byteLength(body)}\r\nContent-Length: 0\r\n\r\n${body}` },
       { name: 'Content-Length with Transfer-Encoding', reason: /Content-Length together with Transfer-Encoding/,
         framing: (body) => {
           const chunked = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
@@ -204,7 +206,7 @@ test('two Content-Length headers, or Content-Length with Transfer-Encoding: 400,
       const body = envelope('session.created', session(`sess_smuggle_${i}`, 'user_smuggle', Date.now()));
       const head = `POST /webhooks/clerk HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
         Object.entries(signedHeaders(id, body)).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-      const got = await raw(s.port, head + c.framing(body));
+      const got = await raw(s.port, (c.prefix ?? '') + head + c.framing(body));
       const r = parseResponse(got.data);
       assert.equal(r.status, 400, `${c.name}: ${got.data}`);
       assert.match(r.headers['content-type'], /application\/json/, c.name);
