@@ -319,7 +319,9 @@ int cli_test_alert(int argc, char **argv)
         status = deliver_test(c, &secret, timeout_ms, a, result, sizeof result) == 0 ? 0 : 1;
     }
     if (status == 0)
-        fprintf(stdout, "delivered: %s: alert %s %s\n", c->label, a->id, result);
+        fprintf(stdout, "%s: %s: alert %s %s\n",
+                c->kind == ALERT_SINK_SYSLOG_UDP ? "sent (UDP gives no acknowledgement)" : "delivered", c->label,
+                a->id, result);
     else
         fprintf(stderr, "failed: %s: %s\n", c->label, result);
     free(a);

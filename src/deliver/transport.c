@@ -2,6 +2,7 @@
  * transport.c: putting one alert on the wire for each kind of remote sink.
  *   local syslog: a datagram to a unix socket (/dev/log), sent in place
  *   syslog://: a UDP datagram, sent in place; "delivered" means the kernel took it
+ *     (veille test-alert also waits briefly for an ICMP port unreachable)
  *   syslog+tcp://: one TCP connection, frames "LEN SP MSG" (RFC 6587 octet
  *     counting); "delivered" means written to the connection
  *   webhook: one h2o http1client request per attempt; delivered on a 2xx
@@ -9,6 +10,7 @@
  * non-blocking, and host names of syslog sinks are resolved once at start.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +149,33 @@ static int format_syslog(remote *r, slot *s, char *buf, size_t cap, size_t *len)
     return 0;
 }
 
+/* UDP has no acknowledgement, but on a connected socket the kernel turns an
+ * ICMP port unreachable into a pending ECONNREFUSED (POLLERR). Waiting for it
+ * would stall the server's loop, so only veille test-alert (r->d == NULL, a loop
+ * of its own) waits, up to UDP_REFUSAL_WAIT_MS; serve sees it on its next send.
+ * Returns the socket error that came, or 0. */
+#define UDP_REFUSAL_WAIT_MS 200
+static int udp_refusal(int fd)
+{
+    int64_t deadline = util_mono_ns() / 1000000 + UDP_REFUSAL_WAIT_MS;
+    for (;;) {
+        int64_t left = deadline - util_mono_ns() / 1000000;
+        if (left <= 0)
+            return 0;
+        struct pollfd pfd = {.fd = fd, .events = 0}; /* errors only: a datagram back is no answer */
+        int n = poll(&pfd, 1, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return 0;
+        int e = 0;
+        socklen_t el = sizeof e;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
+            return errno;
+        return e;
+    }
+}
+
 static void send_datagram(remote *r, slot *s, char *buf)
 {
     size_t len;
@@ -156,7 +185,14 @@ static void send_datagram(remote *r, slot *s, char *buf)
     ssize_t n = r->cfg->kind == ALERT_SINK_SYSLOG_LOCAL
                     ? sendto(r->fd, buf, len, 0, (struct sockaddr *)&r->addr, r->addrlen)
                     : send(r->fd, buf, len, 0);
-    if (n == (ssize_t)len) {
+    int refused = 0;
+    if (n == (ssize_t)len && r->d == NULL && r->cfg->kind == ALERT_SINK_SYSLOG_UDP)
+        refused = udp_refusal(r->fd);
+    if (n == (ssize_t)len && refused == ECONNREFUSED) {
+        fail_slot(s, "refused: %s:%d answered ICMP port unreachable (nothing listens there)", r->cfg->host, r->cfg->port);
+    } else if (n == (ssize_t)len && refused != 0) {
+        fail_slot(s, "send: %s", strerror(refused));
+    } else if (n == (ssize_t)len) {
         r->on_result(s, true, NULL);
     } else if (n >= 0) {
         fail_slot(s, "datagram cut short (%zd of %zu bytes)", n, len);

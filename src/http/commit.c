@@ -52,6 +52,32 @@ static int emit_alerts(commit_queue *q, char *err, size_t errlen)
     return 0;
 }
 
+/* After each delivery transaction: a commit that wrote something clears the
+ * failing state; a failure every delivery would share sets it (keeping the time
+ * of the first one). Other failures (one record the store refuses, a bug) say
+ * nothing about the next delivery, so they leave it as it is. */
+static void note_health(commit_queue *q, int rc, const commit_item *items, size_t n, const char *err)
+{
+    bool wrote = false;
+    for (size_t i = 0; rc == 0 && i < n && !wrote; i++)
+        wrote = items[i].result != COMMIT_DUPLICATE;
+    bool shared_failure = rc == STORE_ERR_FULL || rc == STORE_ERR_IO;
+    if (!wrote && !shared_failure)
+        return;
+    pthread_mutex_lock(&q->mu);
+    commit_store_health *h = &q->health;
+    if (wrote) {
+        h->failing = false;
+    } else {
+        if (!h->failing)
+            h->since_ms = util_now_ms();
+        h->failing = true;
+        h->rc = rc;
+        snprintf(h->err, sizeof h->err, "%s", err);
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* Write items[0..n) in one transaction, with the delivery outcomes waiting when
  * with_settles (*settled counts them). On any failure every item of this call is
  * marked failed and nothing of it is stored (the transaction is aborted, and the
@@ -115,6 +141,7 @@ static int write_items(commit_queue *q, commit_item *items, size_t n, bool with_
     if (q->engine != NULL)
         engine_settle(q->engine, true);
     deliver_txn_end(q->deliver, true);
+    note_health(q, 0, items, n, "");
     return 0;
 fail:
     store_txn_abort(t);
@@ -123,7 +150,9 @@ fail:
     deliver_txn_end(q->deliver, false);
     for (size_t i = 0; i < n; i++)
         items[i].result = COMMIT_FAILED;
-    return rc < 0 ? rc : STORE_ERR;
+    rc = rc < 0 ? rc : STORE_ERR;
+    note_health(q, rc, items, n, err);
+    return rc;
 }
 
 static void write_batch(commit_queue *q, commit_batch *b)
@@ -407,5 +436,12 @@ void commit_pruned_totals(commit_queue *q, uint64_t *history, uint64_t *deliveri
     pthread_mutex_lock(&q->mu);
     *history = q->pruned_history;
     *deliveries = q->pruned_deliveries;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void commit_health(commit_queue *q, commit_store_health *out)
+{
+    pthread_mutex_lock(&q->mu);
+    *out = q->health;
     pthread_mutex_unlock(&q->mu);
 }

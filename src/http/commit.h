@@ -56,6 +56,17 @@ typedef struct {
 
 typedef void (*commit_done_cb)(commit_batch *b, void *ctx);
 
+/* The store refused the last delivery commit for a reason every delivery
+ * shares (map or disk full, I/O error), and no commit that wrote a delivery has
+ * succeeded since: what /healthz reports. A delivery refused alone (one bad
+ * record) or a batch of duplicates only does not change it. */
+typedef struct {
+    bool failing;
+    int rc;           /* STORE_ERR_FULL or STORE_ERR_IO */
+    int64_t since_ms; /* wall clock of the first failure of this run */
+    char err[256];
+} commit_store_health;
+
 typedef struct {
     store *st;
     int64_t retention_ms, delivery_keep_ms;
@@ -81,6 +92,7 @@ typedef struct {
     h2o_multithread_message_t done_msg;
     store_prune_result last_prune;
     uint64_t pruned_history, pruned_deliveries; /* written by the committer, read under mu */
+    commit_store_health health; /* written by the committer, read under mu */
     engine *next_engine;      /* installed once the batch in flight is answered */
     bool has_next_engine;
     /* committer-only: alerts of the transaction being written */
@@ -101,6 +113,8 @@ void commit_stop(commit_queue *q);
  * replaced is freed once no batch uses it. Takes ownership of e. */
 void commit_set_engine(commit_queue *q, engine *e);
 void commit_pruned_totals(commit_queue *q, uint64_t *history, uint64_t *deliveries);
+/* Any thread: a copy of the committer's view of the store (see commit_store_health). */
+void commit_health(commit_queue *q, commit_store_health *out);
 /* Any thread: delivery outcomes wait to be written (deliver_options.wake_committer). */
 void commit_wake(void *q);
 

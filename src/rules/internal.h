@@ -62,6 +62,7 @@ typedef struct {
     int line;
     size_t line_start;
     FILE *diag;
+    bool diag_brief; /* one line per diagnostic: no source line, no caret */
     int errors;
     ptrvec diags; /* pending diagnostics, printed sorted by offset */
     rules_set *set;

@@ -92,23 +92,10 @@ typedef struct {
     char *text;
 } diag_entry;
 
-static void verror_at(rules_ctx *c, int line, int col, size_t off, size_t len, const char *fmt, va_list ap)
+/* The source line around off (cut to DIAG_CONTEXT bytes either side) and a
+ * caret line under the len bytes from off. */
+static void put_source_context(const rules_ctx *c, FILE *m, size_t off, size_t len)
 {
-    c->errors++;
-    if (c->diag == NULL)
-        return;
-    char *text = NULL;
-    size_t tlen = 0;
-    FILE *m = open_memstream(&text, &tlen);
-    if (m == NULL) {
-        c->set->mem.oom = true;
-        return;
-    }
-    fprintf(m, "%s:%d:%d: error: ", c->name, line, col);
-    vfprintf(m, fmt, ap);
-    fputc('\n', m);
-    if (off > c->len)
-        off = c->len;
     /* Show at most DIAG_CONTEXT bytes either side of the error, so a huge
      * one-line file cannot make each diagnostic (or finding its line) costly. */
     enum { DIAG_CONTEXT = 100 };
@@ -134,6 +121,37 @@ static void verror_at(rules_ctx *c, int line, int col, size_t off, size_t len, c
     for (size_t i = 1; i < len && off + i < le; i++)
         fputc('~', m);
     fputc('\n', m);
+}
+
+static void verror_at(rules_ctx *c, int line, int col, size_t off, size_t len, const char *fmt, va_list ap)
+{
+    c->errors++;
+    if (c->diag == NULL)
+        return;
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *m = open_memstream(&text, &tlen);
+    if (m == NULL) {
+        c->set->mem.oom = true;
+        return;
+    }
+    fprintf(m, "%s:%d:%d: error: ", c->name, line, col);
+    if (c->diag_brief) {
+        /* a message may quote source text: keep it on its one line */
+        char msg[512];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        for (char *p = msg; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+        fputs(msg, m);
+    } else {
+        vfprintf(m, fmt, ap);
+    }
+    fputc('\n', m);
+    if (off > c->len)
+        off = c->len;
+    if (!c->diag_brief)
+        put_source_context(c, m, off, len);
     fclose(m);
     diag_entry *d = arena_alloc(&c->set->mem, sizeof *d);
     if (d != NULL) {

@@ -551,7 +551,7 @@ void rules_parse(rules_ctx *c)
 
 /* ---- entry points ---- */
 
-int rules_load_buffer(const char *name, const char *src, size_t len, rules_set **out, FILE *diag)
+static int load_buffer(const char *name, const char *src, size_t len, rules_set **out, FILE *diag, bool brief)
 {
     *out = NULL;
     if (len > RULES_MAX_FILE) {
@@ -562,7 +562,7 @@ int rules_load_buffer(const char *name, const char *src, size_t len, rules_set *
     rules_set *set = calloc(1, sizeof *set);
     if (set == NULL)
         goto oom;
-    rules_ctx c = {.name = name, .len = len, .diag = diag, .set = set};
+    rules_ctx c = {.name = name, .len = len, .diag = diag, .diag_brief = brief, .set = set};
     /* NUL-terminated copy: the lexer may peek one byte past a token. */
     char *copy = arena_strndup(&set->mem, len ? src : "", len);
     if (copy == NULL)
@@ -588,7 +588,12 @@ oom:
     return -1;
 }
 
-int rules_load_file(const char *path, rules_set **out, FILE *diag)
+int rules_load_buffer(const char *name, const char *src, size_t len, rules_set **out, FILE *diag)
+{
+    return load_buffer(name, src, len, out, diag, false);
+}
+
+static int load_file(const char *path, rules_set **out, FILE *diag, bool brief)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -621,10 +626,20 @@ int rules_load_file(const char *path, rules_set **out, FILE *diag)
             fprintf(diag, "%s: error: file is too large (limit %d bytes)\n", path, RULES_MAX_FILE);
         rc = -1;
     } else {
-        rc = rules_load_buffer(path, buf, n, out, diag);
+        rc = load_buffer(path, buf, n, out, diag, brief);
     }
     free(buf);
     return rc;
+}
+
+int rules_load_file(const char *path, rules_set **out, FILE *diag)
+{
+    return load_file(path, out, diag, false);
+}
+
+int rules_load_file_brief(const char *path, rules_set **out, FILE *diag)
+{
+    return load_file(path, out, diag, true);
 }
 
 int rules_check_file(const char *path, FILE *diag, size_t *n_rules, size_t *n_lists)

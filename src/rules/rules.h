@@ -163,6 +163,10 @@ int rules_load_buffer(const char *name, const char *src, size_t len, rules_set *
 /* Same, reading `path` (which also names it in diagnostics). -1 when the file
  * cannot be read, with "PATH: error: ..." on diag. */
 int rules_load_file(const char *path, rules_set **out, FILE *diag);
+/* Same, but each diagnostic is exactly one line, "PATH:LINE:COL: error: MESSAGE"
+ * (no source line, no caret; newlines in MESSAGE become spaces): for logs, where
+ * one line stands for one error (the SIGHUP reload). */
+int rules_load_file_brief(const char *path, rules_set **out, FILE *diag);
 /* For `veille check`: load, report, count, free. Return value as rules_load_file;
  * n_rules / n_lists (may be NULL) are set when it returns 0. */
 int rules_check_file(const char *path, FILE *diag, size_t *n_rules, size_t *n_lists);

@@ -16,12 +16,13 @@ const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', impo
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const SECRET = 'whsec_' + randomBytes(32).toString('base64');
 
-// line 3, column 12 is the bad severity
-const BROKEN = `# a typo in the severity
+// four errors; line 3, column 12 is the bad severity
+const BROKEN = `# a typo in the severity, and three more errors
 rule broken {
   severity urgent
-  on       session.created
-  when     count(session.created, 10m) > 1
+  on       session.nope
+  when     bogus(1) > 1
+  suppress 5parsecs
 }
 `;
 const TWO = `rule two {
@@ -210,11 +211,17 @@ test('a Svix retry of the delivery that raised the alert raises nothing more', a
 test('SIGHUP with a broken rule file is refused with file:line:col and the running rules stay', async () => {
   writeFileSync(rulesPath, BROKEN);
   const log = await reload('rules reload refused');
-  assert.match(log, /rules reload refused/);
-  // the diagnostic keeps its position in the file
-  assert.ok(log.includes(`${rulesPath}:3:12: error:`), log);
-  assert.match(log, /unknown severity/);
-  assert.match(log, /the running rules stay in force/);
+  // one log line per error, each with its position in the file, then one summary line
+  const refused = log.split('\n').filter((l) => l.includes('rules reload refused'));
+  const errors = refused.filter((l) => /level=error msg="rules reload refused" error=/.test(l));
+  assert.equal(errors.length, 4, `one line per error:\n${refused.join('\n')}`);
+  assert.equal(refused.length, 5, `4 errors and the summary:\n${refused.join('\n')}`);
+  assert.ok(errors[0].endsWith(`error="${rulesPath}:3:12: unknown severity 'urgent' (use info, low, medium, high or critical)"`),
+    errors[0]);
+  for (const [i, pos] of ['3:12', '4:12', '5:12', '6:12'].entries())
+    assert.ok(errors[i].includes(`error="${rulesPath}:${pos}: `), errors[i]);
+  assert.doesNotMatch(log, /\^~/, 'no caret lines in the log');
+  assert.match(refused[4], /the running rules stay in force" rules=\S+ errors=4$/);
   assert.doesNotMatch(log, /rules reloaded/);
 
   // the old rule still runs: a burst for another user alerts

@@ -710,3 +710,46 @@ test('syslog+tcp: an alert raised while the receiver is down is retried and arri
     if (rs) await rs.stop();
   }
 });
+
+// ---- (4) veille test-alert over UDP, without rsyslogd ----
+
+// A spawned veille, its exit status and output, without blocking this loop (a
+// datagram socket here must be able to receive while it runs).
+function runCli(args) {
+  return new Promise((ok) => {
+    const p = spawn(BIN, args, { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(p);
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('exit', (status) => { children.delete(p); ok({ status, stdout, stderr }); });
+  });
+}
+
+test('veille test-alert over UDP to a port nobody listens on: exit 1, "refused" (ICMP port unreachable)', async () => {
+  const port = await freeUdpPort();
+  const s = `syslog://127.0.0.1:${port}`;
+  const r = await runCli(['test-alert', '--alert', s]);
+  assert.equal(r.status, 1, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  assert.ok(r.stderr.includes(`failed: ${s}: refused`), r.stderr);
+  assert.doesNotMatch(r.stdout, /delivered|sent/);
+});
+
+test('veille test-alert over UDP with a listener: exit 0, "sent (UDP gives no acknowledgement)", one datagram', async () => {
+  const sock = dgram.createSocket('udp4');
+  const got = [];
+  sock.on('message', (m) => got.push(m.toString()));
+  await new Promise((ok, fail) => { sock.once('error', fail); sock.bind(0, '127.0.0.1', ok); });
+  try {
+    const s = `syslog://127.0.0.1:${sock.address().port}`;
+    const r = await runCli(['test-alert', '--alert', s]);
+    assert.equal(r.status, 0, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    assert.ok(r.stdout.startsWith(`sent (UDP gives no acknowledgement): ${s}: alert alr_test_`), r.stdout);
+    assert.doesNotMatch(r.stdout, /delivered/);
+    await waitFor('the datagram', () => got.length > 0, 5000);
+    assert.equal(got.length, 1);
+    assert.match(got[0], / veille_test_alert \[veille@32473 /);
+  } finally {
+    sock.close();
+  }
+});
