@@ -233,11 +233,14 @@ static int on_first_seen(const store_history_entry *e, void *ctx)
     return 0;
 }
 
+/* Earlier sign-ins with a known FIELD. Only session.created: the other session
+ * records (ended, removed, revoked, pending) repeat the session's country and
+ * IP, so counting them made one sign-in and its sign-out look like two. */
 static int on_count_known(const store_history_entry *e, void *ctx)
 {
     scan *s = ctx;
     s->read++;
-    if (!is_current(s, e) && entry_field(e, s->call->args[0]->field)[0] != '\0')
+    if (e->type == EVENT_SESSION_CREATED && !is_current(s, e) && entry_field(e, s->call->args[0]->field)[0] != '\0')
         s->n++;
     return stop_at_cap(s);
 }

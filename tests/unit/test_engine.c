@@ -239,6 +239,35 @@ static void test_first_seen(void)
     teardown(&f);
 }
 
+/* count_known(FIELD, DUR): the earlier sign-ins (session.created) of the window
+ * whose FIELD is known. A session.ended (or pending, removed, revoked) record
+ * carries the session's country too, but it is not a sign-in. */
+static void test_count_known(void)
+{
+    fixture f;
+    CHECK("count_known: setup", setup(&f, "rule known2 { severity low on session.created "
+                                          "when count_known(country, 1d) >= 2 }"));
+    feed(&f, CREATED("u_ck", "10.0.0.1", "FR", T0));
+    ev_spec ended = {EVENT_SESSION_ENDED, "u_ck", "10.0.0.1", "FR", NULL, "sess_0001", T0 + MIN, 0};
+    feed(&f, ended);
+    ev_spec pending = {EVENT_SESSION_PENDING, "u_ck", "10.0.0.1", "FR", NULL, NULL, T0 + 2 * MIN, 0};
+    feed(&f, pending);
+    CHECK("count_known: one sign-in and one ended session are 1, not 2",
+          feed(&f, CREATED("u_ck", "10.0.0.1", "FR", T0 + 3 * MIN)) == 0);
+    CHECK("count_known: two earlier sign-ins", feed(&f, CREATED("u_ck", "10.0.0.1", "", T0 + 4 * MIN)) == 1);
+    const store_evidence *e = f.out.n ? evidence(&f.out.alerts[0], "count_known(country, 1d)") : NULL;
+    CHECK("count_known: the value is the sign-ins with a country", e != NULL && e->num == 2 && !e->at_least);
+    /* an unlocated sign-in is not known; the window's start is inclusive */
+    CHECK("count_known: an empty country is not known", feed(&f, CREATED("u_ck3", "", "", T0)) == 0 &&
+                                                            feed(&f, CREATED("u_ck3", "", "FR", T0 + 1)) == 0 &&
+                                                            feed(&f, CREATED("u_ck3", "", "FR", T0 + 2)) == 0);
+    CHECK("count_known: t - 1d is in", feed(&f, CREATED("u_ck2", "", "FR", T0)) == 0 &&
+                                          feed(&f, CREATED("u_ck2", "", "FR", T0 + 1)) == 0 &&
+                                          feed(&f, CREATED("u_ck2", "", "FR", T0 + DAY)) == 1);
+    CHECK("count_known: 1 ms past is out", feed(&f, CREATED("u_ck2", "", "FR", T0 + DAY + 2)) == 0);
+    teardown(&f);
+}
+
 static void test_since_last_active(void)
 {
     fixture f;
@@ -504,6 +533,7 @@ int main(void)
     test_count_cap();
     test_distinct();
     test_first_seen();
+    test_count_known();
     test_since_last_active();
     test_travel();
     test_by_ip();
