@@ -239,13 +239,34 @@ static bool is_count_call(const rules_expr *e)
            e->func != RULES_FN_TRAVEL_KMH;
 }
 
-/* The cap a comparison of a count with the literal n needs: knowing whether the
- * count reaches floor(n) + 1 decides every operator. */
-static size_t cap_for(const rules_expr *lit)
+/* The cap a comparison of a count with the literal n needs: the smallest count
+ * from which the comparison's answer no longer changes. `x >= 1` is decided
+ * by the first match, `x > 5` by the sixth; == and != by one past n. With the
+ * count on the right (`5 < x`) the operator is mirrored first. A capped read
+ * reports at least the cap, so the human summary must not show `>= 2` for a
+ * rule that asked `>= 1`: the cap is exactly what the rule needed. */
+static size_t cap_for(rules_op op, const rules_expr *lit, bool count_on_right)
 {
     if (lit->kind != RULES_E_NUMBER || !(lit->num >= 0) || lit->num > 1e9)
         return 0;
-    return (size_t)floor(lit->num) + 1;
+    if (count_on_right) {
+        static const rules_op mirror[] = {
+            [RULES_OP_EQ] = RULES_OP_EQ, [RULES_OP_NE] = RULES_OP_NE, [RULES_OP_LT] = RULES_OP_GT,
+            [RULES_OP_LE] = RULES_OP_GE, [RULES_OP_GT] = RULES_OP_LT, [RULES_OP_GE] = RULES_OP_LE,
+        };
+        op = mirror[op];
+    }
+    double n = lit->num;
+    switch (op) {
+    case RULES_OP_GE: /* true from ceil(n) on */
+    case RULES_OP_LT: /* false from ceil(n) on */
+        return n < 1 ? 1 : (size_t)ceil(n);
+    case RULES_OP_GT:
+    case RULES_OP_LE:
+    case RULES_OP_EQ:
+    case RULES_OP_NE: break;
+    }
+    return (size_t)floor(n) + 1;
 }
 
 static bool compare(rules_op op, double a, double b)
@@ -267,9 +288,9 @@ static int eval_cmp(eval_ctx *c, const rules_expr *e, value *v)
     size_t lcap = 0, rcap = 0;
     if (!c->explain) {
         if (is_count_call(l))
-            lcap = cap_for(r);
+            lcap = cap_for(e->op, r, false);
         if (is_count_call(r))
-            rcap = cap_for(l);
+            rcap = cap_for(e->op, l, true);
     }
     value a, b;
     int rc = eval(c, l, lcap, &a);

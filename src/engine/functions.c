@@ -313,6 +313,9 @@ static int read_window(eval_ctx *c, scan *s, int64_t since, store_history_cb cb)
     /* Covered when it holds the whole key, or its oldest record is older than
      * the window (records at that same millisecond might be missing). */
     if (k != NULL && (k->complete || k->e[k->n - 1].at_ms < since)) {
+        /* In memory, finishing a count costs nothing, and an exact value reads
+         * better than a lower bound: no cap here. */
+        s->cap = 0;
         for (size_t i = 0; i < k->n && k->e[i].at_ms >= since; i++)
             if (cb(&k->e[i], s) != 0)
                 break;

@@ -168,10 +168,31 @@ static void test_count_cap(void)
                                   "when count(session.created, 1h) > 2 }"));
     for (int i = 0; i < 6; i++)
         feed(&f, CREATED("u_cap", "10.0.0.1", "FR", T0 + i * MIN));
-    /* 4 alerts (events 3..6); the last read stopped at 3 = cap, reported as a lower bound */
     CHECK("cap: one alert per matching event", f.out.n == 4);
+    /* 6 records: the key's snapshot holds them all, so the count is finished in
+     * memory and exact, not the cap */
     const store_evidence *e = f.out.n == 4 ? evidence(&f.out.alerts[3], "count(session.created, 1h)") : NULL;
-    CHECK("cap: stops at what decides", e != NULL && e->num == 3 && e->at_least);
+    CHECK("cap: in memory the value is exact", e != NULL && e->num == 6 && !e->at_least);
+    /* 20 records in the window, more than the snapshot: the read stops at 3 = the
+     * cap, reported as a lower bound */
+    for (int i = 0; i < 20; i++)
+        feed(&f, CREATED("u_capb", "10.0.0.1", "FR", T0 + i * MIN));
+    e = f.out.n == 22 ? evidence(&f.out.alerts[21], "count(session.created, 1h)") : NULL;
+    CHECK("cap: a read stops at what decides", e != NULL && e->num == 3 && e->at_least);
+    teardown(&f);
+
+    /* `>= 1` is decided by the first match, whichever side the count is on:
+     * the summary must not say "at least 2" for it */
+    CHECK("cap: setup >= 1", setup(&f, "rule ge { severity low on session.created "
+                                       "when count(session.created, 1h) >= 1 }\n"
+                                       "rule mirrored { severity low on session.created "
+                                       "when 1 <= count(session.created, 1h) }"));
+    for (int i = 0; i < 20; i++)
+        feed(&f, CREATED("u_ge", "10.0.0.1", "FR", T0 + i * MIN));
+    e = f.out.n == 40 ? evidence(&f.out.alerts[38], "count(session.created, 1h)") : NULL;
+    CHECK("cap: >= 1 reads one match", e != NULL && e->num == 1 && e->at_least);
+    e = f.out.n == 40 ? evidence(&f.out.alerts[39], "count(session.created, 1h)") : NULL;
+    CHECK("cap: 1 <= count reads one match", e != NULL && e->num == 1 && e->at_least);
     teardown(&f);
 }
 
