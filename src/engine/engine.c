@@ -463,17 +463,16 @@ static void alert_id(const char *rule, const char *key, const char *delivery, ch
                    STORE_ALERT_ID_MAX);
 }
 
-static void format_evidence_value(const store_evidence *e, char *buf, size_t len)
+void engine_evidence_text(const store_evidence *e, char *buf, size_t len)
 {
     switch (e->kind) {
     case STORE_EVIDENCE_NULL: snprintf(buf, len, "none"); break;
     case STORE_EVIDENCE_BOOL: snprintf(buf, len, "%s", e->b ? "true" : "false"); break;
     case STORE_EVIDENCE_STRING: snprintf(buf, len, "%s", e->str); break;
     case STORE_EVIDENCE_NUMBER:
-        if (e->num == floor(e->num) && fabs(e->num) < 1e15)
-            snprintf(buf, len, "%.0f", e->num);
-        else
-            snprintf(buf, len, "%.1f", e->num);
+        /* %.15g: a duration's milliseconds (59.999 s) and travel's tenth show as
+         * they are, where a fixed %.1f rounded 59.999 s up to "60.0" */
+        snprintf(buf, len, "%s%.*g", e->at_least ? "at least " : "", ENGINE_EVIDENCE_DIGITS, e->num == 0 ? 0 : e->num);
         break;
     }
 }
@@ -524,10 +523,9 @@ static void build_alert(eval_ctx *c, const char *key, int64_t now_ms, store_aler
     if (country[0])
         APPEND(" (%s%s%s)", city, city[0] ? ", " : "", country);
     for (size_t i = 0; i < c->n_evidence; i++) {
-        char val[160];
-        format_evidence_value(&c->evidence[i], val, sizeof val);
-        /* a read that stopped once decided only knows a lower bound */
-        APPEND("%s%s %s %s", i == 0 ? "; " : ", ", c->evidence[i].name, c->evidence[i].at_least ? ">=" : "=", val);
+        char val[176];
+        engine_evidence_text(&c->evidence[i], val, sizeof val);
+        APPEND("%s%s = %s", i == 0 ? "; " : ", ", c->evidence[i].name, val);
     }
     APPEND(".");
 #undef APPEND

@@ -83,6 +83,15 @@ int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms
  * event is not counted twice. */
 void engine_settle(engine *e, bool committed);
 
+/* The text of one evidence value: what the alert summary and `replay --explain`
+ * print after "NAME = ", so that both always agree. "6"; "at least 6" when the
+ * read stopped once the comparison was decided (a lower bound, never ">= 6");
+ * "59.999" (seconds) or "5835.5" (km): numbers with ENGINE_EVIDENCE_DIGITS
+ * significant digits, the precision the alert's JSON evidence is written with
+ * too; "true"/"false"; "none" for a value that does not exist; or the string. */
+#define ENGINE_EVIDENCE_DIGITS 15
+void engine_evidence_text(const store_evidence *e, char *buf, size_t len);
+
 size_t engine_rule_count(const engine *e);
 /* Settled counters of rule i (file order), safe to call while another thread
  * evaluates. */

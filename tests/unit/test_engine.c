@@ -471,6 +471,60 @@ static void test_alert_record(void)
     teardown(&f);
 }
 
+/* The summary's numbers, golden: exact where the value is known, "at least N"
+ * (never ">= N") where a read stopped early, durations to the millisecond and
+ * travel to the tenth as the JSON evidence has them. */
+static void summary_is(const char *name, const sink *out, size_t i, const char *want)
+{
+    const char *got = i < out->n ? out->alerts[i].summary : "(no alert)";
+    CHECK(name, strcmp(got, want) == 0);
+    if (strcmp(got, want) != 0)
+        printf("  got:  %s\n  want: %s\n", got, want);
+}
+
+static void test_summary_text(void)
+{
+    fixture f;
+    CHECK("summary: setup",
+          setup(&f, "rule quick { description \"Quick\" severity low on session.created "
+                    "when count(session.created, 1h) > 2 }\n"
+                    "rule again { severity low on session.created when since_last(session.created) < 1m }\n"
+                    "rule far { description \"Far\" severity high on session.created "
+                    "when travel_km() > 500 and travel_kmh() > 900 }\n"
+                    "rule spray { description \"Spray\" severity high on session.created by ip "
+                    "when distinct(user, 1h) >= 2 }"));
+    /* three sign-ins, all in the key's snapshot: the count is exact */
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_g", "198.51.100.7", "FR", "Paris", NULL, T0, 0});
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_g", "198.51.100.7", "FR", "Paris", NULL, T0 + 10 * MIN, 0});
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_g", "198.51.100.7", "FR", "Paris", NULL, T0 + 20 * MIN, 0});
+    summary_is("summary: exact count", &f.out, 0,
+               "Quick: user u_g from 198.51.100.7 (Paris, FR); count(session.created, 1h) = 3.");
+    /* 59.999 s later: a fixed one-decimal format said 60.0, which `< 1m` contradicts */
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_g", "198.51.100.7", "FR", "Paris", NULL, T0 + 20 * MIN + 59999, 0});
+    summary_is("summary: a duration to the millisecond", &f.out, 2,
+               "Rule again matched: user u_g from 198.51.100.7 (Paris, FR); since_last(session.created) = 59.999.");
+    /* Paris to New York in an hour: km to the tenth, and where the previous sign-in was */
+    f.out.n = 0;
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_far", "", "FR", "Paris", NULL, T0, 0});
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_far", "", "US", "New York", NULL, T0 + HOUR, 0});
+    summary_is("summary: travel", &f.out, 0,
+               "Far: user u_far (New York, US); travel_km() = 5835.5, "
+               "previous_location = FR/Paris at 2026-01-01T00:00:00.000Z, travel_kmh() = 5835.5.");
+    /* by ip, and a read that stopped early: more than the snapshot holds, and
+     * the values index stops at the cap */
+    f.out.n = 0;
+    feed(&f, CREATED("u_s1", "203.0.113.9", "", T0));
+    feed(&f, CREATED("u_s2", "203.0.113.9", "", T0 + 1));
+    summary_is("summary: by ip, a lower bound says at least", &f.out, 0,
+               "Spray: IP 203.0.113.9 (user u_s2); distinct(user, 1h) = at least 2.");
+    f.out.n = 0;
+    for (int i = 0; i < 20; i++)
+        feed(&f, CREATED("u_many", "10.0.0.1", "", T0 + 2 * HOUR + i * MIN));
+    summary_is("summary: a capped count says at least", &f.out, f.out.n - 1,
+               "Quick: user u_many from 10.0.0.1; count(session.created, 1h) = at least 3.");
+    teardown(&f);
+}
+
 static void test_bounded(void)
 {
     fixture f;
@@ -562,6 +616,7 @@ int main(void)
     test_suppression();
     test_user_fields();
     test_alert_record();
+    test_summary_text();
     test_bounded();
     test_settle();
     test_prune();
