@@ -16,6 +16,7 @@
 
 #define ACTIVE_LOOKBACK_MS ((int64_t)30 * 86400000) /* a session older than this counts as expired */
 #define TRAVEL_MIN_HOURS (1.0 / 60.0)               /* clock jitter must not make speeds infinite */
+#define ACTIVE_PENDING_MAX 16                       /* sign-ins of one user at one millisecond held back */
 
 static const char *entry_field(const store_history_entry *e, rules_field f)
 {
@@ -185,6 +186,11 @@ typedef struct {
     int64_t there_at;
     const store_history_entry *prev;
     char prev_where[160];
+    /* active_sessions: the open sessions created at the millisecond being read,
+     * counted once the scan has left it (see on_active) */
+    int64_t pend_at;
+    size_t n_pend;
+    char pend[ACTIVE_PENDING_MAX][EVENT_ID_MAX];
 } scan;
 
 static bool is_current(const scan *s, const store_history_entry *e)
@@ -258,17 +264,36 @@ static int on_since_last(const store_history_entry *e, void *ctx)
     return 0;
 }
 
+/* Count the held-back sessions of the millisecond the scan has left: by now
+ * every end recorded at that millisecond has been seen. */
+static void active_flush(scan *s)
+{
+    for (size_t i = 0; i < s->n_pend; i++)
+        if (!hset_has(s->closed, s->pend[i]) && hset_add(s->set, s->pend[i]))
+            s->n++;
+    s->n_pend = 0;
+}
+
+/* Newest first, an end is met before the creation it ends, except at the same
+ * millisecond: records there sort by delivery id, so a session.ended may come
+ * after its session.created. A creation is therefore held back until the scan
+ * leaves its millisecond (more than ACTIVE_PENDING_MAX of them at one
+ * millisecond: the oldest held one is counted at once). */
 static int on_active(const store_history_entry *e, void *ctx)
 {
     scan *s = ctx;
     s->read++;
+    if (s->n_pend > 0 && e->at_ms != s->pend_at) {
+        active_flush(s);
+        if (stop_at_cap(s))
+            return 1;
+    }
     if (e->session_id[0] == '\0')
         return 0;
     switch (e->type) {
     case EVENT_SESSION_ENDED:
     case EVENT_SESSION_REMOVED:
     case EVENT_SESSION_REVOKED:
-        /* newest first: an end is met before the creation it ends */
         hset_add(s->closed, e->session_id);
         return 0;
     case EVENT_SESSION_CREATED:
@@ -276,9 +301,15 @@ static int on_active(const store_history_entry *e, void *ctx)
             return 0;
         if (e->expire_at != 0 && e->expire_at <= s->c->at)
             return 0;
-        if (hset_add(s->set, e->session_id))
-            s->n++;
-        return stop_at_cap(s);
+        if (s->n_pend == ACTIVE_PENDING_MAX) {
+            if (hset_add(s->set, s->pend[0]))
+                s->n++;
+            memmove(s->pend[0], s->pend[1], sizeof s->pend[0] * (ACTIVE_PENDING_MAX - 1));
+            s->n_pend--;
+        }
+        s->pend_at = e->at_ms;
+        snprintf(s->pend[s->n_pend++], sizeof s->pend[0], "%s", e->session_id);
+        return 0;
     default:
         return 0;
     }
@@ -400,6 +431,7 @@ int engine_call(eval_ctx *c, const rules_expr *call, size_t cap, value *v, char 
         hset_clear(s.set);
         hset_clear(s.closed);
         rc = read_window(c, &s, window_start(c, ACTIVE_LOOKBACK_MS), on_active);
+        active_flush(&s);
         *v = (value){.k = V_NUM, .num = s.n, .at_least = s.decided};
         break;
     case RULES_FN_TRAVEL_KM:

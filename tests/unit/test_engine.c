@@ -318,6 +318,22 @@ static void test_since_last_active(void)
     x.session = "sess_z", x.at = T0 + 4 * MIN, x.expire_at = 0;
     CHECK("active: expired sessions do not count", feed(&f, x) == 0);
     teardown(&f);
+
+    CHECK("active: setup", setup(&f, "rule flood { severity low on session.created when active_sessions() > 2 }"));
+    /* an end at the same millisecond as its creation: records there sort by
+     * delivery id, and here the end's (msg_N) sorts before the creation's
+     * (msg_N+1), so newest first the creation comes first */
+    ev_spec e1 = {EVENT_SESSION_ENDED, "u_same", "", "", NULL, "sess_s1", T0 + 5, 0};
+    feed(&f, e1);
+    ev_spec c1 = {EVENT_SESSION_CREATED, "u_same", "", "", NULL, "sess_s1", T0 + 5, 0};
+    feed(&f, c1);
+    ev_spec c2 = {EVENT_SESSION_CREATED, "u_same", "", "", NULL, "sess_s2", T0 + 6, 0};
+    feed(&f, c2);
+    ev_spec c3 = {EVENT_SESSION_CREATED, "u_same", "", "", NULL, "sess_s3", T0 + 7, 0};
+    CHECK("active: ended at the same millisecond it started", feed(&f, c3) == 0);
+    ev_spec c4 = {EVENT_SESSION_CREATED, "u_same", "", "", NULL, "sess_s4", T0 + 8, 0};
+    CHECK("active: then three open sessions are > 2", feed(&f, c4) == 1);
+    teardown(&f);
 }
 
 static void test_travel(void)
