@@ -12,10 +12,12 @@
  *    later events are ignored. Both bounds are inclusive.
  *  - "Earlier events" (first_seen, count_known, since_last, travel_*) are the
  *    other events of the window; events at the same millisecond count as earlier.
+ *    count_known and travel_* count sign-ins (session.created) only.
  *  - A comparison with a value that does not exist (travel without a location,
  *    since_last with no previous event, user.age of an unknown user) is false.
  *  - Reads stop as soon as a comparison is decided (count(...) > 5 reads at
- *    most 6 matching events) and never read more than ENGINE_SCAN_MAX records;
+ *    most 6 matching events, except from the in-memory snapshot, where they
+ *    finish and are exact) and never read more than ENGINE_SCAN_MAX records;
  *    a read cut by that bound is reported in the alert's evidence and counted.
  *
  * Ownership: engine_new takes the rules set; engine_free frees both. One thread
