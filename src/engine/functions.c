@@ -143,12 +143,11 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-/* Adds s; returns true when it was not there yet. */
-static bool hset_add(hset *h, const char *s)
+/* Adds the string of hash x; returns true when it was not there yet. */
+static bool hset_add_hash(hset *h, uint64_t x)
 {
     if (h->n >= HSET_SLOTS / 2)
         return false; /* cannot happen within ENGINE_SCAN_MAX records */
-    uint64_t x = hash_str(s);
     for (size_t i = x % HSET_SLOTS;; i = (i + 1) % HSET_SLOTS) {
         if (h->gen[i] != h->cur) {
             h->gen[i] = h->cur;
@@ -161,9 +160,8 @@ static bool hset_add(hset *h, const char *s)
     }
 }
 
-static bool hset_has(const hset *h, const char *s)
+static bool hset_has_hash(const hset *h, uint64_t x)
 {
-    uint64_t x = hash_str(s);
     for (size_t i = x % HSET_SLOTS;; i = (i + 1) % HSET_SLOTS) {
         if (h->gen[i] != h->cur)
             return false;
@@ -171,6 +169,9 @@ static bool hset_has(const hset *h, const char *s)
             return true;
     }
 }
+
+static bool hset_add(hset *h, const char *s) { return hset_add_hash(h, hash_str(s)); }
+static bool hset_has(const hset *h, const char *s) { return hset_has_hash(h, hash_str(s)); }
 
 typedef struct {
     eval_ctx *c;
@@ -190,7 +191,7 @@ typedef struct {
      * counted once the scan has left it (see on_active) */
     int64_t pend_at;
     size_t n_pend;
-    char pend[ACTIVE_PENDING_MAX][EVENT_ID_MAX];
+    uint64_t pend[ACTIVE_PENDING_MAX]; /* session id hashes, as the sets keep them */
 } scan;
 
 static bool is_current(const scan *s, const store_history_entry *e)
@@ -269,7 +270,7 @@ static int on_since_last(const store_history_entry *e, void *ctx)
 static void active_flush(scan *s)
 {
     for (size_t i = 0; i < s->n_pend; i++)
-        if (!hset_has(s->closed, s->pend[i]) && hset_add(s->set, s->pend[i]))
+        if (!hset_has_hash(s->closed, s->pend[i]) && hset_add_hash(s->set, s->pend[i]))
             s->n++;
     s->n_pend = 0;
 }
@@ -302,13 +303,13 @@ static int on_active(const store_history_entry *e, void *ctx)
         if (e->expire_at != 0 && e->expire_at <= s->c->at)
             return 0;
         if (s->n_pend == ACTIVE_PENDING_MAX) {
-            if (hset_add(s->set, s->pend[0]))
+            if (hset_add_hash(s->set, s->pend[0]))
                 s->n++;
-            memmove(s->pend[0], s->pend[1], sizeof s->pend[0] * (ACTIVE_PENDING_MAX - 1));
+            memmove(&s->pend[0], &s->pend[1], sizeof s->pend[0] * (ACTIVE_PENDING_MAX - 1));
             s->n_pend--;
         }
         s->pend_at = e->at_ms;
-        snprintf(s->pend[s->n_pend++], sizeof s->pend[0], "%s", e->session_id);
+        s->pend[s->n_pend++] = hash_str(e->session_id);
         return 0;
     default:
         return 0;
