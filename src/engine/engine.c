@@ -174,7 +174,10 @@ static void add_evidence(eval_ctx *c, const char *name, const rules_expr *src, c
     }
 }
 
-/* Render the deferred names; the same call written twice in a rule is kept once. */
+/* Render the deferred names; the same call written twice in a rule is kept
+ * once, with the best value its reads found: `count(...) > 2 and count(...) < 30`
+ * reads the count twice, with caps 3 and 30, and the second read may know the
+ * exact value the first only bounded. */
 static void finish_evidence(eval_ctx *c)
 {
     size_t out = 0;
@@ -186,8 +189,15 @@ static void finish_evidence(eval_ctx *c)
             snprintf(e->name, sizeof e->name, "%s%.80s", c->evidence_bounded[i] ? "read_bounded:" : "", text);
         }
         bool dup = false;
-        for (size_t k = 0; k < out && !dup; k++)
-            dup = strcmp(c->evidence[k].name, e->name) == 0;
+        for (size_t k = 0; k < out && !dup; k++) {
+            store_evidence *kept = &c->evidence[k];
+            dup = strcmp(kept->name, e->name) == 0;
+            if (dup && kept->kind == STORE_EVIDENCE_NUMBER && e->kind == STORE_EVIDENCE_NUMBER && kept->at_least &&
+                (!e->at_least || e->num > kept->num)) {
+                kept->num = e->num;
+                kept->at_least = e->at_least;
+            }
+        }
         if (!dup) {
             if (out != i)
                 c->evidence[out] = *e;

@@ -539,6 +539,16 @@ static void test_summary_text(void)
     summary_is("summary: a capped count says at least", &f.out, f.out.n - 1,
                "Quick: user u_many from 10.0.0.1; count(session.created, 1h) = at least 3.");
     teardown(&f);
+
+    /* the same count read twice, with caps 3 and 30: the second read knows it */
+    CHECK("summary: setup twice", setup(&f, "rule band { description \"Band\" severity low on session.created "
+                                            "when count(session.created, 1h) > 2 "
+                                            "and count(session.created, 1h) < 30 }"));
+    for (int i = 0; i < 20; i++)
+        feed(&f, CREATED("u_band", "10.0.0.1", "", T0 + i * MIN));
+    summary_is("summary: a value a second read knows is exact", &f.out, f.out.n - 1,
+               "Band: user u_band from 10.0.0.1; count(session.created, 1h) = 20.");
+    teardown(&f);
 }
 
 static void test_bounded(void)
