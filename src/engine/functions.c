@@ -334,17 +334,32 @@ static int on_travel(const store_history_entry *e, void *ctx)
     return 1;
 }
 
+/* The key's snapshot when it covers the window from since, else *out = NULL.
+ * Only users: an IP's records are many users' sign-ins, rarely covered by 16
+ * records, and few rules read them. Covered when it holds the whole key, or
+ * its oldest record is older than the window (records at that same
+ * millisecond might be missing). */
+static int covering_snapshot(eval_ctx *c, int64_t since, key_snapshot **out)
+{
+    key_snapshot *k = NULL;
+    *out = NULL;
+    if (c->kind == STORE_KEY_USER) {
+        int rc = snapshot(c, &k);
+        if (rc < 0)
+            return rc;
+        if (k->complete || k->e[k->n - 1].at_ms < since)
+            *out = k;
+    }
+    return 0;
+}
+
 static int read_window(eval_ctx *c, scan *s, int64_t since, store_history_cb cb)
 {
     key_snapshot *k = NULL;
-    int rc = 0;
-    /* Only users: an IP's records are many users' sign-ins, rarely covered by
-     * 16 records, and few rules read them. */
-    if (c->kind == STORE_KEY_USER && (rc = snapshot(c, &k)) < 0)
+    int rc = covering_snapshot(c, since, &k);
+    if (rc < 0)
         return rc;
-    /* Covered when it holds the whole key, or its oldest record is older than
-     * the window (records at that same millisecond might be missing). */
-    if (k != NULL && (k->complete || k->e[k->n - 1].at_ms < since)) {
+    if (k != NULL) {
         /* In memory, finishing a count costs nothing, and an exact value reads
          * better than a lower bound: no cap here. */
         s->cap = 0;
@@ -384,7 +399,12 @@ int engine_call(eval_ctx *c, const rules_expr *call, size_t cap, value *v, char 
         break;
     case RULES_FN_DISTINCT: {
         store_value_field vf = indexed_field(c->kind, call->args[0]->field);
-        if (vf != 0) {
+        key_snapshot *k = NULL;
+        /* the index stops at the cap; a snapshot that covers the window gives
+         * the exact count for the price of a few records in memory */
+        if (vf != 0 && (rc = covering_snapshot(c, window_start(c, dur), &k)) < 0)
+            break;
+        if (vf != 0 && k == NULL) {
             size_t n = 0;
             bool bounded = false;
             rc = store_txn_value_distinct(c->t, c->kind, c->key, vf, window_start(c, dur), c->at, cap, &n, &bounded,

@@ -205,10 +205,23 @@ static void test_distinct(void)
     feed(&f, CREATED("u_ip", "10.0.0.1", "", T0));
     feed(&f, CREATED("u_ip", "10.0.0.2", "", T0 + MIN));
     feed(&f, CREATED("u_ip", "10.0.0.2", "", T0 + 2 * MIN)); /* repeated value: once */
-    CHECK("distinct: index, boundary included", feed(&f, CREATED("u_ip", "10.0.0.3", "", T0 + HOUR)) == 1);
+    CHECK("distinct: boundary included", feed(&f, CREATED("u_ip", "10.0.0.3", "", T0 + HOUR)) == 1);
+    /* 4 records, all in the key's snapshot: the count is exact, where the
+     * values index stops at the cap */
+    const store_evidence *e = f.out.n == 1 ? evidence(&f.out.alerts[0], "distinct(ip, 1h)") : NULL;
+    CHECK("distinct: from the snapshot, exact", e != NULL && e->num == 3 && !e->at_least);
     feed(&f, CREATED("u_ip2", "10.0.0.1", "", T0));
     feed(&f, CREATED("u_ip2", "10.0.0.2", "", T0 + MIN));
-    CHECK("distinct: index, 1 ms past", feed(&f, CREATED("u_ip2", "10.0.0.3", "", T0 + HOUR + 1)) == 0);
+    CHECK("distinct: 1 ms past", feed(&f, CREATED("u_ip2", "10.0.0.3", "", T0 + HOUR + 1)) == 0);
+    /* 17 records in the window, more than the snapshot: the values index */
+    feed(&f, CREATED("u_idx", "10.8.0.1", "", T0));
+    for (int i = 1; i <= 15; i++)
+        feed(&f, CREATED("u_idx", "10.8.0.2", "", T0 + i));
+    size_t before = f.out.n;
+    CHECK("distinct: index, 1 ms past", feed(&f, CREATED("u_idx", "10.8.0.3", "", T0 + HOUR + 1)) == 0);
+    CHECK("distinct: index, boundary included", feed(&f, CREATED("u_idx", "10.8.0.4", "", T0 + HOUR)) == 1);
+    e = f.out.n == before + 1 ? evidence(&f.out.alerts[before], "distinct(ip, 1h)") : NULL;
+    CHECK("distinct: index, stops at the cap", e != NULL && e->num == 3 && e->at_least);
     /* a value with more entries than the cursor steps before a seek */
     for (int i = 0; i < 6; i++)
         feed(&f, CREATED("u_many", "10.9.0.1", "", T0 + i));
