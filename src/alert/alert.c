@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
 #include "util/util.h"
 
 typedef struct {
@@ -139,7 +140,8 @@ char *alert_to_json(const store_alert *a)
         goto done;
     /* Strings come from fixed-size records cut on UTF-8 boundaries; anything
      * invalid is refused by jansson rather than sent garbled. */
-    out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* evidence reals with the digits engine_evidence_text prints: 59.999, not 59.999000000000002 */
+    out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(ENGINE_EVIDENCE_DIGITS));
 done:
     json_decref(o);
     json_decref(ev);

@@ -55,14 +55,10 @@ static void print_explain(const engine_explain *x, void *vctx)
     fprintf(stderr, "explain: line %zu: %s %s -> %s%s%s:", c->line, x->rule->name, x->key, what,
             x->alert_id ? " " : "", x->alert_id ? x->alert_id : "");
     for (size_t i = 0; i < x->n_values; i++) {
-        const store_evidence *e = &x->values[i];
-        fprintf(stderr, "%s %s = ", i ? "," : "", e->name);
-        switch (e->kind) {
-        case STORE_EVIDENCE_NULL: fputs("none", stderr); break;
-        case STORE_EVIDENCE_BOOL: fputs(e->b ? "true" : "false", stderr); break;
-        case STORE_EVIDENCE_STRING: fputs(e->str, stderr); break;
-        case STORE_EVIDENCE_NUMBER: fprintf(stderr, "%s%.6g", e->at_least ? ">=" : "", e->num); break;
-        }
+        /* the alert summary's text of each value, so that the two agree */
+        char val[176];
+        engine_evidence_text(&x->values[i], val, sizeof val);
+        fprintf(stderr, "%s %s = %s", i ? "," : "", x->values[i].name, val);
     }
     fputc('\n', stderr);
 }

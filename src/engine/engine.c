@@ -174,7 +174,10 @@ static void add_evidence(eval_ctx *c, const char *name, const rules_expr *src, c
     }
 }
 
-/* Render the deferred names; the same call written twice in a rule is kept once. */
+/* Render the deferred names; the same call written twice in a rule is kept
+ * once, with the best value its reads found: `count(...) > 2 and count(...) < 30`
+ * reads the count twice, with caps 3 and 30, and the second read may know the
+ * exact value the first only bounded. */
 static void finish_evidence(eval_ctx *c)
 {
     size_t out = 0;
@@ -186,8 +189,15 @@ static void finish_evidence(eval_ctx *c)
             snprintf(e->name, sizeof e->name, "%s%.80s", c->evidence_bounded[i] ? "read_bounded:" : "", text);
         }
         bool dup = false;
-        for (size_t k = 0; k < out && !dup; k++)
-            dup = strcmp(c->evidence[k].name, e->name) == 0;
+        for (size_t k = 0; k < out && !dup; k++) {
+            store_evidence *kept = &c->evidence[k];
+            dup = strcmp(kept->name, e->name) == 0;
+            if (dup && kept->kind == STORE_EVIDENCE_NUMBER && e->kind == STORE_EVIDENCE_NUMBER && kept->at_least &&
+                (!e->at_least || e->num > kept->num)) {
+                kept->num = e->num;
+                kept->at_least = e->at_least;
+            }
+        }
         if (!dup) {
             if (out != i)
                 c->evidence[out] = *e;
@@ -239,13 +249,34 @@ static bool is_count_call(const rules_expr *e)
            e->func != RULES_FN_TRAVEL_KMH;
 }
 
-/* The cap a comparison of a count with the literal n needs: knowing whether the
- * count reaches floor(n) + 1 decides every operator. */
-static size_t cap_for(const rules_expr *lit)
+/* The cap a comparison of a count with the literal n needs: the smallest count
+ * from which the comparison's answer no longer changes. `x >= 1` is decided
+ * by the first match, `x > 5` by the sixth; == and != by one past n. With the
+ * count on the right (`5 < x`) the operator is mirrored first. A capped read
+ * reports at least the cap, so the human summary must not show `>= 2` for a
+ * rule that asked `>= 1`: the cap is exactly what the rule needed. */
+static size_t cap_for(rules_op op, const rules_expr *lit, bool count_on_right)
 {
     if (lit->kind != RULES_E_NUMBER || !(lit->num >= 0) || lit->num > 1e9)
         return 0;
-    return (size_t)floor(lit->num) + 1;
+    if (count_on_right) {
+        static const rules_op mirror[] = {
+            [RULES_OP_EQ] = RULES_OP_EQ, [RULES_OP_NE] = RULES_OP_NE, [RULES_OP_LT] = RULES_OP_GT,
+            [RULES_OP_LE] = RULES_OP_GE, [RULES_OP_GT] = RULES_OP_LT, [RULES_OP_GE] = RULES_OP_LE,
+        };
+        op = mirror[op];
+    }
+    double n = lit->num;
+    switch (op) {
+    case RULES_OP_GE: /* true from ceil(n) on */
+    case RULES_OP_LT: /* false from ceil(n) on */
+        return n < 1 ? 1 : (size_t)ceil(n);
+    case RULES_OP_GT:
+    case RULES_OP_LE:
+    case RULES_OP_EQ:
+    case RULES_OP_NE: break;
+    }
+    return (size_t)floor(n) + 1;
 }
 
 static bool compare(rules_op op, double a, double b)
@@ -267,9 +298,9 @@ static int eval_cmp(eval_ctx *c, const rules_expr *e, value *v)
     size_t lcap = 0, rcap = 0;
     if (!c->explain) {
         if (is_count_call(l))
-            lcap = cap_for(r);
+            lcap = cap_for(e->op, r, false);
         if (is_count_call(r))
-            rcap = cap_for(l);
+            rcap = cap_for(e->op, l, true);
     }
     value a, b;
     int rc = eval(c, l, lcap, &a);
@@ -442,17 +473,16 @@ static void alert_id(const char *rule, const char *key, const char *delivery, ch
                    STORE_ALERT_ID_MAX);
 }
 
-static void format_evidence_value(const store_evidence *e, char *buf, size_t len)
+void engine_evidence_text(const store_evidence *e, char *buf, size_t len)
 {
     switch (e->kind) {
     case STORE_EVIDENCE_NULL: snprintf(buf, len, "none"); break;
     case STORE_EVIDENCE_BOOL: snprintf(buf, len, "%s", e->b ? "true" : "false"); break;
     case STORE_EVIDENCE_STRING: snprintf(buf, len, "%s", e->str); break;
     case STORE_EVIDENCE_NUMBER:
-        if (e->num == floor(e->num) && fabs(e->num) < 1e15)
-            snprintf(buf, len, "%.0f", e->num);
-        else
-            snprintf(buf, len, "%.1f", e->num);
+        /* %.15g: a duration's milliseconds (59.999 s) and travel's tenth show as
+         * they are, where a fixed %.1f rounded 59.999 s up to "60.0" */
+        snprintf(buf, len, "%s%.*g", e->at_least ? "at least " : "", ENGINE_EVIDENCE_DIGITS, e->num == 0 ? 0 : e->num);
         break;
     }
 }
@@ -504,10 +534,9 @@ static void build_alert(eval_ctx *c, const char *key, int64_t now_ms, store_aler
     if (country[0])
         APPEND(" (%s%s%s)", city, city[0] ? ", " : "", country);
     for (size_t i = 0; i < c->n_evidence; i++) {
-        char val[160];
-        format_evidence_value(&c->evidence[i], val, sizeof val);
-        /* a read that stopped once decided only knows a lower bound */
-        APPEND("%s%s %s %s", i == 0 ? "; " : ", ", c->evidence[i].name, c->evidence[i].at_least ? ">=" : "=", val);
+        char val[176];
+        engine_evidence_text(&c->evidence[i], val, sizeof val);
+        APPEND("%s%s = %s", i == 0 ? "; " : ", ", c->evidence[i].name, val);
     }
     APPEND(".");
 #undef APPEND

@@ -12,10 +12,12 @@
  *    later events are ignored. Both bounds are inclusive.
  *  - "Earlier events" (first_seen, count_known, since_last, travel_*) are the
  *    other events of the window; events at the same millisecond count as earlier.
+ *    count_known and travel_* count sign-ins (session.created) only.
  *  - A comparison with a value that does not exist (travel without a location,
  *    since_last with no previous event, user.age of an unknown user) is false.
  *  - Reads stop as soon as a comparison is decided (count(...) > 5 reads at
- *    most 6 matching events) and never read more than ENGINE_SCAN_MAX records;
+ *    most 6 matching events, except from the in-memory snapshot, where they
+ *    finish and are exact) and never read more than ENGINE_SCAN_MAX records;
  *    a read cut by that bound is reported in the alert's evidence and counted.
  *
  * Ownership: engine_new takes the rules set; engine_free frees both. One thread
@@ -82,6 +84,15 @@ int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms
  * the rule counters; aborted (to be retried), they are dropped, so a retried
  * event is not counted twice. */
 void engine_settle(engine *e, bool committed);
+
+/* The text of one evidence value: what the alert summary and `replay --explain`
+ * print after "NAME = ", so that both always agree. "6"; "at least 6" when the
+ * read stopped once the comparison was decided (a lower bound, never ">= 6");
+ * "59.999" (seconds) or "5835.5" (km): numbers with ENGINE_EVIDENCE_DIGITS
+ * significant digits, the precision the alert's JSON evidence is written with
+ * too; "true"/"false"; "none" for a value that does not exist; or the string. */
+#define ENGINE_EVIDENCE_DIGITS 15
+void engine_evidence_text(const store_evidence *e, char *buf, size_t len);
 
 size_t engine_rule_count(const engine *e);
 /* Settled counters of rule i (file order), safe to call while another thread

@@ -16,6 +16,7 @@
 
 #define ACTIVE_LOOKBACK_MS ((int64_t)30 * 86400000) /* a session older than this counts as expired */
 #define TRAVEL_MIN_HOURS (1.0 / 60.0)               /* clock jitter must not make speeds infinite */
+#define ACTIVE_PENDING_MAX 16                       /* sign-ins of one user at one millisecond held back */
 
 static const char *entry_field(const store_history_entry *e, rules_field f)
 {
@@ -142,12 +143,11 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-/* Adds s; returns true when it was not there yet. */
-static bool hset_add(hset *h, const char *s)
+/* Adds the string of hash x; returns true when it was not there yet. */
+static bool hset_add_hash(hset *h, uint64_t x)
 {
     if (h->n >= HSET_SLOTS / 2)
         return false; /* cannot happen within ENGINE_SCAN_MAX records */
-    uint64_t x = hash_str(s);
     for (size_t i = x % HSET_SLOTS;; i = (i + 1) % HSET_SLOTS) {
         if (h->gen[i] != h->cur) {
             h->gen[i] = h->cur;
@@ -160,9 +160,8 @@ static bool hset_add(hset *h, const char *s)
     }
 }
 
-static bool hset_has(const hset *h, const char *s)
+static bool hset_has_hash(const hset *h, uint64_t x)
 {
-    uint64_t x = hash_str(s);
     for (size_t i = x % HSET_SLOTS;; i = (i + 1) % HSET_SLOTS) {
         if (h->gen[i] != h->cur)
             return false;
@@ -170,6 +169,9 @@ static bool hset_has(const hset *h, const char *s)
             return true;
     }
 }
+
+static bool hset_add(hset *h, const char *s) { return hset_add_hash(h, hash_str(s)); }
+static bool hset_has(const hset *h, const char *s) { return hset_has_hash(h, hash_str(s)); }
 
 typedef struct {
     eval_ctx *c;
@@ -185,6 +187,11 @@ typedef struct {
     int64_t there_at;
     const store_history_entry *prev;
     char prev_where[160];
+    /* active_sessions: the open sessions created at the millisecond being read,
+     * counted once the scan has left it (see on_active) */
+    int64_t pend_at;
+    size_t n_pend;
+    uint64_t pend[ACTIVE_PENDING_MAX]; /* session id hashes, as the sets keep them */
 } scan;
 
 static bool is_current(const scan *s, const store_history_entry *e)
@@ -233,11 +240,14 @@ static int on_first_seen(const store_history_entry *e, void *ctx)
     return 0;
 }
 
+/* Earlier sign-ins with a known FIELD. Only session.created: the other session
+ * records (ended, removed, revoked, pending) repeat the session's country and
+ * IP, so counting them made one sign-in and its sign-out look like two. */
 static int on_count_known(const store_history_entry *e, void *ctx)
 {
     scan *s = ctx;
     s->read++;
-    if (!is_current(s, e) && entry_field(e, s->call->args[0]->field)[0] != '\0')
+    if (e->type == EVENT_SESSION_CREATED && !is_current(s, e) && entry_field(e, s->call->args[0]->field)[0] != '\0')
         s->n++;
     return stop_at_cap(s);
 }
@@ -255,17 +265,36 @@ static int on_since_last(const store_history_entry *e, void *ctx)
     return 0;
 }
 
+/* Count the held-back sessions of the millisecond the scan has left: by now
+ * every end recorded at that millisecond has been seen. */
+static void active_flush(scan *s)
+{
+    for (size_t i = 0; i < s->n_pend; i++)
+        if (!hset_has_hash(s->closed, s->pend[i]) && hset_add_hash(s->set, s->pend[i]))
+            s->n++;
+    s->n_pend = 0;
+}
+
+/* Newest first, an end is met before the creation it ends, except at the same
+ * millisecond: records there sort by delivery id, so a session.ended may come
+ * after its session.created. A creation is therefore held back until the scan
+ * leaves its millisecond (more than ACTIVE_PENDING_MAX of them at one
+ * millisecond: the oldest held one is counted at once). */
 static int on_active(const store_history_entry *e, void *ctx)
 {
     scan *s = ctx;
     s->read++;
+    if (s->n_pend > 0 && e->at_ms != s->pend_at) {
+        active_flush(s);
+        if (stop_at_cap(s))
+            return 1;
+    }
     if (e->session_id[0] == '\0')
         return 0;
     switch (e->type) {
     case EVENT_SESSION_ENDED:
     case EVENT_SESSION_REMOVED:
     case EVENT_SESSION_REVOKED:
-        /* newest first: an end is met before the creation it ends */
         hset_add(s->closed, e->session_id);
         return 0;
     case EVENT_SESSION_CREATED:
@@ -273,9 +302,15 @@ static int on_active(const store_history_entry *e, void *ctx)
             return 0;
         if (e->expire_at != 0 && e->expire_at <= s->c->at)
             return 0;
-        if (hset_add(s->set, e->session_id))
-            s->n++;
-        return stop_at_cap(s);
+        if (s->n_pend == ACTIVE_PENDING_MAX) {
+            if (hset_add_hash(s->set, s->pend[0]))
+                s->n++;
+            memmove(&s->pend[0], &s->pend[1], sizeof s->pend[0] * (ACTIVE_PENDING_MAX - 1));
+            s->n_pend--;
+        }
+        s->pend_at = e->at_ms;
+        s->pend[s->n_pend++] = hash_str(e->session_id);
+        return 0;
     default:
         return 0;
     }
@@ -299,17 +334,35 @@ static int on_travel(const store_history_entry *e, void *ctx)
     return 1;
 }
 
+/* The key's snapshot when it covers the window from since, else *out = NULL.
+ * Only users: an IP's records are many users' sign-ins, rarely covered by 16
+ * records, and few rules read them. Covered when it holds the whole key, or
+ * its oldest record is older than the window (records at that same
+ * millisecond might be missing). */
+static int covering_snapshot(eval_ctx *c, int64_t since, key_snapshot **out)
+{
+    key_snapshot *k = NULL;
+    *out = NULL;
+    if (c->kind == STORE_KEY_USER) {
+        int rc = snapshot(c, &k);
+        if (rc < 0)
+            return rc;
+        if (k->complete || k->e[k->n - 1].at_ms < since)
+            *out = k;
+    }
+    return 0;
+}
+
 static int read_window(eval_ctx *c, scan *s, int64_t since, store_history_cb cb)
 {
     key_snapshot *k = NULL;
-    int rc = 0;
-    /* Only users: an IP's records are many users' sign-ins, rarely covered by
-     * 16 records, and few rules read them. */
-    if (c->kind == STORE_KEY_USER && (rc = snapshot(c, &k)) < 0)
+    int rc = covering_snapshot(c, since, &k);
+    if (rc < 0)
         return rc;
-    /* Covered when it holds the whole key, or its oldest record is older than
-     * the window (records at that same millisecond might be missing). */
-    if (k != NULL && (k->complete || k->e[k->n - 1].at_ms < since)) {
+    if (k != NULL) {
+        /* In memory, finishing a count costs nothing, and an exact value reads
+         * better than a lower bound: no cap here. */
+        s->cap = 0;
         for (size_t i = 0; i < k->n && k->e[i].at_ms >= since; i++)
             if (cb(&k->e[i], s) != 0)
                 break;
@@ -346,7 +399,12 @@ int engine_call(eval_ctx *c, const rules_expr *call, size_t cap, value *v, char 
         break;
     case RULES_FN_DISTINCT: {
         store_value_field vf = indexed_field(c->kind, call->args[0]->field);
-        if (vf != 0) {
+        key_snapshot *k = NULL;
+        /* the index stops at the cap; a snapshot that covers the window gives
+         * the exact count for the price of a few records in memory */
+        if (vf != 0 && (rc = covering_snapshot(c, window_start(c, dur), &k)) < 0)
+            break;
+        if (vf != 0 && k == NULL) {
             size_t n = 0;
             bool bounded = false;
             rc = store_txn_value_distinct(c->t, c->kind, c->key, vf, window_start(c, dur), c->at, cap, &n, &bounded,
@@ -394,6 +452,7 @@ int engine_call(eval_ctx *c, const rules_expr *call, size_t cap, value *v, char 
         hset_clear(s.set);
         hset_clear(s.closed);
         rc = read_window(c, &s, window_start(c, ACTIVE_LOOKBACK_MS), on_active);
+        active_flush(&s);
         *v = (value){.k = V_NUM, .num = s.n, .at_least = s.decided};
         break;
     case RULES_FN_TRAVEL_KM:

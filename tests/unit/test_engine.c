@@ -168,10 +168,31 @@ static void test_count_cap(void)
                                   "when count(session.created, 1h) > 2 }"));
     for (int i = 0; i < 6; i++)
         feed(&f, CREATED("u_cap", "10.0.0.1", "FR", T0 + i * MIN));
-    /* 4 alerts (events 3..6); the last read stopped at 3 = cap, reported as a lower bound */
     CHECK("cap: one alert per matching event", f.out.n == 4);
+    /* 6 records: the key's snapshot holds them all, so the count is finished in
+     * memory and exact, not the cap */
     const store_evidence *e = f.out.n == 4 ? evidence(&f.out.alerts[3], "count(session.created, 1h)") : NULL;
-    CHECK("cap: stops at what decides", e != NULL && e->num == 3 && e->at_least);
+    CHECK("cap: in memory the value is exact", e != NULL && e->num == 6 && !e->at_least);
+    /* 20 records in the window, more than the snapshot: the read stops at 3 = the
+     * cap, reported as a lower bound */
+    for (int i = 0; i < 20; i++)
+        feed(&f, CREATED("u_capb", "10.0.0.1", "FR", T0 + i * MIN));
+    e = f.out.n == 22 ? evidence(&f.out.alerts[21], "count(session.created, 1h)") : NULL;
+    CHECK("cap: a read stops at what decides", e != NULL && e->num == 3 && e->at_least);
+    teardown(&f);
+
+    /* `>= 1` is decided by the first match, whichever side the count is on:
+     * the summary must not say "at least 2" for it */
+    CHECK("cap: setup >= 1", setup(&f, "rule ge { severity low on session.created "
+                                       "when count(session.created, 1h) >= 1 }\n"
+                                       "rule mirrored { severity low on session.created "
+                                       "when 1 <= count(session.created, 1h) }"));
+    for (int i = 0; i < 20; i++)
+        feed(&f, CREATED("u_ge", "10.0.0.1", "FR", T0 + i * MIN));
+    e = f.out.n == 40 ? evidence(&f.out.alerts[38], "count(session.created, 1h)") : NULL;
+    CHECK("cap: >= 1 reads one match", e != NULL && e->num == 1 && e->at_least);
+    e = f.out.n == 40 ? evidence(&f.out.alerts[39], "count(session.created, 1h)") : NULL;
+    CHECK("cap: 1 <= count reads one match", e != NULL && e->num == 1 && e->at_least);
     teardown(&f);
 }
 
@@ -184,10 +205,23 @@ static void test_distinct(void)
     feed(&f, CREATED("u_ip", "10.0.0.1", "", T0));
     feed(&f, CREATED("u_ip", "10.0.0.2", "", T0 + MIN));
     feed(&f, CREATED("u_ip", "10.0.0.2", "", T0 + 2 * MIN)); /* repeated value: once */
-    CHECK("distinct: index, boundary included", feed(&f, CREATED("u_ip", "10.0.0.3", "", T0 + HOUR)) == 1);
+    CHECK("distinct: boundary included", feed(&f, CREATED("u_ip", "10.0.0.3", "", T0 + HOUR)) == 1);
+    /* 4 records, all in the key's snapshot: the count is exact, where the
+     * values index stops at the cap */
+    const store_evidence *e = f.out.n == 1 ? evidence(&f.out.alerts[0], "distinct(ip, 1h)") : NULL;
+    CHECK("distinct: from the snapshot, exact", e != NULL && e->num == 3 && !e->at_least);
     feed(&f, CREATED("u_ip2", "10.0.0.1", "", T0));
     feed(&f, CREATED("u_ip2", "10.0.0.2", "", T0 + MIN));
-    CHECK("distinct: index, 1 ms past", feed(&f, CREATED("u_ip2", "10.0.0.3", "", T0 + HOUR + 1)) == 0);
+    CHECK("distinct: 1 ms past", feed(&f, CREATED("u_ip2", "10.0.0.3", "", T0 + HOUR + 1)) == 0);
+    /* 17 records in the window, more than the snapshot: the values index */
+    feed(&f, CREATED("u_idx", "10.8.0.1", "", T0));
+    for (int i = 1; i <= 15; i++)
+        feed(&f, CREATED("u_idx", "10.8.0.2", "", T0 + i));
+    size_t before = f.out.n;
+    CHECK("distinct: index, 1 ms past", feed(&f, CREATED("u_idx", "10.8.0.3", "", T0 + HOUR + 1)) == 0);
+    CHECK("distinct: index, boundary included", feed(&f, CREATED("u_idx", "10.8.0.4", "", T0 + HOUR)) == 1);
+    e = f.out.n == before + 1 ? evidence(&f.out.alerts[before], "distinct(ip, 1h)") : NULL;
+    CHECK("distinct: index, stops at the cap", e != NULL && e->num == 3 && e->at_least);
     /* a value with more entries than the cursor steps before a seek */
     for (int i = 0; i < 6; i++)
         feed(&f, CREATED("u_many", "10.9.0.1", "", T0 + i));
@@ -239,6 +273,35 @@ static void test_first_seen(void)
     teardown(&f);
 }
 
+/* count_known(FIELD, DUR): the earlier sign-ins (session.created) of the window
+ * whose FIELD is known. A session.ended (or pending, removed, revoked) record
+ * carries the session's country too, but it is not a sign-in. */
+static void test_count_known(void)
+{
+    fixture f;
+    CHECK("count_known: setup", setup(&f, "rule known2 { severity low on session.created "
+                                          "when count_known(country, 1d) >= 2 }"));
+    feed(&f, CREATED("u_ck", "10.0.0.1", "FR", T0));
+    ev_spec ended = {EVENT_SESSION_ENDED, "u_ck", "10.0.0.1", "FR", NULL, "sess_0001", T0 + MIN, 0};
+    feed(&f, ended);
+    ev_spec pending = {EVENT_SESSION_PENDING, "u_ck", "10.0.0.1", "FR", NULL, NULL, T0 + 2 * MIN, 0};
+    feed(&f, pending);
+    CHECK("count_known: one sign-in and one ended session are 1, not 2",
+          feed(&f, CREATED("u_ck", "10.0.0.1", "FR", T0 + 3 * MIN)) == 0);
+    CHECK("count_known: two earlier sign-ins", feed(&f, CREATED("u_ck", "10.0.0.1", "", T0 + 4 * MIN)) == 1);
+    const store_evidence *e = f.out.n ? evidence(&f.out.alerts[0], "count_known(country, 1d)") : NULL;
+    CHECK("count_known: the value is the sign-ins with a country", e != NULL && e->num == 2 && !e->at_least);
+    /* an unlocated sign-in is not known; the window's start is inclusive */
+    CHECK("count_known: an empty country is not known", feed(&f, CREATED("u_ck3", "", "", T0)) == 0 &&
+                                                            feed(&f, CREATED("u_ck3", "", "FR", T0 + 1)) == 0 &&
+                                                            feed(&f, CREATED("u_ck3", "", "FR", T0 + 2)) == 0);
+    CHECK("count_known: t - 1d is in", feed(&f, CREATED("u_ck2", "", "FR", T0)) == 0 &&
+                                          feed(&f, CREATED("u_ck2", "", "FR", T0 + 1)) == 0 &&
+                                          feed(&f, CREATED("u_ck2", "", "FR", T0 + DAY)) == 1);
+    CHECK("count_known: 1 ms past is out", feed(&f, CREATED("u_ck2", "", "FR", T0 + DAY + 2)) == 0);
+    teardown(&f);
+}
+
 static void test_since_last_active(void)
 {
     fixture f;
@@ -267,6 +330,22 @@ static void test_since_last_active(void)
     feed(&f, x);
     x.session = "sess_z", x.at = T0 + 4 * MIN, x.expire_at = 0;
     CHECK("active: expired sessions do not count", feed(&f, x) == 0);
+    teardown(&f);
+
+    CHECK("active: setup", setup(&f, "rule flood { severity low on session.created when active_sessions() > 2 }"));
+    /* an end at the same millisecond as its creation: records there sort by
+     * delivery id, and here the end's (msg_N) sorts before the creation's
+     * (msg_N+1), so newest first the creation comes first */
+    ev_spec e1 = {EVENT_SESSION_ENDED, "u_same", "", "", NULL, "sess_s1", T0 + 5, 0};
+    feed(&f, e1);
+    ev_spec c1 = {EVENT_SESSION_CREATED, "u_same", "", "", NULL, "sess_s1", T0 + 5, 0};
+    feed(&f, c1);
+    ev_spec c2 = {EVENT_SESSION_CREATED, "u_same", "", "", NULL, "sess_s2", T0 + 6, 0};
+    feed(&f, c2);
+    ev_spec c3 = {EVENT_SESSION_CREATED, "u_same", "", "", NULL, "sess_s3", T0 + 7, 0};
+    CHECK("active: ended at the same millisecond it started", feed(&f, c3) == 0);
+    ev_spec c4 = {EVENT_SESSION_CREATED, "u_same", "", "", NULL, "sess_s4", T0 + 8, 0};
+    CHECK("active: then three open sessions are > 2", feed(&f, c4) == 1);
     teardown(&f);
 }
 
@@ -421,6 +500,70 @@ static void test_alert_record(void)
     teardown(&f);
 }
 
+/* The summary's numbers, golden: exact where the value is known, "at least N"
+ * (never ">= N") where a read stopped early, durations to the millisecond and
+ * travel to the tenth as the JSON evidence has them. */
+static void summary_is(const char *name, const sink *out, size_t i, const char *want)
+{
+    const char *got = i < out->n ? out->alerts[i].summary : "(no alert)";
+    CHECK(name, strcmp(got, want) == 0);
+    if (strcmp(got, want) != 0)
+        printf("  got:  %s\n  want: %s\n", got, want);
+}
+
+static void test_summary_text(void)
+{
+    fixture f;
+    CHECK("summary: setup",
+          setup(&f, "rule quick { description \"Quick\" severity low on session.created "
+                    "when count(session.created, 1h) > 2 }\n"
+                    "rule again { severity low on session.created when since_last(session.created) < 1m }\n"
+                    "rule far { description \"Far\" severity high on session.created "
+                    "when travel_km() > 500 and travel_kmh() > 900 }\n"
+                    "rule spray { description \"Spray\" severity high on session.created by ip "
+                    "when distinct(user, 1h) >= 2 }"));
+    /* three sign-ins, all in the key's snapshot: the count is exact */
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_g", "198.51.100.7", "FR", "Paris", NULL, T0, 0});
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_g", "198.51.100.7", "FR", "Paris", NULL, T0 + 10 * MIN, 0});
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_g", "198.51.100.7", "FR", "Paris", NULL, T0 + 20 * MIN, 0});
+    summary_is("summary: exact count", &f.out, 0,
+               "Quick: user u_g from 198.51.100.7 (Paris, FR); count(session.created, 1h) = 3.");
+    /* 59.999 s later: a fixed one-decimal format said 60.0, which `< 1m` contradicts */
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_g", "198.51.100.7", "FR", "Paris", NULL, T0 + 20 * MIN + 59999, 0});
+    summary_is("summary: a duration to the millisecond", &f.out, 2,
+               "Rule again matched: user u_g from 198.51.100.7 (Paris, FR); since_last(session.created) = 59.999.");
+    /* Paris to New York in an hour: km to the tenth, and where the previous sign-in was */
+    f.out.n = 0;
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_far", "", "FR", "Paris", NULL, T0, 0});
+    feed(&f, (ev_spec){EVENT_SESSION_CREATED, "u_far", "", "US", "New York", NULL, T0 + HOUR, 0});
+    summary_is("summary: travel", &f.out, 0,
+               "Far: user u_far (New York, US); travel_km() = 5835.5, "
+               "previous_location = FR/Paris at 2026-01-01T00:00:00.000Z, travel_kmh() = 5835.5.");
+    /* by ip, and a read that stopped early: more than the snapshot holds, and
+     * the values index stops at the cap */
+    f.out.n = 0;
+    feed(&f, CREATED("u_s1", "203.0.113.9", "", T0));
+    feed(&f, CREATED("u_s2", "203.0.113.9", "", T0 + 1));
+    summary_is("summary: by ip, a lower bound says at least", &f.out, 0,
+               "Spray: IP 203.0.113.9 (user u_s2); distinct(user, 1h) = at least 2.");
+    f.out.n = 0;
+    for (int i = 0; i < 20; i++)
+        feed(&f, CREATED("u_many", "10.0.0.1", "", T0 + 2 * HOUR + i * MIN));
+    summary_is("summary: a capped count says at least", &f.out, f.out.n - 1,
+               "Quick: user u_many from 10.0.0.1; count(session.created, 1h) = at least 3.");
+    teardown(&f);
+
+    /* the same count read twice, with caps 3 and 30: the second read knows it */
+    CHECK("summary: setup twice", setup(&f, "rule band { description \"Band\" severity low on session.created "
+                                            "when count(session.created, 1h) > 2 "
+                                            "and count(session.created, 1h) < 30 }"));
+    for (int i = 0; i < 20; i++)
+        feed(&f, CREATED("u_band", "10.0.0.1", "", T0 + i * MIN));
+    summary_is("summary: a value a second read knows is exact", &f.out, f.out.n - 1,
+               "Band: user u_band from 10.0.0.1; count(session.created, 1h) = 20.");
+    teardown(&f);
+}
+
 static void test_bounded(void)
 {
     fixture f;
@@ -504,6 +647,7 @@ int main(void)
     test_count_cap();
     test_distinct();
     test_first_seen();
+    test_count_known();
     test_since_last_active();
     test_travel();
     test_by_ip();
@@ -511,6 +655,7 @@ int main(void)
     test_suppression();
     test_user_fields();
     test_alert_record();
+    test_summary_text();
     test_bounded();
     test_settle();
     test_prune();
