@@ -26,7 +26,9 @@ int cli_test_alert(int argc, char **argv);
 int cli_config_load(const char *path, http_options *o, char *err, size_t errlen);
 
 /* Apply one serve setting by name; shared by flags and the config file so both
- * accept exactly the same values. */
+ * accept exactly the same values. The message in err starts with the setting's
+ * name ("max-body: ..."), so a caller adds only where it came from: "FILE:LINE: "
+ * for a config line, "--" for a flag (never the name again). */
 int cli_config_set(http_options *o, const char *key, const char *value, char *err, size_t errlen);
 
 #endif

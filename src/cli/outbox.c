@@ -258,7 +258,7 @@ int cli_test_alert(int argc, char **argv)
                 goto out;
             }
             if (alert_sink_set_option(c, options[k], v, err, sizeof err) < 0) {
-                fprintf(stderr, "veille test-alert: %s\n", err);
+                fprintf(stderr, "veille test-alert: --%s\n", err); /* err starts with the option's name */
                 goto out;
             }
         }

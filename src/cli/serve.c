@@ -48,7 +48,7 @@ int cli_serve(int argc, char **argv)
         if (m < 0)
             return EXIT_USAGE;
         if (m == 1 && cli_config_load(v, &opt, err, sizeof err) < 0) {
-            fprintf(stderr, "veille: %s\n", err);
+            fprintf(stderr, "veille serve: %s\n", err);
             return EXIT_USAGE;
         }
     }
@@ -74,7 +74,8 @@ int cli_serve(int argc, char **argv)
             if (m == 1) {
                 matched = true;
                 if (cli_config_set(&opt, keys[k], v, err, sizeof err) < 0) {
-                    fprintf(stderr, "veille: %s: %s\n", flag, err);
+                    /* err starts with the setting's name: "--" makes it the flag's */
+                    fprintf(stderr, "veille serve: --%s\n", err);
                     return EXIT_USAGE;
                 }
             }
