@@ -47,6 +47,8 @@ static int print_alert_row(const store_alert *a, void *vctx)
 
 int cli_alerts(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, alerts_usage))
+        return 0;
     const char *data = "./veille-data", *v;
     alerts_filter f = {0};
     int64_t since_ms = 0;

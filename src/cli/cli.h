@@ -18,6 +18,7 @@ int cli_replay(int argc, char **argv);
 int cli_alerts(int argc, char **argv);
 int cli_outbox(int argc, char **argv);
 int cli_test_alert(int argc, char **argv);
+int cli_version(int argc, char **argv);
 
 /* Settings of `veille serve` from a config file: one "key = value" per line, '#'
  * comments, keys named like the long flags without dashes (listen, data, rules,

@@ -159,6 +159,8 @@ int cli_outbox_list(int argc, char **argv, const char *cmd)
 
 int cli_outbox(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, outbox_usage))
+        return 0;
     return cli_outbox_list(argc, argv, "outbox");
 }
 
@@ -194,6 +196,8 @@ static void sample_alert(store_alert *a, const char *severity)
 
 int cli_test_alert(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, test_usage))
+        return 0;
     alert_sink_config *c = calloc(1, sizeof *c);
     if (c == NULL)
         return EXIT_RUNTIME;
