@@ -17,7 +17,9 @@ static const char usage[] =
     "  replay    run rules over recorded events (NDJSON) to tune them\n"
     "  alerts    the alerts raised, by user, IP, rule or age\n"
     "  outbox    alerts waiting for a remote sink, and why\n"
-    "  test-alert  send a sample alert through a sink to check its wiring\n";
+    "  test-alert  send a sample alert through a sink to check its wiring\n"
+    "  version   veille's version and the libraries it runs with (also --version)\n"
+    "veille COMMAND --help shows a command's flags.\n";
 
 int main(int argc, char **argv)
 {
@@ -28,12 +30,14 @@ int main(int argc, char **argv)
         {"serve", cli_serve}, {"history", cli_history}, {"user", cli_user},
         {"users", cli_users}, {"stats", cli_stats}, {"check", cli_check},
         {"replay", cli_replay}, {"alerts", cli_alerts}, {"outbox", cli_outbox},
-        {"test-alert", cli_test_alert},
+        {"test-alert", cli_test_alert}, {"version", cli_version},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--version") == 0)
+        return cli_version(argc - 2, argv + 2);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 2, argv + 2);

@@ -63,7 +63,8 @@ typedef struct {
  * Opens nothing. Defaults: every severity, facility authpriv. */
 int alert_sink_parse(const char *spec, alert_sink_config *out, char *err, size_t errlen);
 /* Apply a per-sink option (min-severity, facility, header, ca) to the sink it
- * follows; an option that means nothing for that kind of sink is an error. */
+ * follows; an option that means nothing for that kind of sink is an error. The
+ * message starts with the option's name ("facility: ..."): callers add no name. */
 int alert_sink_set_option(alert_sink_config *c, const char *name, const char *value, char *err, size_t errlen);
 /* True for the sinks fed from the outbox (syslog and webhook). */
 bool alert_sink_is_remote(const alert_sink_config *c);

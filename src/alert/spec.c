@@ -256,5 +256,5 @@ int alert_sink_set_option(alert_sink_config *c, const char *name, const char *va
         snprintf(c->ca_file, sizeof c->ca_file, "%s", value);
         return 0;
     }
-    return util_err(err, errlen, "unknown sink option '%s'", name);
+    return util_err(err, errlen, "%s: unknown sink option", name);
 }

@@ -2,10 +2,10 @@
  * alerts.c: `veille alerts`, the stored alerts (read-only, works while serve
  * runs), oldest first by event time, filtered by user, IP, rule and age.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "alert/alert.h"
 #include "cli/cli.h"
@@ -80,13 +80,21 @@ static int print_alert_row(const store_alert *a, void *vctx)
     return 0;
 }
 
-/* Whether the rule file in force names the rule. *loaded false when there is
- * no file at the default path (an explicit --rules must exist and load). */
-static int rule_in_file(const char *path, bool explicit, const char *rule, bool *loaded, bool *found)
+/* Whether rule is in the rule file in force (cli_rules_resolve: --rules, else the
+ * installed default). path receives the file looked at ("" when none). */
+static int rule_in_file(const char *given, const char *rule, char *path, size_t pathlen, bool *loaded, bool *found)
 {
     *loaded = *found = false;
-    struct stat sb;
-    if (!explicit && stat(path, &sb) != 0)
+    char err[CLI_RULES_ERRLEN];
+    if (cli_rules_resolve(given, path, pathlen, err, sizeof err) < 0) {
+        if (given == NULL) { /* no default rule file: only the store can know the rule */
+            path[0] = '\0';
+            return 0;
+        }
+        fprintf(stderr, "veille alerts: %s\n", err);
+        return -1;
+    }
+    if (path[0] == '\0') /* --rules none */
         return 0;
     rules_set *set = NULL;
     int errors = rules_load_file(path, &set, stderr);
@@ -104,8 +112,10 @@ static int rule_in_file(const char *path, bool explicit, const char *rule, bool 
 
 int cli_alerts(int argc, char **argv)
 {
-    const char *data = "./veille-data", *rules_path = "rules/default.rules", *v;
-    bool rules_explicit = false;
+    if (cli_help_wanted(argc, argv, alerts_usage))
+        return 0;
+    const char *data = "./veille-data", *rules_given = NULL, *v;
+    char rules_path[PATH_MAX];
     alerts_filter f = {0};
     int64_t since_ms = 0;
     char err[UTIL_ERRLEN];
@@ -127,8 +137,7 @@ int cli_alerts(int argc, char **argv)
         else if ((m = cli_flag_value(argc, argv, &i, "--rule", &v)) != 0)
             target = &f.rule;
         else if ((m = cli_flag_value(argc, argv, &i, "--rules", &v)) != 0) {
-            target = &rules_path;
-            rules_explicit = true;
+            target = &rules_given;
         }
         else if ((m = cli_flag_value(argc, argv, &i, "--since", &v)) != 0) {
             int64_t d;
@@ -161,7 +170,7 @@ int cli_alerts(int argc, char **argv)
         f.ip = ip;
     }
     bool rules_loaded = false, rule_known = false;
-    if (f.rule != NULL && rule_in_file(rules_path, rules_explicit, f.rule, &rules_loaded, &rule_known) < 0)
+    if (f.rule != NULL && rule_in_file(rules_given, f.rule, rules_path, sizeof rules_path, &rules_loaded, &rule_known) < 0)
         return EXIT_USAGE;
     store *st = NULL;
     int rc = cli_open_readonly(data, &st);
@@ -193,8 +202,8 @@ int cli_alerts(int argc, char **argv)
             fprintf(stderr, "veille alerts: no rule '%s' in %s nor in any alert stored in %s\n", shown, rules_path,
                     data);
         else
-            fprintf(stderr, "veille alerts: no rule '%s' in any alert stored in %s (and no rule file at %s)\n",
-                    shown, data, rules_path);
+            fprintf(stderr, "veille alerts: no rule '%s' in any alert stored in %s (and no rule file in force)\n",
+                    shown, data);
         status = EXIT_NOT_FOUND;
     } else if (!f.json) {
         fprintf(stderr, "%zu alert%s\n", f.shown, f.shown == 1 ? "" : "s");

@@ -95,6 +95,16 @@ void cli_row_print(cli_row *r, FILE *f)
     cli_row_start(r);
 }
 
+bool cli_help_wanted(int argc, char **argv, const char *usage)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage, stdout);
+            return true;
+        }
+    return false;
+}
+
 /* ---------------------------------------------------------------- readers */
 
 int cli_open_readonly(const char *dir, store **st)
@@ -225,6 +235,8 @@ static const char history_usage[] =
 
 int cli_history(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, history_usage))
+        return 0;
     const char *data = "./veille-data", *key = NULL, *v;
     int64_t since_ms = 0, limit = 100;
     bool json = false;
@@ -384,6 +396,8 @@ static const char user_usage[] = "usage: veille user USER_ID [--json] [--data DI
 
 int cli_user(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, user_usage))
+        return 0;
     const char *data = "./veille-data", *id = NULL, *v;
     bool json = false;
     for (int i = 0; i < argc; i++) {
@@ -497,8 +511,13 @@ static int parse_data_json(int argc, char **argv, const char *cmd, const char **
     return 0;
 }
 
+static const char users_usage[] = "usage: veille users [--json] [--data DIR]\n"
+                                  "Every synced user: id, email, name, state (active, banned, placeholder, deleted).\n";
+
 int cli_users(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, users_usage))
+        return 0;
     const char *data = "./veille-data";
     print_ctx c = {false, false, 0};
     int bad = parse_data_json(argc, argv, "users", &data, &c.json);
@@ -634,8 +653,13 @@ static void alert_stats_json(json_t *o, const alert_stats *s)
     json_object_set_new(o, "outbox", sinks);
 }
 
+static const char stats_usage[] = "usage: veille stats [--json] [--data DIR]\n"
+                                  "Store counts (users, history entries, delivery ids), event time span and size.\n";
+
 int cli_stats(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, stats_usage))
+        return 0;
     const char *data = "./veille-data";
     bool json = false;
     int bad = parse_data_json(argc, argv, "stats", &data, &json);
@@ -689,6 +713,13 @@ static const char check_usage[] = "usage: veille check FILE...\n"
 
 int cli_check(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, check_usage))
+        return 0;
+    for (int i = 0; i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1] != '\0') { /* check takes no flags: never a file named --x */
+            fprintf(stderr, "veille check: unknown flag '%s'\n%s", argv[i], check_usage);
+            return EXIT_USAGE;
+        }
     if (argc == 0) {
         fprintf(stderr, "veille check: which file?\n%s", check_usage);
         return EXIT_USAGE;

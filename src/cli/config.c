@@ -15,7 +15,7 @@ static int parse_listen(http_options *o, const char *v, char *err, size_t errlen
     /* HOST:PORT, [IPv6]:PORT, or :PORT */
     const char *colon = strrchr(v, ':');
     if (colon == NULL)
-        return util_err(err, errlen, "listen address '%s' must be HOST:PORT", v);
+        return util_err(err, errlen, "listen: '%s' is not HOST:PORT", v);
     const char *host = v;
     size_t hlen = (size_t)(colon - v);
     if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
@@ -23,10 +23,10 @@ static int parse_listen(http_options *o, const char *v, char *err, size_t errlen
         hlen -= 2;
     }
     if (hlen >= sizeof o->listen_host)
-        return util_err(err, errlen, "listen host is too long");
+        return util_err(err, errlen, "listen: the host is too long");
     int64_t port;
     if (util_parse_i64(colon + 1, &port, NULL, 0) < 0 || port > 65535)
-        return util_err(err, errlen, "listen port '%s' is not a port number (0-65535)", colon + 1);
+        return util_err(err, errlen, "listen: '%s' is not a port number (0-65535)", colon + 1);
     if (hlen == 0) {
         snprintf(o->listen_host, sizeof o->listen_host, "0.0.0.0");
     } else {
@@ -65,26 +65,26 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         return parse_listen(o, value, err, errlen);
     if (strcmp(key, "data") == 0) {
         if (value[0] == '\0' || strlen(value) >= sizeof o->data_dir)
-            return util_err(err, errlen, "data directory must be a non-empty path");
+            return util_err(err, errlen, "data: expected the path of a directory");
         snprintf(o->data_dir, sizeof o->data_dir, "%s", value);
         return 0;
     }
     if (strcmp(key, "rules") == 0) {
         if (value[0] == '\0' || strlen(value) >= sizeof o->rules_path)
-            return util_err(err, errlen, "rules must be a file path");
+            return util_err(err, errlen, "rules: expected the path of a rule file, or none");
         snprintf(o->rules_path, sizeof o->rules_path, "%s", value);
         o->rules_explicit = 1;
         return 0;
     }
     if (strcmp(key, "alert") == 0) {
         if (o->alert_count >= HTTP_MAX_ALERT_SPECS)
-            return util_err(err, errlen, "at most %d sinks", HTTP_MAX_ALERT_SPECS);
+            return util_err(err, errlen, "alert: at most %d sinks", HTTP_MAX_ALERT_SPECS);
         for (size_t i = 0; i < o->alert_count; i++)
             if (strcmp(o->alerts[i].spec, value) == 0)
-                return util_err(err, errlen, "sink '%s' given twice", value);
+                return util_err(err, errlen, "alert: sink '%s' given twice", value);
         /* a sink that cannot work is refused now, never accepted and dropped */
         if (alert_sink_parse(value, &o->alerts[o->alert_count], sub, sizeof sub) < 0)
-            return util_err(err, errlen, "%s", sub);
+            return util_err(err, errlen, "alert: %s", sub);
         o->alert_count++;
         return 0;
     }
@@ -92,10 +92,9 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         strcmp(key, "ca") == 0) {
         /* a sink's options follow its alert line (or --alert flag) */
         if (o->alert_count == 0)
-            return util_err(err, errlen, "%s applies to the sink before it: give alert (--alert SPEC) first", key);
-        if (alert_sink_set_option(&o->alerts[o->alert_count - 1], key, value, sub, sizeof sub) < 0)
-            return util_err(err, errlen, "%s", sub);
-        return 0;
+            return util_err(err, errlen, "%s: applies to the sink before it: give alert (--alert SPEC) first", key);
+        /* alert_sink_set_option's messages name the option already */
+        return alert_sink_set_option(&o->alerts[o->alert_count - 1], key, value, err, errlen);
     }
     if (strcmp(key, "alert-retry-for") == 0 || strcmp(key, "alert-timeout") == 0) {
         int64_t ms;
@@ -153,7 +152,7 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         log_set_level(lvl);
         return 0;
     }
-    return util_err(err, errlen, "unknown setting '%s' (listen, data, rules, alert, min-severity, facility, header, "
+    return util_err(err, errlen, "%s: unknown setting (listen, data, rules, alert, min-severity, facility, header, "
                                  "ca, alert-retry-for, alert-timeout, outbox-max, max-body, retention, map-size, "
                                  "map-resident, log-level)", key);
 }

@@ -177,6 +177,8 @@ int cli_outbox_list(int argc, char **argv, const char *cmd)
 
 int cli_outbox(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, outbox_usage))
+        return 0;
     return cli_outbox_list(argc, argv, "outbox");
 }
 
@@ -212,6 +214,8 @@ static void sample_alert(store_alert *a, const char *severity)
 
 int cli_test_alert(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, test_usage))
+        return 0;
     alert_sink_config *c = calloc(1, sizeof *c);
     if (c == NULL)
         return EXIT_RUNTIME;
@@ -276,7 +280,7 @@ int cli_test_alert(int argc, char **argv)
                 goto out;
             }
             if (alert_sink_set_option(c, options[k], v, err, sizeof err) < 0) {
-                fprintf(stderr, "veille test-alert: %s\n", err);
+                fprintf(stderr, "veille test-alert: --%s\n", err); /* err starts with the option's name */
                 goto out;
             }
         }

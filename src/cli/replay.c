@@ -6,6 +6,7 @@
  * summary (and with --explain, every alert and near miss with its values) to stderr.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,11 @@
 #define REPLAY_TXN_EVENTS 512 /* events per write transaction */
 
 static const char replay_usage[] =
-    "usage: veille replay [--rules FILE] [--data DIR] [--explain] EVENTS.ndjson|-\n"
+    "usage: veille replay [--rules FILE|none] [--data DIR] [--explain] EVENTS.ndjson|-\n"
     "One Clerk event envelope per line (as delivered, no signature), processed in order.\n"
     "Alerts on stdout (JSON lines); a per-rule summary on stderr. Without --data the\n"
-    "events go to a temporary store, removed at the end.\n";
+    "events go to a temporary store, removed at the end. Without --rules, the installed\n"
+    "default.rules (as veille serve).\n";
 
 typedef struct {
     size_t line;
@@ -75,23 +77,22 @@ static void remove_temp_store(const char *dir)
 
 int cli_replay(int argc, char **argv)
 {
-    const char *rules_path = "rules/default.rules", *data = NULL, *input = NULL, *v;
+    if (cli_help_wanted(argc, argv, replay_usage))
+        return 0;
+    const char *rules_given = NULL, *data = NULL, *input = NULL, *v;
     bool explain = false;
     for (int i = 0; i < argc; i++) {
         int m;
         if ((m = cli_flag_value(argc, argv, &i, "--rules", &v)) != 0) {
             if (m < 0)
                 return EXIT_USAGE;
-            rules_path = v;
+            rules_given = v;
         } else if ((m = cli_flag_value(argc, argv, &i, "--data", &v)) != 0) {
             if (m < 0)
                 return EXIT_USAGE;
             data = v;
         } else if (strcmp(argv[i], "--explain") == 0) {
             explain = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(replay_usage, stdout);
-            return 0;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "veille replay: unknown flag '%s'\n%s", argv[i], replay_usage);
             return EXIT_USAGE;
@@ -106,12 +107,22 @@ int cli_replay(int argc, char **argv)
         fprintf(stderr, "veille replay: which events? (a file, or - for standard input)\n%s", replay_usage);
         return EXIT_USAGE;
     }
+    char rules_path[PATH_MAX], rules_err[CLI_RULES_ERRLEN];
+    if (cli_rules_resolve(rules_given, rules_path, sizeof rules_path, rules_err, sizeof rules_err) < 0) {
+        fprintf(stderr, "veille replay: %s\n", rules_err);
+        return EXIT_USAGE;
+    }
     rules_set *rules = NULL;
-    int errors = rules_load_file(rules_path, &rules, stderr);
+    /* --rules none: no rule at all, the events are still decoded and stored */
+    int errors = rules_path[0] != '\0' ? rules_load_file(rules_path, &rules, stderr)
+                                        : rules_load_buffer(CLI_RULES_NONE, "", 0, &rules, stderr);
     if (errors != 0) {
         fprintf(stderr, "veille replay: %s: %s\n", rules_path, errors < 0 ? "cannot be read" : "has errors");
         return EXIT_USAGE;
     }
+    size_t n_rules = rules_count(rules);
+    fprintf(stderr, "replay: rules %s (%zu rule%s)\n", rules_path[0] ? rules_path : CLI_RULES_NONE, n_rules,
+            n_rules == 1 ? "" : "s");
     char err[UTIL_ERRLEN];
     engine *eng = NULL;
     if (engine_new(rules, &eng, err, sizeof err) < 0) {

@@ -4,12 +4,10 @@
  */
 #include "cli/cli.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "alert/alert.h"
 #include "cli/internal.h"
@@ -19,7 +17,7 @@
 #include "util/util.h"
 
 static const char serve_usage[] =
-    "usage: veille serve [--listen HOST:PORT] [--data DIR] [--rules FILE] [--alert SPEC]...\n"
+    "usage: veille serve [--listen HOST:PORT] [--data DIR] [--rules FILE|none] [--alert SPEC]...\n"
     "                    [--alert-retry-for DUR] [--alert-timeout DUR] [--outbox-max N]\n"
     "                    [--max-body BYTES] [--retention DUR] [--map-size BYTES]\n"
     "                    [--map-resident BYTES|off] [--log-level error|warn|info|debug] [--config FILE]\n"
@@ -34,10 +32,14 @@ static const char serve_usage[] =
     "Options of the --alert before them: --min-severity info|low|medium|high|critical,\n"
     "  --facility NAME (syslog, default authpriv), --header 'Name: value' and --ca FILE (webhook).\n"
     "Remote sinks deliver from a durable outbox with retries (see veille outbox).\n"
-    "SIGHUP reloads the --rules file; a file with errors is refused and the rules stay.\n";
+    "SIGHUP reloads the --rules file; a file with errors is refused and the rules stay.\n"
+    "Without --rules: the installed rules/default.rules (" VEILLE_SHARE_DIR "), else the one next to\n"
+    "the binary or in its parent directory; --rules none runs without detection.\n";
 
 int cli_serve(int argc, char **argv)
 {
+    if (cli_help_wanted(argc, argv, serve_usage))
+        return 0;
     static http_options opt; /* large (paths); lives as long as the server */
     http_options_defaults(&opt);
     char err[UTIL_ERRLEN];
@@ -48,7 +50,7 @@ int cli_serve(int argc, char **argv)
         if (m < 0)
             return EXIT_USAGE;
         if (m == 1 && cli_config_load(v, &opt, err, sizeof err) < 0) {
-            fprintf(stderr, "veille: %s\n", err);
+            fprintf(stderr, "veille serve: %s\n", err);
             return EXIT_USAGE;
         }
     }
@@ -56,10 +58,6 @@ int cli_serve(int argc, char **argv)
                                        "alert-retry-for", "alert-timeout", "outbox-max", "max-body", "retention",
                                        "map-size", "map-resident", "log-level"};
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(serve_usage, stdout);
-            return 0;
-        }
         const char *v;
         int m = cli_flag_value(argc, argv, &i, "--config", &v);
         if (m != 0)
@@ -74,7 +72,8 @@ int cli_serve(int argc, char **argv)
             if (m == 1) {
                 matched = true;
                 if (cli_config_set(&opt, keys[k], v, err, sizeof err) < 0) {
-                    fprintf(stderr, "veille: %s: %s\n", flag, err);
+                    /* err starts with the setting's name: "--" makes it the flag's */
+                    fprintf(stderr, "veille serve: --%s\n", err);
                     return EXIT_USAGE;
                 }
             }
@@ -119,12 +118,15 @@ int cli_serve(int argc, char **argv)
         opt.has_alert_secret = true;
     }
 
-    struct stat st;
-    if (stat(opt.rules_path, &st) != 0) {
-        if (opt.rules_explicit) {
-            fprintf(stderr, "veille: --rules %s: %s\n", opt.rules_path, strerror(errno));
-            return EXIT_USAGE;
-        }
+    char rules_err[CLI_RULES_ERRLEN];
+    if (cli_rules_resolve(opt.rules_explicit ? opt.rules_path : NULL, opt.rules_path, sizeof opt.rules_path, rules_err,
+                          sizeof rules_err) < 0) {
+        fprintf(stderr, "veille serve: %s\n", rules_err);
+        return EXIT_USAGE;
+    }
+    char qr[PATH_MAX + 8];
+    if (opt.rules_path[0] == '\0') {
+        log_line(LOG_WARN, "msg=\"detection off (--rules none): events are stored, no alert is raised\"");
     } else {
         /* A broken rule file is refused now rather than discovered during an
          * incident; the diagnostics are the same as `veille check`'s. */
@@ -134,18 +136,13 @@ int cli_serve(int argc, char **argv)
                     errors < 0 ? "cannot be read" : "has errors", opt.rules_path);
             return EXIT_USAGE;
         }
-        char qr[PATH_MAX + 8];
         log_line(LOG_INFO, "msg=\"rules loaded\" rules=%s count=%zu lists=%zu",
                  log_quote(opt.rules_path, qr, sizeof qr), rules_count(opt.rules), rules_list_count(opt.rules));
     }
-    if (opt.rules == NULL) {
-        char qr[PATH_MAX + 8];
-        log_line(LOG_WARN, "msg=\"no rule file: events are stored, no alert is raised (SIGHUP loads it once it "
-                           "exists)\" rules=%s", log_quote(opt.rules_path, qr, sizeof qr));
-    }
 
     char qdir[PATH_MAX + 8];
-    log_line(LOG_INFO, "msg=starting version=0.1.0 data=%s secrets=%zu max_body=%zu retention_s=%lld",
+    log_line(LOG_INFO, "msg=starting version=%s rules=%s data=%s secrets=%zu max_body=%zu retention_s=%lld",
+             VEILLE_VERSION, opt.rules_path[0] ? log_quote(opt.rules_path, qr, sizeof qr) : CLI_RULES_NONE,
              log_quote(opt.data_dir, qdir, sizeof qdir), opt.secrets.count, opt.max_body,
              (long long)(opt.retention_ms / 1000));
     if (http_serve(&opt, err, sizeof err) < 0) {

@@ -1,9 +1,10 @@
 // Start-up refusals a user meets before the first delivery: no secret, a bad
-// secret, a bad flag, a port already taken. Each must be a clear message, never a crash.
+// secret, a bad flag, a port already taken, no rule file. Each must be a clear
+// message, never a crash. And which rule file is in force, whatever the cwd.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
@@ -72,4 +73,95 @@ test('a port already in use is a start-up error, not a hang', async () => {
   blocker.close();
   assert.equal(r.status, 3);
   assert.match(r.stderr, /cannot listen on 127\.0\.0\.1:\d+/);
+});
+
+// ---- which rule file is in force (never the working directory's)
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+// Start serve in cwd, wait until it listens (or exits), stop it; its status and stderr.
+function serveUntilListening(bin, args, cwd) {
+  return new Promise((done, fail) => {
+    const base = { ...process.env };
+    delete base.CLERK_WEBHOOK_SIGNING_SECRET;
+    const p = spawn(bin, ['serve', '--data', join(cwd, 'data'), '--listen', '127.0.0.1:0', ...args],
+      { cwd, env: { ...base, VEILLE_WEBHOOK_SECRET: GOOD }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const timer = setTimeout(() => p.kill('SIGKILL'), 10000);
+    p.stderr.on('data', (d) => {
+      stderr += d;
+      if (/msg=listening/.test(stderr)) p.kill('SIGTERM');
+    });
+    p.on('error', fail);
+    p.on('close', (status) => {
+      clearTimeout(timer);
+      done({ status, stderr });
+    });
+  });
+}
+
+test('serve from another working directory runs the default rules and logs their absolute path', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'veille-cwd-'));
+  try {
+    const r = await serveUntilListening(BIN, [], cwd);
+    assert.match(r.stderr, /msg=listening/, r.stderr);
+    const rules = escapeRe(realpathSync(join(ROOT, 'rules/default.rules')));
+    assert.match(r.stderr, new RegExp(`level=info msg="rules loaded" rules=${rules} count=7 `));
+    assert.match(r.stderr, new RegExp(`msg=starting version=\\S+ rules=${rules} `));
+    assert.doesNotMatch(r.stderr, /level=warn/);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+test('a relative --rules is logged as the absolute path of the file in force', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'veille-cwd-'));
+  try {
+    writeFileSync(join(cwd, 'mine.rules'), '');
+    const r = await serveUntilListening(BIN, ['--rules', 'mine.rules'], cwd);
+    assert.match(r.stderr, new RegExp(`msg=starting version=\\S+ rules=${escapeRe(realpathSync(cwd))}/mine\\.rules `),
+      r.stderr);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+test('--rules none runs without detection and says so in a warn line', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'veille-cwd-'));
+  try {
+    const r = await serveUntilListening(BIN, ['--rules', 'none'], cwd);
+    assert.match(r.stderr, /msg=listening/, r.stderr);
+    assert.match(r.stderr, /level=warn msg="detection off/);
+    assert.match(r.stderr, /msg=starting version=\S+ rules=none /);
+    assert.doesNotMatch(r.stderr, /rules loaded/);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+test('no rule file anywhere and no --rules: refuses to start, names the paths tried and --rules none', async (t) => {
+  // the share directory is compiled in; serve --help names it
+  const share = spawnSync(BIN, ['serve', '--help'], { encoding: 'utf8' }).stdout.match(/installed rules\/default\.rules \(([^)]+)\)/)[1];
+  if (existsSync(join(share, 'rules/default.rules'))) return t.skip(`${share}/rules/default.rules is installed`);
+  // a copy of the binary where neither its directory nor its parent holds rules/
+  const dir = mkdtempSync(join(tmpdir(), 'veille-norules-'));
+  try {
+    mkdirSync(join(dir, 'bin'));
+    const bin = join(dir, 'bin', 'veille');
+    copyFileSync(BIN, bin);
+    chmodSync(bin, 0o755);
+    writeFileSync(join(dir, 'bin', 'default.rules'), ''); // not in a rules/ folder: not a candidate
+    mkdirSync(join(dir, 'cwd', 'rules'), { recursive: true });
+    writeFileSync(join(dir, 'cwd', 'rules', 'default.rules'), ''); // the cwd's: never used
+    const r = await serveUntilListening(bin, [], join(dir, 'cwd'));
+    assert.equal(r.status, 2, r.stderr);
+    assert.doesNotMatch(r.stderr, /msg=listening/);
+    const real = realpathSync(dir);
+    for (const p of [`${share}/rules/default.rules`, `${real}/bin/rules/default.rules`, `${real}/rules/default.rules`])
+      assert.ok(r.stderr.includes(p), `${p} in ${r.stderr}`);
+    assert.match(r.stderr, /--rules none/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,0 +1,173 @@
+// The command line itself: every subcommand answers --help and refuses an unknown
+// flag with its usage, `veille --version` says what runs, error messages name their
+// flag once, and replay finds the installed rules from any working directory.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+
+const run = (args, opts = {}) => spawnSync(BIN, args, {
+  cwd: ROOT, encoding: 'utf8', timeout: 15000, ...opts,
+  env: { ...process.env, VEILLE_WEBHOOK_SECRET: SECRET, ...opts.env },
+});
+
+// the dispatch table of src/main.c: a command added there is tested here without an edit
+const COMMANDS = [...readFileSync(join(ROOT, 'src/main.c'), 'utf8').matchAll(/\{"([a-z-]+)", cli_\w+\}/g)]
+  .map((m) => m[1]);
+const VERSION = readFileSync(join(ROOT, 'meson.build'), 'utf8').match(/version\s*:\s*'([^']+)'/)[1];
+
+test('main.c has the commands this test expects to find', () => {
+  for (const c of ['serve', 'history', 'users', 'stats', 'check', 'replay', 'version'])
+    assert.ok(COMMANDS.includes(c), `${c} not found in main.c's table: ${COMMANDS}`);
+});
+
+test('veille --help lists every command', () => {
+  const r = run(['--help']);
+  assert.equal(r.status, 0, r.stderr);
+  for (const c of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${c} `, 'm'), `${c} missing from veille --help`);
+});
+
+for (const cmd of COMMANDS) {
+  test(`veille ${cmd} --help and -h: usage on stdout, exit 0`, () => {
+    for (const flag of ['--help', '-h']) {
+      const r = run([cmd, flag]);
+      assert.equal(r.status, 0, `${cmd} ${flag}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^usage: veille ${cmd}\\b`), `${cmd} ${flag}`);
+      assert.equal(r.stderr, '', `${cmd} ${flag}`);
+    }
+    // --help wins over whatever else is on the line, even an incomplete flag
+    const r = run([cmd, '--data', '/nonexistent', '--help']);
+    assert.equal(r.status, 0, `${cmd} --data X --help: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^usage: veille ${cmd}\\b`));
+  });
+
+  test(`veille ${cmd} --no-such-flag: usage on stderr, exit 2`, () => {
+    const r = run([cmd, '--no-such-flag']);
+    assert.equal(r.status, 2, `${cmd}: ${r.stderr}`);
+    assert.match(r.stderr, /--no-such-flag/);
+    assert.match(r.stderr, new RegExp(`usage: veille ${cmd}\\b`), r.stderr);
+    assert.equal(r.stdout, '');
+  });
+}
+
+test('veille --version and veille version: meson\'s project version, then the libraries', () => {
+  for (const args of [['--version'], ['version']]) {
+    const r = run(args);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.equal(lines[0], `veille ${VERSION}`);
+    for (const lib of [/^ {2}h2o \d+\.\d+\.\d+/, /^ {2}LMDB \d+\.\d+\.\d+/, /^ {2}OpenSSL \d+\.\d+/,
+      /^ {2}jansson \d+\.\d+/, /^ {2}msgpack-c \d+\.\d+\.\d+/])
+      assert.ok(lines.some((l) => lib.test(l)), `${lib} in ${r.stdout}`);
+  }
+  const r = run(['version', 'extra']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /usage: veille version/);
+});
+
+test('serve logs the version it runs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'veille-cli-version-'));
+  try {
+    // a data "directory" that is a file: serve logs its start line, then fails to open the store
+    const data = join(dir, 'file');
+    writeFileSync(data, '');
+    const r = run(['serve', '--listen', '127.0.0.1:0', '--data', data], { timeout: 5000 });
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, new RegExp(`msg=starting version=${VERSION.replace(/\./g, '\\.')} `));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Every message about a bad value names its flag once, as its prefix: "veille serve:
+// --min-severity: 'x' is not one of ...", never "--min-severity: min-severity: ...".
+const count = (s, word) => s.split(word).length - 1;
+test('a bad flag value: exit 2, and the message names the flag exactly once', () => {
+  const bad = [
+    ['serve', '--listen', 'nowhere'], ['serve', '--listen', '127.0.0.1:99999'], ['serve', '--data', ''],
+    ['serve', '--rules', ''], ['serve', '--alert', 'bogus'], ['serve', '--alert', 'webhook:ftp://x'],
+    ['serve', '--min-severity', 'loud'], ['serve', '--alert', 'stdout', '--min-severity', 'loud'],
+    ['serve', '--alert', 'syslog', '--facility', 'local9'], ['serve', '--alert', 'stdout', '--facility', 'user'],
+    ['serve', '--alert', 'webhook:https://h/x', '--header', 'X A: b'],
+    ['serve', '--alert', 'webhook:https://h/x', '--header', 'Host: evil'],
+    ['serve', '--alert', 'syslog', '--header', 'X-A: b'], ['serve', '--alert', 'syslog', '--ca', '/x.pem'],
+    ['serve', '--alert-retry-for', '5'], ['serve', '--alert-retry-for', '100ms'], ['serve', '--alert-timeout', 'x'],
+    ['serve', '--outbox-max', '0'], ['serve', '--max-body', 'lots'], ['serve', '--map-size', '1K'],
+    ['serve', '--map-resident', 'x'], ['serve', '--retention', '1s'], ['serve', '--retention', '90'],
+    ['serve', '--log-level', 'chatty'],
+    ['test-alert', '--alert', 'syslog', '--facility', 'local9'], ['test-alert', '--alert', 'stdout', '--header', 'A: b'],
+    ['test-alert', '--alert', 'bogus'], ['test-alert', '--alert', 'stdout', '--severity', 'loud'],
+    ['test-alert', '--alert', 'stdout', '--alert-timeout', '1ms'],
+    ['history', 'user_x', '--since', 'x'], ['alerts', '--since', 'x'],
+  ];
+  for (const args of bad) {
+    const flag = args.at(-2);
+    const r = run(args, { timeout: 5000 });
+    const what = `${args.join(' ')}: ${r.stderr}`;
+    assert.equal(r.status, 2, what);
+    assert.match(r.stderr, new RegExp(`^veille ${args[0]}: ${flag}: `, 'm'), what);
+    const msg = r.stderr.replace(`veille ${args[0]}: `, ''); // "test-alert:" is not a repeat of "alert:"
+    assert.equal(count(msg, `${flag.slice(2)}:`), 1, `'${flag.slice(2)}:' more than once in: ${what}`);
+    assert.doesNotMatch(r.stderr, /msg=listening/);
+  }
+});
+
+test('a bad config line: FILE:LINE: setting: message, the setting named once', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'veille-cli-conf-'));
+  try {
+    for (const [line, key] of [['max-body = lots', 'max-body'], ['alert = bogus', 'alert'],
+      ['min-severity = loud', 'min-severity'], ['retention = 1s', 'retention'], ['colour = blue', 'colour'],
+      ['listen = nowhere', 'listen']]) {
+      const conf = join(dir, 'veille.conf');
+      writeFileSync(conf, `# comment\nalert = stdout\n${line}\n`);
+      const r = run(['serve', '--config', conf], { timeout: 5000 });
+      const what = `${line}: ${r.stderr}`;
+      assert.equal(r.status, 2, what);
+      assert.match(r.stderr, new RegExp(`veille\\.conf:3: ${key}: `), what);
+      assert.equal(count(r.stderr, `${key}:`), 1, what);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('check refuses a flag rather than reading a file named like one', () => {
+  const r = run(['check', '--strict', 'rules/default.rules']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /unknown flag '--strict'/);
+  assert.match(r.stderr, /usage: veille check/);
+});
+
+test('replay from another working directory runs the default rules, and says which file', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'veille-cli-cwd-'));
+  try {
+    const events = join(ROOT, 'tests/replay/labeled.ndjson');
+    const expected = readFileSync(join(ROOT, 'tests/replay/labeled.expected'), 'utf8').split('\n').filter(Boolean);
+    const r = run(['replay', events], { cwd });
+    assert.equal(r.status, 0, r.stderr);
+    const rules = realpathSync(join(ROOT, 'rules/default.rules'));
+    assert.match(r.stderr, new RegExp(`^replay: rules ${rules.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(7 rules\\)$`, 'm'));
+    assert.equal(r.stdout.split('\n').filter(Boolean).length, expected.length, r.stderr);
+
+    // --rules none: the events are decoded and stored, nothing is raised
+    const none = run(['replay', '--rules', 'none', events], { cwd });
+    assert.equal(none.status, 0, none.stderr);
+    assert.match(none.stderr, /^replay: rules none \(0 rules\)$/m);
+    assert.match(none.stderr, / 0 rejected; 0 alerts$/m);
+    assert.equal(none.stdout, '');
+
+    // a relative --rules is the caller's cwd's, as any path argument
+    writeFileSync(join(cwd, 'mine.rules'), '');
+    const mine = run(['replay', '--rules', 'mine.rules', events], { cwd });
+    assert.equal(mine.status, 0, mine.stderr);
+    assert.match(mine.stderr, new RegExp(`^replay: rules ${realpathSync(cwd)}/mine\\.rules \\(0 rules\\)$`, 'm'));
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
