@@ -152,9 +152,6 @@ int cli_alerts(int argc, char **argv)
         } else if (strcmp(argv[i], "--json") == 0) {
             f.json = true;
             continue;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(alerts_usage, stdout);
-            return 0;
         } else {
             fprintf(stderr, "veille alerts: unexpected argument '%s'\n%s", argv[i], alerts_usage);
             return EXIT_USAGE;

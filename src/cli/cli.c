@@ -267,9 +267,6 @@ int cli_history(int argc, char **argv)
             key = v;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(history_usage, stdout);
-            return 0;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "veille history: unknown flag '%s'\n%s", argv[i], history_usage);
             return EXIT_USAGE;
@@ -407,9 +404,6 @@ int cli_user(int argc, char **argv)
             data = v;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(user_usage, stdout);
-            return 0;
         } else if (argv[i][0] == '-' || id != NULL) {
             fprintf(stderr, "veille user: unexpected argument '%s'\n%s", argv[i], user_usage);
             return EXIT_USAGE;
@@ -725,12 +719,6 @@ int cli_check(int argc, char **argv)
         return EXIT_USAGE;
     }
     int status = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(check_usage, stdout);
-            return 0;
-        }
-    }
     for (int i = 0; i < argc; i++) {
         size_t n_rules = 0, n_lists = 0;
         int errors = rules_check_file(argv[i], stderr, &n_rules, &n_lists);

@@ -144,9 +144,6 @@ int cli_outbox_list(int argc, char **argv, const char *cmd)
             view.json = true;
         } else if (strcmp(argv[i], "--dead") == 0) {
             with_dead = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(outbox_usage, stdout);
-            return 0;
         } else {
             fprintf(stderr, "veille %s: unexpected argument '%s'\n%s", cmd, argv[i], outbox_usage);
             return EXIT_USAGE;
@@ -227,11 +224,6 @@ int cli_test_alert(int argc, char **argv)
     static const char *const options[] = {"min-severity", "facility", "header", "ca"};
     for (int i = 0; i < argc; i++) {
         int m;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(test_usage, stdout);
-            status = 0;
-            goto out;
-        }
         if ((m = cli_flag_value(argc, argv, &i, "--alert", &v)) != 0) {
             if (m < 0)
                 goto out;

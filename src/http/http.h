@@ -28,7 +28,7 @@ typedef struct {
     char rules_path[PATH_MAX];
     int rules_explicit;            /* --rules given: a missing file is an error */
     rules_set *rules;              /* loaded and checked by the caller; http_serve takes it.
-                                    * NULL: no rule file (SIGHUP loads rules_path if it appears) */
+                                    * NULL with rules_path "": --rules none (detection off) */
     alert_sink_config alerts[HTTP_MAX_ALERT_SPECS]; /* --alert, with the options that followed each */
     size_t alert_count;
     int64_t alert_retry_for_ms;    /* remote sinks give an alert up after this long */

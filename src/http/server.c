@@ -79,6 +79,10 @@ static void on_signal(int sig)
 static void reload_rules(struct server *srv)
 {
     const char *path = srv->opt->rules_path;
+    if (path[0] == '\0') { /* --rules none: nothing to reload, and nothing is wrong */
+        log_line(LOG_INFO, "msg=\"rules reload: --rules none, detection stays off\"");
+        return;
+    }
     char *diag = NULL;
     size_t dlen = 0;
     FILE *mem = open_memstream(&diag, &dlen);
@@ -678,9 +682,8 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         goto out_ctx;
     if (deliver_start(srv->deliver, srv->loop, err, errlen) < 0)
         goto out_commit;
-    if (open_listener(srv, err, errlen) < 0)
-        goto out_commit;
-
+    /* Handlers before the listener logs `listening`: a SIGHUP (systemctl reload, a
+     * script) sent as soon as that line appears must reload, not kill the process. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait must return on a signal */
@@ -688,6 +691,9 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (open_listener(srv, err, errlen) < 0)
+        goto out_commit;
+
 
     while (!stop_requested) {
         if (reload_requested) {

@@ -81,17 +81,20 @@ const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 // Start serve in cwd, wait until it listens (or exits), stop it; its status and stderr.
-function serveUntilListening(bin, args, cwd) {
+// onListening(p, stderr): what to do once serve listens; by default SIGTERM. It is
+// called again on every stderr chunk after that until it returns true.
+function serveUntilListening(bin, args, cwd, onListening = (p) => { p.kill('SIGTERM'); return true; }) {
   return new Promise((done, fail) => {
     const base = { ...process.env };
     delete base.CLERK_WEBHOOK_SIGNING_SECRET;
     const p = spawn(bin, ['serve', '--data', join(cwd, 'data'), '--listen', '127.0.0.1:0', ...args],
       { cwd, env: { ...base, VEILLE_WEBHOOK_SECRET: GOOD }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
+    let handled = false;
     const timer = setTimeout(() => p.kill('SIGKILL'), 10000);
     p.stderr.on('data', (d) => {
       stderr += d;
-      if (/msg=listening/.test(stderr)) p.kill('SIGTERM');
+      if (!handled && /msg=listening/.test(stderr)) handled = onListening(p, stderr);
     });
     p.on('error', fail);
     p.on('close', (status) => {
@@ -135,6 +138,24 @@ test('--rules none runs without detection and says so in a warn line', async () 
     assert.match(r.stderr, /level=warn msg="detection off/);
     assert.match(r.stderr, /msg=starting version=\S+ rules=none /);
     assert.doesNotMatch(r.stderr, /rules loaded/);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+test('SIGHUP under --rules none is not a refused reload: detection stays off, said in one info line', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'veille-cwd-'));
+  try {
+    let hupped = false;
+    const r = await serveUntilListening(BIN, ['--rules', 'none'], cwd, (p, stderr) => {
+      if (!hupped) { hupped = true; p.kill('SIGHUP'); return false; }
+      if (!/rules reload/.test(stderr)) return false;
+      p.kill('SIGTERM');
+      return true;
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /level=info msg="rules reload: --rules none, detection stays off"/);
+    assert.doesNotMatch(r.stderr, /level=error/);
   } finally {
     rmSync(cwd, { recursive: true, force: true });
   }
