@@ -54,13 +54,16 @@ static void print_explain(const engine_explain *x, void *vctx)
     if (!x->matched && !x->near_miss)
         return;
     const char *what = x->suppressed ? "suppressed into" : x->matched ? "alert" : "near miss";
-    fprintf(stderr, "explain: line %zu: %s %s -> %s%s%s:", c->line, x->rule->name, x->key, what,
+    /* the key and the values come from payloads: terminal-safe, as in every text output */
+    char key[256], val[176], shown[352];
+    util_term_escape(x->key, strlen(x->key), key, sizeof key);
+    fprintf(stderr, "explain: line %zu: %s %s -> %s%s%s:", c->line, x->rule->name, key, what,
             x->alert_id ? " " : "", x->alert_id ? x->alert_id : "");
     for (size_t i = 0; i < x->n_values; i++) {
         /* the alert summary's text of each value, so that the two agree */
-        char val[176];
         engine_evidence_text(&x->values[i], val, sizeof val);
-        fprintf(stderr, "%s %s = %s", i ? "," : "", x->values[i].name, val);
+        util_term_escape(val, strlen(val), shown, sizeof shown);
+        fprintf(stderr, "%s %s = %s", i ? "," : "", x->values[i].name, shown);
     }
     fputc('\n', stderr);
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generate } from '../replay/gen-labeled.mjs';
+import * as PAYLOADS from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -187,4 +188,26 @@ test('a malformed line is reported as FILE:LINE, exits 2, and the other lines st
   assert.match(r.stderr, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: error: `, 'm'));
   assert.match(r.stderr, /^replay: 11 events: 10 stored, 0 duplicates, 0 ignored, 1 rejected; 1 alerts$/m);
   assert.deepEqual(jsonLines(r.stdout).map(asLine), ['rapid_logins user:user_brute sess_brute_06 0']);
+});
+
+test('--explain prints a hostile key with visible escapes, never the raw control bytes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'veille-explain-'));
+  try {
+    const { envelope, session, RAPID } = PAYLOADS;
+    const user = 'user_\x1b]0;pwned\x07\x1b[2J';
+    const t0 = Date.parse('2026-01-05T09:00:00Z');
+    const lines = [];
+    for (let i = 0; i < 6; i++)
+      lines.push(envelope('session.created', session(`sess_x${i}`, user, t0 + i * 1000), t0 + i * 1000));
+    writeFileSync(join(dir, 'events.ndjson'), lines.join('\n') + '\n');
+    writeFileSync(join(dir, 'rapid.rules'), RAPID);
+    const r = run(['replay', '--rules', join(dir, 'rapid.rules'), '--explain', join(dir, 'events.ndjson')]);
+    assert.equal(r.status, 0, r.stderr);
+    const explain = r.stderr.split('\n').filter((l) => l.startsWith('explain:'));
+    assert.ok(explain.length >= 1, r.stderr);
+    for (const l of explain) assert.doesNotMatch(l, /[\x00-\x08\x0b-\x1f\x7f]/, JSON.stringify(l));
+    assert.ok(explain.some((l) => l.includes('rapid user:user_\\x1b]0;pwned\\x07\\x1b[2J -> alert')), explain.join('\n'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
