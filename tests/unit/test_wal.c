@@ -405,6 +405,28 @@ static void test_corrupt_tail(void)
         wal_close(w);
     }
 
+    /* A whole record written again after itself (valid CRC, wrong position): cut. */
+    {
+        char dir[128], path[300];
+        new_dir(dir, sizeof dir);
+        long last_off = 0, last_len = 0;
+        three_records(dir, &last_off, &last_len);
+        seg_file(dir, 1, path, sizeof path);
+        unsigned char again[128];
+        int fd = open(path, O_RDWR);
+        bool copied = fd >= 0 && last_len <= (long)sizeof again &&
+                      pread(fd, again, (size_t)last_len, last_off) == last_len &&
+                      pwrite(fd, again, (size_t)last_len, last_off + last_len) == last_len;
+        if (fd >= 0)
+            close(fd);
+        cut_seen cut = {0};
+        wal *w = open_log(dir, 0, &cut);
+        CHECK("a repeated record (out of sequence) is cut", copied && w != NULL && cut.calls == 1 &&
+                                                              strcmp(cut.reason, "out-of-sequence position") == 0 &&
+                                                              reads_exactly(w, 0, 3));
+        wal_close(w);
+    }
+
     /* A file whose size grew past the data (zeros after a crash) is a torn tail too. */
     char dir[128], path[300];
     new_dir(dir, sizeof dir);
@@ -432,7 +454,7 @@ static void test_corrupt_middle(void)
     CHECK("several segments for the middle test", count_segments(dir) >= 3);
     seg_file(dir, 1, path, sizeof path);
     long size_before = file_size(path);
-    /* The second record of the first segment: after the first (8-byte payload for position 1 is 15). */
+    /* The second record of the first segment, right after the first. */
     unsigned char pl[64];
     long second = WAL_HEADER_BYTES + (long)payload(1, pl);
     flip_byte(path, second + WAL_HEADER_BYTES + 2, 0x10);
@@ -447,9 +469,31 @@ static void test_corrupt_middle(void)
         printf("  got: %s\n  want: %s\n", err, want);
     CHECK("nothing cut on refusal", cut.calls == 0 && file_size(path) == size_before);
 
+    /* The LAST record of an older segment: nothing valid follows it in its file,
+     * yet it was acknowledged (a later segment exists): refused, not cut. */
+    flip_byte(path, second + WAL_HEADER_BYTES + 2, 0x10); /* repair */
+    char next_path[300];
+    uint64_t next_first = 2;
+    for (; next_first < 20; next_first++) {
+        seg_file(dir, next_first, next_path, sizeof next_path);
+        if (file_size(next_path) >= 0)
+            break;
+    }
+    long last_off = 0;
+    for (uint64_t p = 1; p + 1 < next_first; p++)
+        last_off += WAL_HEADER_BYTES + (long)payload(p, pl);
+    flip_byte(path, last_off + WAL_HEADER_BYTES, 0x01);
+    rc = wal_open(&w, dir, &o, err, sizeof err);
+    snprintf(want, sizeof want, "%s: corrupt record at offset %ld (bad CRC) in a segment that is not the last",
+             path, last_off);
+    CHECK("corrupt last record of an older segment is refused", rc == WAL_ECORRUPT && strstr(err, want) != NULL);
+    if (strstr(err, want) == NULL)
+        printf("  got: %s\n  want: %s\n", err, want);
+    CHECK("...and not cut", cut.calls == 0 && file_size(path) == size_before);
+
     /* In the last segment, with a valid record after it: refused too. */
     new_dir(dir, sizeof dir);
-    long last_off = 0, last_len = 0;
+    long last_len = 0;
     three_records(dir, &last_off, &last_len);
     seg_file(dir, 1, path, sizeof path);
     flip_byte(path, WAL_HEADER_BYTES + 3, 0x01); /* payload of record 1 */
