@@ -46,6 +46,7 @@ struct wal {
     int fd;             /* the active (last) segment */
     uint64_t active_first; /* its name (segs[] moves under a release) */
     uint64_t write_off; /* bytes written to it */
+    uint64_t synced_off; /* of which covered by the last good fdatasync */
     unsigned char *pend;
     size_t pend_len, pend_cap;
     uint64_t next_seq;
@@ -135,6 +136,17 @@ static int fsync_dir(int dirfd, const char *dir, char *err, size_t errlen)
 }
 
 /* ---- open ---- */
+
+/* Puts "wal: PATH: " before the message a segment function left in err. */
+static int prefix_path(int rc, const char *path, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0) {
+        char msg[UTIL_ERRLEN];
+        snprintf(msg, sizeof msg, "%s", err);
+        util_err(err, errlen, "wal: %s: %s", path, msg);
+    }
+    return rc;
+}
 
 static int cmp_seg(const void *a, const void *b)
 {
@@ -240,9 +252,9 @@ static int check_segment(wal *w, size_t i, const wal_options *opt, char *err, si
     wal_walk wk;
     struct stat st;
     int rc = wal_segr_init(&r, fd, err, errlen);
-    if (rc == 0)
-        rc = wal_seg_walk(&r, 0, w->segs[i].first, w->max_record, UINT64_MAX, UINT64_MAX, NULL,
-                          NULL, &wk, err, errlen);
+    if (rc == 0 && wal_seg_walk(&r, 0, w->segs[i].first, w->max_record, UINT64_MAX, UINT64_MAX,
+                                NULL, NULL, &wk, err, errlen) < 0)
+        rc = prefix_path(WAL_ERR, path, err, errlen);
     if (rc == 0 && wk.bad != NULL && !last) {
         util_err(err, errlen,
                  "wal: %s: corrupt record at offset %llu (%s) in a segment that is not the last: "
@@ -258,9 +270,17 @@ static int check_segment(wal *w, size_t i, const wal_options *opt, char *err, si
                   (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
     if (rc < 0 || !last) {
         close(fd);
+    } else if (fdatasync(fd) < 0) {
+        /* The last process may have died between its write and its fdatasync:
+         * what this open reads from the page cache must be durable before it is
+         * reported durable. */
+        int e = errno;
+        close(fd);
+        util_err(err, errlen, "wal: fdatasync of %s failed: %s", path, strerror(e));
+        rc = errno_code(e);
     } else {
         w->fd = fd;
-        w->write_off = wk.end;
+        w->write_off = w->synced_off = wk.end;
     }
     if (rc == 0) {
         w->segs[i].size = wk.end;
@@ -362,12 +382,18 @@ static int poisoned(wal *w, char *err, size_t errlen)
     return p ? WAL_EPOISONED : 0;
 }
 
-/* Records why the log stopped taking writes; returns code. */
+/* Records why the log stopped taking writes; returns code. The bytes written
+ * since the last good fdatasync are taken back (ftruncate): they were never
+ * acknowledged, and left in the page cache a later open would read them as
+ * valid, report them durable, and a crash could then lose records a store had
+ * applied, whose positions would be handed out again. */
 static int poison(wal *w, int code, char *err, size_t errlen)
 {
+    const char *why = err != NULL && errlen > 0 ? err : "write failed";
+    bool cut = w->fd < 0 || ftruncate(w->fd, (off_t)w->synced_off) == 0;
     pthread_mutex_lock(&w->mu);
     w->poisoned = true;
-    snprintf(w->poison, sizeof w->poison, "%s", err != NULL && errlen > 0 ? err : "write failed");
+    snprintf(w->poison, sizeof w->poison, "%s%s", why, cut ? "" : "; taking back the unsynced bytes failed too");
     pthread_mutex_unlock(&w->mu);
     return code;
 }
@@ -406,6 +432,7 @@ static int sync_active(wal *w, char *err, size_t errlen)
         util_err(err, errlen, "wal: fdatasync of %s failed: %s", path, strerror(e));
         return poison(w, errno_code(e), err, errlen);
     }
+    w->synced_off = w->write_off;
     pthread_mutex_lock(&w->mu);
     if (w->durable != w->next_seq - 1) {
         w->durable = w->next_seq - 1;
@@ -436,7 +463,7 @@ static int roll(wal *w, char *err, size_t errlen)
     close(w->fd);
     w->fd = fd;
     w->active_first = w->next_seq;
-    w->write_off = 0;
+    w->write_off = w->synced_off = 0;
     return 0;
 }
 
@@ -562,9 +589,7 @@ int wal_read_from(wal *w, uint64_t after_pos, wal_read_fn fn, void *ctx, uint64_
             rc = wal_seg_walk(&r, off, seq, w->max_record, last, limit, fn, ctx, &wk, err, errlen);
         wal_segr_free(&r);
         if (rc < 0) {
-            char msg[UTIL_ERRLEN];
-            snprintf(msg, sizeof msg, "%s", err != NULL ? err : "");
-            util_err(err, errlen, "wal: %s: %s", path, msg);
+            prefix_path(rc, path, err, errlen);
             break;
         }
         if (wk.count > 0) {
@@ -670,8 +695,7 @@ void wal_close(wal *w)
 {
     if (w == NULL)
         return;
-    if (w->fd >= 0 && w->pend_len > 0 && !w->poisoned)
-        write_pending(w, NULL, 0);
+    /* Pending records were never made durable, so never acknowledged: dropped. */
     if (w->fd >= 0)
         close(w->fd);
     if (w->dirfd >= 0)

@@ -49,11 +49,16 @@
  *   After a failed write or fdatasync (ENOSPC, EFBIG, EIO...) the log is
  *   POISONED: what reached the disk is unknown (Linux may drop dirty pages after
  *   reporting the error once, so a second fdatasync can "succeed" without the
- *   data). The durable position stays where it was; every later wal_append and
- *   wal_sync fails with WAL_EPOISONED until the log is closed and reopened.
- *   Reopening checks the files again and cuts a torn tail. Records appended but
- *   never reported durable may or may not survive the reopen: the caller must
- *   not have acknowledged them, and must expect them again (idempotency).
+ *   data). The durable position stays where it was, the bytes written since the
+ *   last good fdatasync are cut off the file at once (ftruncate: left in the
+ *   page cache, a reopen would read them as valid and call them durable), and
+ *   every later wal_append and wal_sync fails with WAL_EPOISONED until the log
+ *   is closed and reopened. Reopening checks the files again, cuts a torn tail,
+ *   and fdatasyncs the last segment before reporting its records durable (the
+ *   previous process may have died between a write and its fdatasync). Records
+ *   the caller never saw durable were not acknowledged: if one survives (the
+ *   ftruncate failed too, or a process died after writing it), it is replayed
+ *   like the others, and the caller's idempotency absorbs the repeat.
  *
  * THREADS
  *   One appender thread calls wal_append and wal_sync. At the same time, one
@@ -117,7 +122,8 @@ typedef struct {
     /* Backpressure: what is durable but not yet released (applied). */
     uint64_t backlog_records;
     uint64_t backlog_bytes; /* counts a partly released group commit whole */
-    int64_t oldest_age_ms;  /* since the group commit of the oldest unreleased record; 0: none */
+    int64_t oldest_age_ms;  /* since the group commit of the oldest unreleased record; 0: none.
+                             * For records found at open: since their segment file last changed */
     uint64_t cut_bytes;     /* cut from the tail by wal_open */
     bool poisoned;
 } wal_stats_info;
@@ -128,7 +134,7 @@ typedef struct {
 int wal_open(wal **out, const char *dir, const wal_options *opt, char *err, size_t errlen);
 
 /* Closes the files and frees; records appended since the last wal_sync are
- * written but not synced. wal_close(NULL) is a no-op. */
+ * dropped (never durable, so never acknowledged). wal_close(NULL) is a no-op. */
 void wal_close(wal *w);
 
 /* Buffers one record (no sync) and sets *pos_out to its position. The record is
