@@ -158,7 +158,8 @@ typedef int (*wal_read_fn)(uint64_t pos, const void *rec, size_t len, void *ctx)
  * durable position when the call starts. *last_out (may be NULL) is the last
  * position passed to fn (after_pos when none). Records before the first one on
  * disk are gone: after_pos + 1 < first is WAL_EINVAL. A damaged record is
- * WAL_ECORRUPT, naming file and offset. Don't call wal_release from fn. */
+ * WAL_ECORRUPT, naming file and offset. fn may call wal_release: the segments
+ * being read are held open, so deleting them does not disturb the read. */
 int wal_read_from(wal *w, uint64_t after_pos, wal_read_fn fn, void *ctx, uint64_t *last_out,
                   char *err, size_t errlen);
 
