@@ -316,16 +316,17 @@ static void test_roll(void)
     wal_close(w);
 }
 
-/* A log of 3 records in one segment; returns the offset and size of the last. */
-static void three_records(const char *dir, long *last_off, long *last_len)
+/* A fresh data directory (dir) holding a log of 3 records in one segment (path);
+ * sets the offset and size of the last record. */
+static void three_records(char *dir, size_t dirlen, char *path, size_t pathlen, long *last_off, long *last_len)
 {
+    new_dir(dir, dirlen);
+    seg_file(dir, 1, path, pathlen);
     cut_seen cut = {0};
     wal *w = open_log(dir, 0, &cut);
     if (w == NULL)
         return;
     append_sync(w, 2);
-    char path[300];
-    seg_file(dir, 1, path, sizeof path);
     *last_off = file_size(path);
     append_sync(w, 1);
     *last_len = file_size(path) - *last_off;
@@ -335,10 +336,8 @@ static void three_records(const char *dir, long *last_off, long *last_len)
 static void test_torn_tail(void)
 {
     char src[128], path[300];
-    new_dir(src, sizeof src);
     long last_off = 0, last_len = 0;
-    three_records(src, &last_off, &last_len);
-    seg_file(src, 1, path, sizeof path);
+    three_records(src, sizeof src, path, sizeof path, &last_off, &last_len);
     unsigned char file[512];
     int fd = open(path, O_RDONLY);
     ssize_t n = fd >= 0 ? read(fd, file, sizeof file) : -1;
@@ -397,10 +396,8 @@ static void test_corrupt_tail(void)
     };
     for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
         char dir[128], path[300];
-        new_dir(dir, sizeof dir);
         long last_off = 0, last_len = 0;
-        three_records(dir, &last_off, &last_len);
-        seg_file(dir, 1, path, sizeof path);
+        three_records(dir, sizeof dir, path, sizeof path, &last_off, &last_len);
         long at = flips[i].at < 0 ? last_off + last_len + flips[i].at : last_off + flips[i].at;
         flip_byte(path, at, flips[i].mask);
         cut_seen cut = {0};
@@ -415,10 +412,8 @@ static void test_corrupt_tail(void)
     /* A whole record written again after itself (valid CRC, wrong position): cut. */
     {
         char dir[128], path[300];
-        new_dir(dir, sizeof dir);
         long last_off = 0, last_len = 0;
-        three_records(dir, &last_off, &last_len);
-        seg_file(dir, 1, path, sizeof path);
+        three_records(dir, sizeof dir, path, sizeof path, &last_off, &last_len);
         unsigned char again[128];
         int fd = open(path, O_RDWR);
         bool copied = fd >= 0 && last_len <= (long)sizeof again &&
@@ -436,10 +431,8 @@ static void test_corrupt_tail(void)
 
     /* A file whose size grew past the data (zeros after a crash) is a torn tail too. */
     char dir[128], path[300];
-    new_dir(dir, sizeof dir);
     long last_off = 0, last_len = 0;
-    three_records(dir, &last_off, &last_len);
-    seg_file(dir, 1, path, sizeof path);
+    three_records(dir, sizeof dir, path, sizeof path, &last_off, &last_len);
     CHECK("zero-filled tail: extend", truncate(path, last_off + last_len + 4096) == 0);
     cut_seen cut = {0};
     wal *w = open_log(dir, 0, &cut);
@@ -499,10 +492,8 @@ static void test_corrupt_middle(void)
     CHECK("...and not cut", cut.calls == 0 && file_size(path) == size_before);
 
     /* In the last segment, with a valid record after it: refused too. */
-    new_dir(dir, sizeof dir);
     long last_len = 0;
-    three_records(dir, &last_off, &last_len);
-    seg_file(dir, 1, path, sizeof path);
+    three_records(dir, sizeof dir, path, sizeof path, &last_off, &last_len);
     flip_byte(path, WAL_HEADER_BYTES + 3, 0x01); /* payload of record 1 */
     rc = wal_open(&w, dir, &o, err, sizeof err);
     CHECK("corrupt record followed by valid ones in the last segment is refused",
