@@ -7,8 +7,10 @@
  *
  * POSITIONS
  *   Every record has a position: its sequence number, 1 for the first record of
- *   a new log (or wal_options.first_seq), then +1 per record, never reused
- *   while the log exists. Position 0 means "none" (read everything).
+ *   a new log (or wal_options.first_seq), then +1 per record. A durable
+ *   record's position is never handed out again; those of records that never
+ *   became durable (dropped at close, or cut after a failure) are. Position 0
+ *   means "none" (read everything).
  *
  * FILES
  *   DIR/wal/                       created by wal_open (DIR must exist)

@@ -32,6 +32,16 @@
 
 static char data_dir[128], wal_dir[160];
 
+static void scratch_clear(void);
+
+/* libFuzzer exits through exit(): leave no scratch folder behind. */
+static void scratch_remove(void)
+{
+    scratch_clear();
+    rmdir(wal_dir);
+    rmdir(data_dir);
+}
+
 static void scratch_init(void)
 {
     if (data_dir[0] != '\0')
@@ -41,6 +51,7 @@ static void scratch_init(void)
     snprintf(wal_dir, sizeof wal_dir, "%s/wal", data_dir);
     mkdir(data_dir, 0700);
     mkdir(wal_dir, 0700);
+    atexit(scratch_remove);
 }
 
 static void scratch_clear(void)
