@@ -77,8 +77,10 @@
 
 /* Leaf pages read in full below this many pages in use (256 MiB at 4 KiB);
  * past it, leaves among the last STORE_CHECK_TAIL_PAGES allocated. */
+#ifndef STORE_CHECK_FULL_PAGES /* a build may lower them to try the sampled walk on a small store */
 #define STORE_CHECK_FULL_PAGES 65536u
 #define STORE_CHECK_TAIL_PAGES 16384u
+#endif
 #define STORE_CHECK_DBS_MAX 32
 
 static uint16_t rd16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
@@ -98,6 +100,7 @@ typedef struct {
     uint32_t psize;
     uint64_t npages;     /* last_pg + 1: the pages in use */
     uint64_t leaf_from;  /* leaves with a lower number are not read */
+    uint64_t reads;      /* pages read: each page in use belongs to one tree once */
     unsigned char *buf;  /* CURSOR_DEPTH_MAX + 1 pages */
     char *err;
     size_t errlen;
@@ -114,7 +117,7 @@ static int damaged(char *err, size_t errlen, const char *path, const char *what)
 {
     /* UTIL_ERRLEN is 256: the advice must stay short */
     util_err(err, errlen,
-             "store: %s is damaged (%s): restore it from a backup, or salvage it with mdb_dump -a and mdb_load "
+             "store: %s is damaged (%s): restore it from a backup, or salvage it with mdb_dump -a | mdb_load "
              "into a new --data dir", path, what);
     return STORE_ERR_DAMAGED;
 }
@@ -143,6 +146,9 @@ static int read_page(walker *w, uint64_t pgno, unsigned char *page, const char *
                  (unsigned long long)pgno, (unsigned long long)w->npages);
         return damaged(w->err, w->errlen, w->path, what);
     }
+    /* a pointer loop in otherwise plausible pages must not make the walk endless */
+    if (++w->reads > w->npages)
+        return damaged(w->err, w->errlen, w->path, "its B-trees reach some pages twice");
     ssize_t n = pread(w->fd, page, w->psize, (off_t)(pgno * w->psize));
     if (n < 0)
         return util_err(w->err, w->errlen, "store: cannot read %s: %s", w->path, strerror(errno));
@@ -182,9 +188,11 @@ static int check_nodes(walker *w, uint64_t pgno, const unsigned char *page, bool
                        named_dbs *named)
 {
     uint16_t lower = rd16(page + PG_OFF_LOWER), upper = rd16(page + PG_OFF_UPPER);
-    if (lower < PG_HDR + 2 || (lower - PG_HDR) % 2 != 0 || lower > upper || upper > w->psize)
+    if (lower < PG_HDR || (lower - PG_HDR) % 2 != 0 || lower > upper || upper > w->psize)
         return bad_page(w, pgno, db, "its header bounds are impossible");
     size_t nkeys = (size_t)(lower - PG_HDR) / 2;
+    if (nkeys == 0 && !leaf)
+        return bad_page(w, pgno, db, "a branch page without a key"); /* the walk needs a child */
     for (size_t i = 0; i < nkeys; i++) {
         uint16_t ptr = rd16(page + PG_HDR + 2 * i);
         if (ptr < upper || (size_t)ptr + NODE_HDR > w->psize)
@@ -329,7 +337,6 @@ int store_check_integrity(store *s, MDB_txn *txn, char *err, size_t errlen)
     }
     if (!snapshot)
         goto done; /* a writer committed twice since we began: its pages are not ours to walk */
-    w.leaf_from = w.npages <= STORE_CHECK_FULL_PAGES ? 0 : w.npages - STORE_CHECK_TAIL_PAGES;
     w.buf = malloc((size_t)(CURSOR_DEPTH_MAX + 1) * w.psize);
     named = malloc(sizeof *named);
     if (w.buf == NULL || named == NULL) {
@@ -337,9 +344,11 @@ int store_check_integrity(store *s, MDB_txn *txn, char *err, size_t errlen)
         goto done;
     }
     named->n = 0;
+    /* the free list and the main DB (which names the others) in full: both are small */
     ret = walk_tree(&w, use->dbs[0], "free list", NULL);
     if (ret == 0)
         ret = walk_tree(&w, use->dbs[1], "main", named);
+    w.leaf_from = w.npages <= STORE_CHECK_FULL_PAGES ? 0 : w.npages - STORE_CHECK_TAIL_PAGES;
     for (size_t i = 0; ret == 0 && i < named->n; i++)
         ret = walk_tree(&w, named->rec[i], named->name[i], NULL);
 done:

@@ -164,7 +164,8 @@ static int refuse_empty(const char *dir, int flags, bool had_lock, char *err, si
         return 0;
     util_err(err, errlen,
              "store: %s is empty (0 bytes)%s: its contents are lost. Restore it from a backup, or start a new, "
-             "empty store there with `veille serve --init`", data, had_lock ? ", yet veille.lock shows it was served" : "");
+             "empty store there with `veille serve --init`", data,
+             had_lock ? ", yet veille.lock shows it was served" : "");
     return STORE_ERR_DAMAGED;
 }
 

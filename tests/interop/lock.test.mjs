@@ -101,5 +101,8 @@ test('a serve killed with SIGKILL leaves a lock file that does not block the res
   assert.equal(readFileSync(join(dataDir, 'veille.lock'), 'utf8').trim(), String(s.proc.pid), 'stale file left');
   const again = await startServe(dataDir);
   assert.equal(readFileSync(join(dataDir, 'veille.lock'), 'utf8').trim(), String(again.proc.pid));
+  // answered: its loop runs, so SIGTERM meets its handler (http_serve installs it after logging `listening`)
+  assert.equal(await post(again.base, 'msg_lock_3', envelope('session.created',
+    session('sess_lock_3', 'user_lock', Date.now()))), 200);
   assert.deepEqual(await exited(again, 'SIGTERM'), { code: 0, signal: null });
 });

@@ -911,8 +911,8 @@ static void test_damaged(void)
 
     new_dir(dir, sizeof dir);
     CHECK("damaged: make a store", make_store(dir));
-    CHECK("damaged: a sound store with an overflow record opens", open_err(dir, 0, err, sizeof err) == 0 &&
-                                                                      open_err(dir, STORE_READONLY, err, sizeof err) == 0);
+    CHECK("damaged: a sound store with an overflow record opens",
+          open_err(dir, 0, err, sizeof err) == 0 && open_err(dir, STORE_READONLY, err, sizeof err) == 0);
 
     new_dir(dir, sizeof dir);
     snprintf(file, sizeof file, "%s/data.mdb", dir);
