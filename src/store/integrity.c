@@ -14,9 +14,11 @@
  *   - a walk of the B-trees (free list, main DB, every named DB): each page
  *     carries its own number, the right kind for its level, sane bounds, and
  *     nodes and overflow pages inside the pages in use. Every branch page is
- *     read; leaf pages all when the store is small, otherwise those in the
- *     most recently allocated part of the file (where a torn or overwritten
- *     tail lands), so the cost at open stays bounded on a large store.
+ *     read, and the free list and main DB in full; the named databases' leaf
+ *     pages all when the store is small, otherwise those in the most recently
+ *     allocated part of the file (where a torn or overwritten tail lands), so
+ *     the cost at open stays bounded on a large store (about 40 ms for
+ *     150 MiB read in full from the page cache).
  *
  * The on-disk layout below is LMDB 0.9's (mdb.c: MDB_page, MDB_node, MDB_meta,
  * MDB_db), little-endian on the machines veille runs on; offsets verified
@@ -336,7 +338,7 @@ int store_check_integrity(store *s, MDB_txn *txn, char *err, size_t errlen)
         goto done;
     }
     if (!snapshot)
-        goto done; /* a writer committed twice since we began: its pages are not ours to walk */
+        goto done; /* before mdb_env_open, or a writer committed twice since txn began: not our pages to walk */
     w.buf = malloc((size_t)(CURSOR_DEPTH_MAX + 1) * w.psize);
     named = malloc(sizeof *named);
     if (w.buf == NULL || named == NULL) {
