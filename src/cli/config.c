@@ -145,6 +145,13 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
             return util_err(err, errlen, "retention: must be at least 1m");
         return 0;
     }
+    if (strcmp(key, "init") == 0) {
+        /* serve's bare --init arrives here as "true" */
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return util_err(err, errlen, "init: '%s' is not true or false", value);
+        o->init_store = strcmp(value, "true") == 0;
+        return 0;
+    }
     if (strcmp(key, "log-level") == 0) {
         log_level lvl;
         if (log_parse_level(value, &lvl) < 0)

@@ -75,6 +75,8 @@ static void remove_temp_store(const char *dir)
     unlink(p);
     snprintf(p, sizeof p, "%s/lock.mdb", dir);
     unlink(p);
+    snprintf(p, sizeof p, "%s/veille.lock", dir);
+    unlink(p);
     rmdir(dir);
 }
 
@@ -153,8 +155,12 @@ int cli_replay(int argc, char **argv)
     }
     store *st = NULL;
     int status = 0;
-    if (store_open(&st, data, 0, 0, err, sizeof err) < 0) {
+    /* read-write: refused (STORE_ERR_LOCKED) while a serve holds the store */
+    int orc = store_open(&st, data, 0, 0, err, sizeof err);
+    if (orc < 0) {
         fprintf(stderr, "veille replay: %s\n", err);
+        if (orc == STORE_ERR_LOCKED)
+            fprintf(stderr, "veille replay: without --data, replay uses a temporary store of its own\n");
         status = EXIT_RUNTIME;
         goto out;
     }

@@ -21,6 +21,7 @@ static const char serve_usage[] =
     "                    [--alert-retry-for DUR] [--alert-timeout DUR] [--outbox-max N]\n"
     "                    [--max-body BYTES] [--retention DUR] [--map-size BYTES]\n"
     "                    [--map-resident BYTES|off] [--log-level error|warn|info|debug] [--config FILE]\n"
+    "                    [--init]   (--init: an empty data.mdb starts a new store instead of being refused)\n"
     "Signing secrets come from VEILLE_WEBHOOK_SECRET (or CLERK_WEBHOOK_SIGNING_SECRET):\n"
     "one or several whsec_... values separated by spaces or commas.\n"
     "--alert SPEC (repeatable):\n"
@@ -62,6 +63,10 @@ int cli_serve(int argc, char **argv)
         int m = cli_flag_value(argc, argv, &i, "--config", &v);
         if (m != 0)
             continue;
+        if (strcmp(argv[i], "--init") == 0) {
+            (void)cli_config_set(&opt, "init", "true", err, sizeof err);
+            continue;
+        }
         bool matched = false;
         for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !matched; k++) {
             char flag[32];

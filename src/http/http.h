@@ -40,6 +40,7 @@ typedef struct {
     int64_t retention_ms;          /* history older than this is pruned */
     int64_t delivery_keep_ms;      /* idempotency records kept at least this long */
     size_t map_size;               /* LMDB map size */
+    bool init_store;               /* --init: a zero-length data.mdb starts a new store (else refused) */
     size_t map_resident;           /* file-backed resident bytes past which the committer
                                       drops the map's pages from the page tables; 0: never */
     ingest_secrets secrets;

@@ -644,7 +644,8 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     /* sinks first: a bad one must not leave a new, empty store behind */
     if (alert_sinks_open(o->alerts, o->alert_count, &srv->commits.sinks, err, errlen) < 0)
         goto out;
-    if (store_open(&srv->st, o->data_dir, 0, o->map_size, err, errlen) < 0)
+    /* takes DIR/veille.lock for the life of the server: one serve per store */
+    if (store_open(&srv->st, o->data_dir, o->init_store ? STORE_INIT : 0, o->map_size, err, errlen) < 0)
         goto out;
     deliver_options dopt = {
         .retry_for_ms = o->alert_retry_for_ms,

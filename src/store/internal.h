@@ -27,6 +27,7 @@ struct store {
     MDB_dbi outbox, outbox_due, outbox_dead;
     bool has_outbox; /* false: a read-only open of a store no serve of this version opened yet */
     bool readonly;
+    int lock_fd; /* DIR/veille.lock, flock'd exclusive while read-write; -1 read-only */
     char dir[PATH_MAX];
     /* Where LMDB mapped data.mdb, found lazily by store_release_mapped_pages()
      * (mdb_env_info only reports it under MDB_FIXEDMAP). */
@@ -44,6 +45,14 @@ struct store_txn {
  * can act on; the HTTP layer answers 503 to the retryable ones. */
 int store_fail(store *s, int rc, const char *what, char *err, size_t errlen);
 int store_read_begin(store *s, MDB_txn **txn, char *err, size_t errlen);
+
+/* Check data.mdb against LMDB's meta: STORE_ERR_DAMAGED with what is wrong and
+ * what to do, 0 when LMDB can use it (integrity.c). txn NULL, before
+ * mdb_env_open: the header and the file size only (a missing or empty file
+ * passes: the caller decided it may be created). txn a read transaction begun
+ * right after mdb_env_open, before any database is read: also walks the
+ * B-trees of its snapshot. */
+int store_check_integrity(store *s, MDB_txn *txn, char *err, size_t errlen);
 
 /* Negative times cannot be represented in an unsigned big-endian key and no
  * Clerk event predates 1970, so they sort as 0. */

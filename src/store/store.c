@@ -7,11 +7,13 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -91,6 +93,92 @@ static int missing(const char *dir, char *err, size_t errlen)
 {
     util_err(err, errlen, "no veille store in %s (run `veille serve --data %s` first)", dir, dir);
     return STORE_ERR_MISSING;
+}
+
+/* The PID a holder of veille.lock wrote in it, 0 when unreadable. The holder
+ * writes it right after taking the lock: a moment of an empty file is retried. */
+static long lock_holder(int fd)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        char buf[32];
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            long pid = strtol(buf, NULL, 10);
+            if (pid > 0)
+                return pid;
+        }
+        usleep(10 * 1000);
+    }
+    return 0;
+}
+
+/* One writer per store: serve and replay --data both drain and fill the same
+ * outbox, so two of them would deliver every alert twice. flock rather than
+ * fcntl locks: it belongs to the open file, not to the process, so the readers
+ * this process opens (or LMDB's own fcntl use) cannot release it by closing
+ * another descriptor. */
+static int lock_store(store *s, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/veille.lock", s->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return util_err(err, errlen, "store: cannot create %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        long pid = e == EWOULDBLOCK ? lock_holder(fd) : 0;
+        close(fd);
+        if (e != EWOULDBLOCK)
+            return util_err(err, errlen, "store: cannot lock %s: %s", path, strerror(e));
+        char who[48] = "another process";
+        if (pid > 0)
+            snprintf(who, sizeof who, "veille pid %ld", pid);
+        util_err(err, errlen,
+                 "store: %s is in use by %s (it holds veille.lock): one serve or replay --data per store; stop "
+                 "it first. stats, history, alerts and outbox work beside it", s->dir, who);
+        return STORE_ERR_LOCKED;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        int e = errno;
+        close(fd);
+        return util_err(err, errlen, "store: cannot write %s: %s", path, strerror(e));
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
+/* A zero-length data.mdb is what a store whose contents were lost looks like
+ * (a bad restore, a disk that dropped it); LMDB would silently start it anew
+ * and every user's history would be gone without a word. */
+static int refuse_empty(const char *dir, int flags, bool had_lock, char *err, size_t errlen)
+{
+    char data[PATH_MAX + 16];
+    struct stat st;
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    if (stat(data, &st) < 0 || st.st_size != 0)
+        return 0; /* none yet (a new store), or LMDB and the integrity check judge it */
+    if ((flags & STORE_INIT) && !(flags & STORE_READONLY))
+        return 0;
+    util_err(err, errlen,
+             "store: %s is empty (0 bytes)%s: its contents are lost. Restore it from a backup, or start a new, "
+             "empty store there with `veille serve --init`", data,
+             had_lock ? ", yet veille.lock shows it was served" : "");
+    return STORE_ERR_DAMAGED;
+}
+
+/* Before any database is read through the map (open_dbs reads the main DB). */
+static int check_file(store *s, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return store_fail(s, rc, "starting the check transaction", err, errlen);
+    int ret = store_check_integrity(s, txn, err, errlen);
+    mdb_txn_abort(txn);
+    return ret;
 }
 
 /* Open the named databases and check the schema in one transaction; committing
@@ -202,6 +290,7 @@ int store_open(store **out, const char *dir, int flags, size_t map_size, char *e
         return util_err(err, errlen, "store: out of memory");
     int ret = STORE_ERR;
     s->readonly = (flags & STORE_READONLY) != 0;
+    s->lock_fd = -1;
     if (strlen(dir) + sizeof "/data.mdb" > sizeof s->dir) {
         util_err(err, errlen, "store: directory name too long: %s", dir);
         goto fail;
@@ -220,6 +309,17 @@ int store_open(store **out, const char *dir, int flags, size_t map_size, char *e
     } else if (mkdir_p(dir, err, errlen) < 0) {
         goto fail;
     }
+    char lockpath[PATH_MAX + 16];
+    snprintf(lockpath, sizeof lockpath, "%s/veille.lock", dir);
+    bool had_lock = access(lockpath, F_OK) == 0;
+    if (!s->readonly && (ret = lock_store(s, err, errlen)) < 0)
+        goto fail;
+    if ((ret = refuse_empty(dir, flags, had_lock, err, errlen)) < 0)
+        goto fail;
+
+    if ((ret = store_check_integrity(s, NULL, err, errlen)) < 0)
+        goto fail;
+    ret = STORE_ERR;
 
     int rc = mdb_env_create(&s->env);
     if (rc != 0) {
@@ -248,6 +348,9 @@ int store_open(store **out, const char *dir, int flags, size_t map_size, char *e
             util_err(err, errlen, "store: cannot open %s: %s", dir, mdb_strerror(rc));
         goto fail;
     }
+    ret = check_file(s, err, errlen);
+    if (ret < 0)
+        goto fail;
     ret = open_dbs(s, err, errlen);
     if (ret < 0)
         goto fail;
@@ -256,6 +359,8 @@ int store_open(store **out, const char *dir, int flags, size_t map_size, char *e
 fail:
     if (s->env != NULL)
         mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     free(s);
     return ret;
 }
@@ -265,6 +370,8 @@ void store_close(store *s)
     if (s == NULL)
         return;
     mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* after the environment: the lock covers the last commit */
     free(s);
 }
 

@@ -41,16 +41,30 @@ enum {
     STORE_ERR_FULL = -2,     /* map full / disk full: retryable (503) */
     STORE_ERR_IO = -3,       /* disk error: retryable (503) */
     STORE_ERR_MISSING = -4,  /* read-only open of a directory holding no store */
+    STORE_ERR_DAMAGED = -5,  /* data.mdb truncated, overwritten or emptied: refused at open */
+    STORE_ERR_LOCKED = -6,   /* a read-write open while another process holds DIR/veille.lock */
 };
 
 #define STORE_READONLY 0x1
+/* Read-write: a zero-length data.mdb starts a new, empty store rather than
+ * being refused as a store whose contents were lost (serve --init). */
+#define STORE_INIT 0x2
 #define STORE_DEFAULT_MAP_SIZE ((size_t)8 << 30) /* sparse; grows nothing on disk by itself */
 
 /* Open (and in read-write mode create, with its directory) the store in dir.
  * map_size 0: STORE_DEFAULT_MAP_SIZE read-write, the size recorded in the file
  * read-only. STORE_READONLY works while another process has the store open
  * read-write; a directory without a store gives STORE_ERR_MISSING and creates
- * nothing. A store of another schema version is refused. */
+ * nothing. A store of another schema version is refused.
+ * A read-write open takes DIR/veille.lock (flock, exclusive, the PID written in
+ * it) for the life of the store: a second one fails with STORE_ERR_LOCKED naming
+ * the holder's PID. The kernel drops the lock when its holder dies, however it
+ * dies, so a stale file never blocks. LMDB's lock.mdb is something else (the
+ * reader table); read-only opens take no lock.
+ * Every open checks data.mdb against LMDB's own meta (integrity.c) before
+ * anything reads it through the map, and fails with STORE_ERR_DAMAGED and what
+ * to do rather than letting a truncated or overwritten file end the process
+ * with SIGBUS. A zero-length data.mdb is refused too unless STORE_INIT. */
 int store_open(store **out, const char *dir, int flags, size_t map_size, char *err, size_t errlen);
 /* NULL is a no-op. Waits for nothing: the caller has committed or aborted. */
 void store_close(store *s);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -842,6 +843,156 @@ static void test_release_mapped_pages(void)
     store_close(s);
 }
 
+/* ---- one writer per store, damaged files (issue 10) ---- */
+
+static void test_lock(void)
+{
+    char dir[256], err[UTIL_ERRLEN], want[64], path[300], buf[32] = "";
+    new_dir(dir, sizeof dir);
+    store *s = open_rw(dir, 0);
+    CHECK("lock: first read-write open", s != NULL);
+    store *second = NULL;
+    int rc = store_open(&second, dir, 0, 0, err, sizeof err);
+    CHECK("lock: a second read-write open is refused", rc == STORE_ERR_LOCKED && second == NULL);
+    snprintf(want, sizeof want, "in use by veille pid %ld ", (long)getpid());
+    CHECK("lock: the message names the holder's pid", strstr(err, want) != NULL);
+    snprintf(path, sizeof path, "%s/veille.lock", dir);
+    FILE *f = fopen(path, "r");
+    CHECK("lock: veille.lock holds the pid", f != NULL && fgets(buf, sizeof buf, f) != NULL &&
+                                                 strtol(buf, NULL, 10) == (long)getpid());
+    if (f != NULL)
+        fclose(f);
+    store *ro = NULL;
+    CHECK("lock: a read-only open works beside it", store_open(&ro, dir, STORE_READONLY, 0, err, sizeof err) == 0);
+    store_close(ro);
+    store_close(s);
+    s = NULL;
+    CHECK("lock: released by close", store_open(&s, dir, 0, 0, err, sizeof err) == 0);
+    store_close(s);
+}
+
+/* A store with some pages and an overflow record, closed. */
+static bool make_store(const char *dir)
+{
+    store *s = open_rw(dir, 0);
+    if (s == NULL)
+        return false;
+    bool ok = true;
+    char err[UTIL_ERRLEN];
+    store_txn *t = NULL;
+    ok = store_txn_begin(s, &t, err, sizeof err) == 0;
+    for (int i = 0; ok && i < 400; i++) {
+        char id[32], user[32];
+        snprintf(id, sizeof id, "msg_dmg_%d", i);
+        snprintf(user, sizeof user, "user_dmg_%d", i % 37);
+        event_t ev = session_event(EVENT_SESSION_CREATED, id, user, "192.0.2.1", 1000000 + i);
+        store_outcome o;
+        ok = store_apply_event(t, &ev, &o, err, sizeof err) == 0 &&
+             store_delivery_mark(t, id, ev.type, 1000000 + i, err, sizeof err) == 0;
+    }
+    if (ok)
+        ok = store_txn_commit(t, err, sizeof err) == 0;
+    else
+        store_txn_abort(t);
+    store_close(s);
+    static unsigned char big[10000]; /* larger than a page: an overflow record */
+    memset(big, 0xc0, sizeof big);
+    return ok && raw_put(dir, "users", "user_big", big, sizeof big) == 0;
+}
+
+static int open_err(const char *dir, int flags, char *err, size_t errlen)
+{
+    store *s = NULL;
+    int rc = store_open(&s, dir, flags, 0, err, errlen);
+    store_close(s);
+    return rc;
+}
+
+static bool write_at(const char *file, off_t off, const void *p, size_t n)
+{
+    FILE *f = fopen(file, "r+b");
+    bool ok = f != NULL && fseeko(f, off, SEEK_SET) == 0 && fwrite(p, 1, n, f) == n;
+    if (f != NULL && fclose(f) != 0)
+        ok = false;
+    return ok;
+}
+
+/* The main DB's root page in the newer meta (LMDB 0.9 layout, see integrity.c). */
+static uint64_t main_root(const char *file)
+{
+    unsigned char m[2][160];
+    FILE *f = fopen(file, "rb");
+    if (f == NULL)
+        return 0;
+    bool ok = fread(m[0], 1, 160, f) == 160 && fseek(f, 4096, SEEK_SET) == 0 && fread(m[1], 1, 160, f) == 160;
+    fclose(f);
+    uint64_t txn[2], root[2];
+    for (int i = 0; i < 2; i++) {
+        memcpy(&txn[i], m[i] + 0x90, 8);
+        memcpy(&root[i], m[i] + 0x80, 8);
+    }
+    return ok ? root[txn[1] > txn[0]] : 0;
+}
+
+static void test_damaged(void)
+{
+    char dir[256], file[300], err[UTIL_ERRLEN];
+    struct stat st;
+
+    new_dir(dir, sizeof dir);
+    CHECK("damaged: make a store", make_store(dir));
+    CHECK("damaged: a sound store with an overflow record opens",
+          open_err(dir, 0, err, sizeof err) == 0 && open_err(dir, STORE_READONLY, err, sizeof err) == 0);
+
+    new_dir(dir, sizeof dir);
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    CHECK("truncated: make a store", make_store(dir) && stat(file, &st) == 0);
+    CHECK("truncated: cut to half", truncate(file, st.st_size / 2 / 4096 * 4096) == 0);
+    CHECK("truncated: read-write refused", open_err(dir, 0, err, sizeof err) == STORE_ERR_DAMAGED);
+    CHECK("truncated: says so", strstr(err, "truncated") != NULL && strstr(err, "backup") != NULL);
+    CHECK("truncated: read-only refused", open_err(dir, STORE_READONLY, err, sizeof err) == STORE_ERR_DAMAGED);
+    CHECK("truncated: --init does not help", open_err(dir, STORE_INIT, err, sizeof err) == STORE_ERR_DAMAGED);
+
+    new_dir(dir, sizeof dir);
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    CHECK("overwritten: make a store", make_store(dir));
+    uint64_t root = main_root(file);
+    unsigned char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)(i * 131 + 7);
+    CHECK("overwritten: garbage over the main DB's root",
+          root >= 2 && write_at(file, (off_t)root * 4096, junk, sizeof junk));
+    CHECK("overwritten: refused", open_err(dir, 0, err, sizeof err) == STORE_ERR_DAMAGED);
+    CHECK("overwritten: names the page", strstr(err, "'main'") != NULL);
+    CHECK("overwritten: read-only refused", open_err(dir, STORE_READONLY, err, sizeof err) == STORE_ERR_DAMAGED);
+
+    new_dir(dir, sizeof dir);
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    CHECK("header: make a store", make_store(dir));
+    CHECK("header: garbage over both meta pages", write_at(file, 0, junk, sizeof junk) &&
+                                                     write_at(file, 4096, junk, sizeof junk));
+    CHECK("header: refused", open_err(dir, 0, err, sizeof err) == STORE_ERR_DAMAGED &&
+                                 strstr(err, "header") != NULL);
+
+    new_dir(dir, sizeof dir);
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    CHECK("empty: make a store", make_store(dir));
+    CHECK("empty: emptied", truncate(file, 0) == 0);
+    CHECK("empty: refused", open_err(dir, 0, err, sizeof err) == STORE_ERR_DAMAGED);
+    CHECK("empty: says what to do", strstr(err, "empty (0 bytes)") != NULL && strstr(err, "--init") != NULL &&
+                                        strstr(err, "veille.lock") != NULL);
+    CHECK("empty: read-only refused", open_err(dir, STORE_READONLY, err, sizeof err) == STORE_ERR_DAMAGED);
+    CHECK("empty: read-only --init still refused",
+          open_err(dir, STORE_READONLY | STORE_INIT, err, sizeof err) == STORE_ERR_DAMAGED);
+    CHECK("empty: left as found", stat(file, &st) == 0 && st.st_size == 0);
+    store *s = NULL;
+    CHECK("empty: STORE_INIT starts a new store", store_open(&s, dir, STORE_INIT, 0, err, sizeof err) == 0);
+    event_user u;
+    CHECK("empty: the new store is empty and works", s != NULL && !get_user(s, "user_dmg_1", &u) &&
+                                                         store_is_writable(s));
+    store_close(s);
+}
+
 int main(void)
 {
     snprintf(tmproot, sizeof tmproot, "/tmp/veille-test-store-XXXXXX");
@@ -876,6 +1027,8 @@ int main(void)
     test_codec();
     test_history_oldest_first();
     test_release_mapped_pages();
+    test_lock();
+    test_damaged();
 
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmproot);
