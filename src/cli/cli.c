@@ -110,6 +110,7 @@ bool cli_help_wanted(int argc, char **argv, const char *usage)
 int cli_open_readonly(const char *dir, store **st)
 {
     char err[UTIL_ERRLEN];
+    store_reader_guard(dir);
     int rc = store_open(st, dir, STORE_READONLY, 0, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "veille: %s\n", err);

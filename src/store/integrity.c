@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,7 +351,14 @@ int store_check_integrity(store *s, MDB_txn *txn, char *err, size_t errlen)
     ret = walk_tree(&w, use->dbs[0], "free list", NULL);
     if (ret == 0)
         ret = walk_tree(&w, use->dbs[1], "main", named);
-    w.leaf_from = w.npages <= STORE_CHECK_FULL_PAGES ? 0 : w.npages - STORE_CHECK_TAIL_PAGES;
+    /* A reader (history, stats...) must answer in milliseconds: it checks the
+     * branch pages only and leaves leaf damage to the SIGBUS backstop the CLI
+     * installs (store_reader_guard). The writer that serves the store checks
+     * leaves too, once, at start. */
+    if (s->readonly)
+        w.leaf_from = w.npages;
+    else
+        w.leaf_from = w.npages <= STORE_CHECK_FULL_PAGES ? 0 : w.npages - STORE_CHECK_TAIL_PAGES;
     for (size_t i = 0; ret == 0 && i < named->n; i++)
         ret = walk_tree(&w, named->rec[i], named->name[i], NULL);
 done:
@@ -358,4 +366,31 @@ done:
     free(w.buf);
     close(fd);
     return ret;
+}
+
+/* The CLI's SIGBUS backstop (store.h). The message is built before any read, so
+ * the handler only calls write(2) and _exit(2), both async-signal-safe; this
+ * buffer is the one piece of process-wide state, set once by a reader process. */
+static char reader_guard_msg[PATH_MAX + 256];
+static size_t reader_guard_len;
+
+static void reader_guard_fire(int sig)
+{
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, reader_guard_msg, reader_guard_len);
+    (void)w;
+    _exit(3);
+}
+
+void store_reader_guard(const char *dir)
+{
+    char path[PATH_MAX + 16], err[UTIL_ERRLEN];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    damaged(err, sizeof err, path, "a page points past the end of the file");
+    int n = snprintf(reader_guard_msg, sizeof reader_guard_msg, "veille: %s\n", err);
+    reader_guard_len = n < 0 ? 0 : (size_t)n < sizeof reader_guard_msg ? (size_t)n : sizeof reader_guard_msg - 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = reader_guard_fire;
+    sigaction(SIGBUS, &sa, NULL);
 }

@@ -64,10 +64,21 @@ enum {
  * Every open checks data.mdb against LMDB's own meta (integrity.c) before
  * anything reads it through the map, and fails with STORE_ERR_DAMAGED and what
  * to do rather than letting a truncated or overwritten file end the process
- * with SIGBUS. A zero-length data.mdb is refused too unless STORE_INIT. */
+ * with SIGBUS. A zero-length data.mdb is refused too unless STORE_INIT.
+ * The check is bounded: a read-write open (serve) walks every branch page and the
+ * leaves (all of them on a store up to 256 MiB, the most recently allocated 64 MiB
+ * beyond); a read-only open walks the branch pages only, so that a CLI query
+ * stays in milliseconds. Its backstop is store_reader_guard(). */
 int store_open(store **out, const char *dir, int flags, size_t map_size, char *err, size_t errlen);
 /* NULL is a no-op. Waits for nothing: the caller has committed or aborted. */
 void store_close(store *s);
+
+/* For a process that only reads (the CLI): a damaged leaf page that the
+ * read-only check did not read can still point LMDB past the end of the file.
+ * This turns the SIGBUS that would end the process into the same refusal as
+ * store_open's: the message naming DIR/data.mdb and what to do on stderr, then
+ * exit status 3. Process-wide (a signal handler); call it once, before reading. */
+void store_reader_guard(const char *dir);
 
 /* One write transaction; the group commit of the HTTP layer puts a whole batch of
  * deliveries in one. Committing makes everything in it durable (fsync) before
