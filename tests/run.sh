@@ -63,5 +63,25 @@ if [ "${VEILLE_SKIP_SANITIZERS:-0}" != 1 ]; then
   fi
 fi
 
+# Fuzz step: every libFuzzer target (tests/fuzz/run.sh, which installs clang) for
+# VEILLE_FUZZ_SECONDS each, default 30 (0 skips; VEILLE_SKIP_SANITIZERS=1 makes
+# the default 0, these are sanitizer builds too). Each target counts 1 passed or
+# 1 failed; skipped when clang cannot build libFuzzer targets.
+fuzz_seconds=${VEILLE_FUZZ_SECONDS:-30}
+[ -n "${VEILLE_FUZZ_SECONDS:-}" ] || [ "${VEILLE_SKIP_SANITIZERS:-0}" != 1 ] || fuzz_seconds=0
+if [ "$fuzz_seconds" != 0 ]; then
+  FUZZ_SECONDS="$fuzz_seconds" tests/fuzz/run.sh >"$log/fuzz" 2>"$log/fuzz.err"
+  rc=$?
+  if [ "$rc" -eq 77 ]; then
+    cat "$log/fuzz.err"
+  else
+    grep '^fuzz ' "$log/fuzz"
+    p=$(grep -c '^fuzz [a-z]*: ok' "$log/fuzz"); f=$(grep -c '^fuzz [a-z]*: FOUND' "$log/fuzz")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$f" -ne 0 ]; then tail -60 "$log/fuzz.err"; fi
+  fi
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -28,10 +28,26 @@ static bool b64_char(unsigned char c)
            c == '/';
 }
 
+/* The 6-bit value of a base64 character (b64_char is true for it). */
+static unsigned b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : 63;
+}
+
 /*
  * Strict standard base64 with padding. EVP_DecodeBlock alone is not enough: it
  * skips surrounding whitespace, and it counts '=' padding as zero bytes, so a
  * 31-byte value would come back as 33 bytes and could be compared as a 32-byte one.
+ * Canonical only: before padding the last character carries 2 (one '=') or 4
+ * (two) bits that are not data, and EVP_DecodeBlock ignores them, so four texts
+ * would decode to the same 32-byte MAC. The reference libraries compare the
+ * base64 text, so those bits must be zero (found by tests/fuzz/fuzz_verify.c).
  * Returns the real decoded length, or -1 when the text is not valid base64 or
  * does not fit in outlen.
  */
@@ -47,6 +63,8 @@ static int b64_decode(const char *in, size_t inlen, unsigned char *out, size_t o
     for (size_t i = 0; i < inlen - pad; i++)
         if (!b64_char((unsigned char)in[i]))
             return -1;
+    if (pad > 0 && (b64_value((unsigned char)in[inlen - pad - 1]) & (pad == 1 ? 0x3 : 0xf)) != 0)
+        return -1;
     size_t raw = inlen / 4 * 3;
     if (raw > outlen)
         return -1;

@@ -210,9 +210,11 @@ static int decode_field(const field *f, const msgpack_object *v, unsigned char *
 /* Unpack exactly one map filling the whole buffer and hand it to fn. */
 typedef int (*map_fn)(const msgpack_object_map *m, void *ctx);
 
+static int mp_check_bounds(const void *data, size_t len);
+
 static int decode_map(const void *data, size_t len, map_fn fn, void *ctx)
 {
-    if (data == NULL || len == 0)
+    if (data == NULL || len == 0 || mp_check_bounds(data, len) < 0)
         return -1;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -413,6 +415,23 @@ static int mp_next(mp_reader *r, msgpack_object *o, int depth)
     return 0;
 }
 
+/*
+ * The trap: msgpack_unpack_next allocates each array or map for its declared
+ * count before reading an element, so a 5-byte "array of 4 G elements" asks the
+ * zone for ~100 GiB. Walk the value first with the flat reader, which refuses a
+ * count larger than the bytes left (every element takes one byte at least) and
+ * anything truncated or nested deeper than 16: the unpacker then only sees counts
+ * that are really there, so it allocates at most ~50 bytes per record byte.
+ */
+static int mp_check_bounds(const void *data, size_t len)
+{
+    mp_reader r = { data, (const unsigned char *)data + len };
+    msgpack_object o;
+    if (mp_next(&r, &o, 0) < 0 || r.p != r.end)
+        return -1;
+    return 0;
+}
+
 static int read_fields(mp_reader *r, const field *fs, size_t n, unsigned char *base)
 {
     const unsigned char *b;
@@ -512,7 +531,7 @@ int store_codec_uint_encode(msgpack_sbuffer *out, uint64_t v)
 
 int store_codec_uint_decode(const void *data, size_t len, uint64_t *out)
 {
-    if (data == NULL || len == 0)
+    if (data == NULL || len == 0 || mp_check_bounds(data, len) < 0)
         return -1;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);

@@ -10,13 +10,7 @@
  * 256, 4096 or the default), byte 1 where to split, byte 2 the second
  * segment's first position - 2, then the segment bytes.
  *
- * Build and run (from the repository root; not yet in tests/fuzz/run.sh):
- *   mkdir -p build-fuzz/wal-corpus && clang -fsanitize=fuzzer,address,undefined \
- *     -fno-sanitize-recover=all -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc \
- *     -o build-fuzz/fuzz_wal tests/fuzz/fuzz_wal.c src/wal/wal.c src/wal/segment.c \
- *     src/util/util.c -lcrypto -lpthread && \
- *   build-fuzz/fuzz_wal build-fuzz/wal-corpus -max_len=2048 -max_total_time=600 \
- *     -artifact_prefix=build-fuzz/
+ * Run: tests/fuzz/run.sh wal (seeds in tests/fuzz/corpus/wal).
  */
 #include <dirent.h>
 #include <fcntl.h>

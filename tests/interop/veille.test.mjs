@@ -141,6 +141,21 @@ test('a signature by an unknown secret is refused with 401', async () => {
   assert.equal(r.status, 401);
 });
 
+test('a non-canonical base64 text of the right MAC is refused with 401, as svix refuses it', async () => {
+  const body = envelope('session.created', session('sess_b64', 'user_b64', nowMs));
+  const { headers } = signed(body);
+  const sig = headers['svix-signature']; // "v1," + 43 characters + "="
+  // The last character before '=' carries 2 bits past the MAC: flip one, same bytes.
+  const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const odd = sig.slice(0, -2) + abc[abc.indexOf(sig.at(-2)) ^ 1] + '=';
+  assert.ok(Buffer.from(odd.slice(3), 'base64').equals(Buffer.from(sig.slice(3), 'base64')), 'same bytes');
+  const oddHeaders = { ...headers, 'svix-signature': odd };
+  assert.throws(() => new Webhook(OLD).verify(body, oddHeaders), 'svix itself refuses the text');
+  const r = await post(body, oddHeaders);
+  assert.equal(r.status, 401, r.text);
+  assert.equal(cli('history', 'user_b64').status, 1, 'nothing stored');
+});
+
 test('a stale timestamp (over 5 minutes old) is refused with 401 "too old"', async () => {
   const r = await deliver(envelope('session.created', session('sess_stale', 'user_stale', nowMs)),
     { when: new Date(Date.now() - 400 * 1000) });

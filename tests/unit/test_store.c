@@ -14,6 +14,31 @@
 #include "store/store.h"
 #include "util/util.h"
 
+/* The largest single malloc request since the last reset, to check the codec's
+ * allocation bound: the decoders refuse a lying record either way, the question
+ * is whether they first ask for 100 GiB. glibc's allocator does the work; ASan
+ * builds keep ASan's, which aborts on such a request by itself. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TRACK_MALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TRACK_MALLOC 0
+#endif
+#endif
+#ifndef TRACK_MALLOC
+#define TRACK_MALLOC 1
+extern void *__libc_malloc(size_t n);
+static size_t largest_malloc;
+void *malloc(size_t n)
+{
+    if (n > __atomic_load_n(&largest_malloc, __ATOMIC_RELAXED))
+        __atomic_store_n(&largest_malloc, n, __ATOMIC_RELAXED);
+    return __libc_malloc(n);
+}
+#else
+static size_t largest_malloc;
+#endif
+
 static char tmproot[64];
 static int dir_seq;
 
@@ -727,6 +752,18 @@ static void test_codec(void)
     CHECK("codec: wrong type for a known key refused", store_codec_user_decode("\x81\xa2id\x05", 5, &u) < 0);
     CHECK("codec: huge declared count refused", store_codec_user_decode("\xdf\xff\xff\xff\xff", 5, &u) < 0);
     CHECK("codec: a string longer than the record refused", store_codec_user_decode("\x81\xa2id\xd9\x40" "ab", 7, &u) < 0);
+
+    /* 24 bytes declaring 4 G evidence entries: msgpack-c's unpacker would ask its
+     * zone for 4 G objects (~128 GiB) before reading one; a bare huge map too. */
+    static const char huge_alert[] = "\x83\xa2id\xa2" "a1" "\xa1r\xa6rule_x" "\xa2" "ev\xdd\xff\xff\xff\xff";
+    store_alert *al = malloc(sizeof *al);
+    largest_malloc = 0;
+    CHECK("codec: 24-byte alert declaring 4 G evidence entries refused",
+          sizeof huge_alert - 1 == 24 && al != NULL && store_codec_alert_decode(huge_alert, 24, al) < 0);
+    uint64_t n = 0;
+    CHECK("codec: a bare map declaring 4 G pairs refused", store_codec_uint_decode("\xdf\xff\xff\xff\xff", 5, &n) < 0);
+    CHECK("codec: no allocation sized by a declared count", !TRACK_MALLOC || largest_malloc < 1024 * 1024);
+    free(al);
 
     msgpack_sbuffer_init(&b);
     int64_t r = 0;
