@@ -897,6 +897,13 @@ test('--format and --template refusals at start-up: exit 2 with the reason, noth
     assert.match(r.stderr, want);
     assert.doesNotMatch(r.stderr, /msg=listening/);
   }
+  // the config file takes the same sink options, after the sink's alert line
+  const conf = join(tmp, 'formats.conf');
+  writeFileSync(conf, `alert = webhook:http://127.0.0.1:${port}/x\nformat = teams\nalert = stdout\nformat = teams\n`);
+  const r = await run(['serve', '--config', conf, '--listen', '127.0.0.1:0', '--data', newDataDir(), '--rules', rulesPath],
+    { env: { VEILLE_WEBHOOK_SECRET: SECRET, VEILLE_ALERT_WEBHOOK_SECRET: ALERT_SECRET }, timeout: 5000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.ok(r.stderr.includes(`${conf}:4: format: teams is for webhook sinks, not stdout`), r.stderr);
 });
 
 test('veille test-alert --format slack posts the Slack blocks of the sample alert', { timeout: 30000 }, async () => {
