@@ -152,8 +152,8 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         return 0;
     }
     return util_err(err, errlen, "%s: unknown setting (listen, data, rules, alert, min-severity, facility, header, "
-                                 "ca, format, template, alert-retry-for, alert-timeout, outbox-max, max-body, retention, map-size, "
-                                 "map-resident, log-level)", key);
+                                 "ca, format, template, alert-retry-for, alert-timeout, outbox-max, max-body, "
+                                 "retention, map-size, map-resident, log-level)", key);
 }
 
 static char *trim(char *s)

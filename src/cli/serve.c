@@ -57,7 +57,8 @@ int cli_serve(int argc, char **argv)
         }
     }
     static const char *const keys[] = {"listen", "data", "rules", "alert", "min-severity", "facility", "header", "ca",
-                                       "format", "template", "alert-retry-for", "alert-timeout", "outbox-max", "max-body", "retention",
+                                       "format", "template",
+                                       "alert-retry-for", "alert-timeout", "outbox-max", "max-body", "retention",
                                        "map-size", "map-resident", "log-level"};
     for (int i = 0; i < argc; i++) {
         const char *v;
