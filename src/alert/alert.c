@@ -1,9 +1,10 @@
 /*
- * alert.c: the alert's JSON form and the local sinks (stdout, file:PATH).
+ * alert.c: the alert's JSON form and the local sinks (stdout, file:PATH), which
+ * write one line per alert in their sink's format (alert_render).
  * JSON is built with jansson: the store keeps msgpack, JSON exists only here
  * at the edge.
  */
-#include "alert/alert.h"
+#include "alert/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +73,7 @@ size_t alert_sinks_count(const alert_sinks *s)
     return s != NULL ? s->n : 0;
 }
 
-static json_t *evidence_value(const store_evidence *e)
+json_t *alert_evidence_json(const store_evidence *e)
 {
     switch (e->kind) {
     case STORE_EVIDENCE_NUMBER:
@@ -86,10 +87,10 @@ static json_t *evidence_value(const store_evidence *e)
     return json_null();
 }
 
-/* json_object_set_new that tolerates a NULL value (out of memory) as failure. */
+/* short for alert_json_set: alert_to_json sets many */
 static int set(json_t *o, const char *k, json_t *v)
 {
-    return v != NULL && json_object_set_new(o, k, v) == 0 ? 0 : -1;
+    return alert_json_set(o, k, v);
 }
 
 char *alert_to_json(const store_alert *a)
@@ -102,7 +103,7 @@ char *alert_to_json(const store_alert *a)
     if (o == NULL || ev == NULL || tags == NULL || atl == NULL)
         goto done;
     for (size_t i = 0; i < a->n_evidence && i < STORE_EVIDENCE_MAX; i++) {
-        if (set(ev, a->evidence[i].name, evidence_value(&a->evidence[i])) < 0)
+        if (set(ev, a->evidence[i].name, alert_evidence_json(&a->evidence[i])) < 0)
             goto done;
         if (a->evidence[i].at_least && json_array_append_new(atl, json_string(a->evidence[i].name)) != 0)
             goto done;
@@ -168,22 +169,23 @@ int alert_sinks_write(alert_sinks *s, const store_alert *a, char *err, size_t er
 {
     if (s == NULL || s->n == 0)
         return 0;
-    char *json = alert_to_json(a);
-    if (json == NULL)
-        return util_err(err, errlen, "alert %s: cannot format it as JSON (out of memory or invalid text)", a->id);
-    size_t len = strlen(json);
-    json[len] = '\n'; /* the terminator becomes the line end; write len + 1 bytes */
     int ret = 0;
     for (size_t i = 0; i < s->n && ret == 0; i++) {
         sink *k = &s->sinks[i];
         if (!alert_sink_wants(k->cfg, a))
             continue;
+        /* each sink has its own format: rendered per sink */
+        char *line = NULL;
+        size_t len = 0;
+        if (alert_render(k->cfg, a, &line, &len, err, errlen) < 0)
+            return -1;
+        line[len] = '\n'; /* the terminator becomes the line end; write len + 1 bytes */
         /* one write per line: O_APPEND keeps lines whole even with other writers */
-        if (write_all(k->fd, json, len + 1) < 0)
+        if (write_all(k->fd, line, len + 1) < 0)
             ret = util_err(err, errlen, "--alert %s: write failed: %s", k->cfg->spec, strerror(errno));
         k->dirty = true;
+        free(line);
     }
-    free(json);
     return ret;
 }
 

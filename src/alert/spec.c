@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alert/alert.h"
+#include "alert/internal.h"
 #include "util/util.h"
 
 #define DEFAULT_FACILITY 10 /* authpriv: security messages, readable by root only */
@@ -223,8 +223,60 @@ static int set_header(alert_sink_config *c, const char *value, char *err, size_t
     return 0;
 }
 
+const char *const alert_sink_options[] = {"min-severity", "facility", "header", "ca", "format", "template", NULL};
+
+bool alert_sink_is_option(const char *name)
+{
+    for (size_t i = 0; alert_sink_options[i] != NULL; i++)
+        if (strcmp(name, alert_sink_options[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Which formats each kind of sink can carry: CEF is a line for syslog and
+ * files; the chat formats are JSON bodies for a chat's incoming webhook. */
+static bool format_fits(alert_format f, alert_sink_kind k)
+{
+    switch (f) {
+    case ALERT_FORMAT_CEF: return k != ALERT_SINK_WEBHOOK;
+    case ALERT_FORMAT_SLACK:
+    case ALERT_FORMAT_TEAMS: return k == ALERT_SINK_WEBHOOK;
+    default: return true;
+    }
+}
+
+static int set_format(alert_sink_config *c, const char *name, const char *value, char *err, size_t errlen)
+{
+    if (c->format_given)
+        return util_err(err, errlen, "%s: this sink has a format already (--format %s%s%s): one per sink", name,
+                        alert_format_name(c->format), c->template_path[0] ? " from " : "", c->template_path);
+    if (strcmp(name, "template") == 0) {
+        int rc = alert_template_load(c, value, err, errlen);
+        if (rc < 0)
+            return rc;
+        c->format = ALERT_FORMAT_TEMPLATE;
+        c->format_given = true;
+        return 0;
+    }
+    /* "template" is not a --format name: the file says what the template is */
+    for (alert_format f = ALERT_FORMAT_JSON; f < ALERT_FORMAT_TEMPLATE; f++) {
+        if (strcmp(value, alert_format_name(f)) != 0)
+            continue;
+        if (!format_fits(f, c->kind))
+            return util_err(err, errlen, "format: %s is for %s sinks, not %s", value,
+                            f == ALERT_FORMAT_CEF ? "stdout, file and syslog" : "webhook", c->label);
+        c->format = f;
+        c->format_given = true;
+        return 0;
+    }
+    return util_err(err, errlen, "format: '%s' is not one of json, ocsf, cef, slack, teams (or give --template FILE)",
+                    value);
+}
+
 int alert_sink_set_option(alert_sink_config *c, const char *name, const char *value, char *err, size_t errlen)
 {
+    if (strcmp(name, "format") == 0 || strcmp(name, "template") == 0)
+        return set_format(c, name, value, err, errlen);
     if (strcmp(name, "min-severity") == 0) {
         int r = alert_severity_rank(value);
         if (r < 0)

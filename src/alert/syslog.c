@@ -1,10 +1,11 @@
 /*
  * syslog.c: the bytes of one syslog message per alert.
  *   remote (syslog://, syslog+tcp://), RFC 5424:
- *     <PRI>1 TIMESTAMP HOSTNAME veille PROCID MSGID [veille@32473 id=.. rule=..] JSON
+ *     <PRI>1 TIMESTAMP HOSTNAME veille PROCID MSGID [veille@32473 id=.. rule=..] BODY
  *   local (syslog, syslog:PATH), the format syslog(3) writes to /dev/log, which
  *   every local daemon (rsyslog, syslog-ng, journald) parses:
- *     <PRI>Mmm dd HH:MM:SS veille[PID]: JSON
+ *     <PRI>Mmm dd HH:MM:SS veille[PID]: BODY
+ * BODY is the alert in the sink's --format: JSON by default, or a CEF line.
  * 32473 is the enterprise number RFC 5612 sets aside for examples; veille has
  * no number of its own, and an SD-ID with '@' is what RFC 5424 asks of
  * non-IANA names.
@@ -118,11 +119,12 @@ int alert_syslog_format(const alert_sink_config *c, const store_alert *a, const 
             snprintf(ts, sizeof ts, "Jan  1 00:00:00");
         putf(&o, "<%d>%s veille[%d]: ", pri, ts, pid);
     }
-    char *json = alert_to_json(a);
-    if (json == NULL)
-        return util_err(err, errlen, "alert %s: cannot format it as JSON (out of memory)", a->id);
-    put(&o, json, strlen(json));
-    free(json);
+    char *body = NULL;
+    size_t body_len = 0;
+    if (alert_render(c, a, &body, &body_len, err, errlen) < 0)
+        return -1;
+    put(&o, body, body_len);
+    free(body);
     if (o.overflow)
         return util_err(err, errlen, "alert %s: the syslog message is longer than %zu bytes", a->id, cap);
     *len = o.len;

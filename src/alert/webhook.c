@@ -42,20 +42,20 @@ int alert_webhook_request(const alert_sink_config *c, const ingest_secret *secre
 {
     *out = NULL;
     *len = 0;
-    char *json = alert_to_json(a);
-    if (json == NULL)
-        return util_err(err, errlen, "alert %s: cannot format it as JSON (out of memory)", a->id);
-    size_t body_len = strlen(json);
+    char *body = NULL;
+    size_t body_len = 0;
+    if (alert_render(c, a, &body, &body_len, err, errlen) < 0)
+        return -1;
     char sig[128];
-    if (ingest_sign(secret, a->id, now_s, (const unsigned char *)json, body_len, sig, sizeof sig) < 0) {
-        free(json);
+    if (ingest_sign(secret, a->id, now_s, (const unsigned char *)body, body_len, sig, sizeof sig) < 0) {
+        free(body);
         return util_err(err, errlen, "alert %s: signing failed (libcrypto)", a->id);
     }
     char *req = NULL;
     size_t req_len = 0;
     FILE *f = open_memstream(&req, &req_len);
     if (f == NULL) {
-        free(json);
+        free(body);
         return util_err(err, errlen, "alert %s: out of memory", a->id);
     }
     /* Host carries the port unless it is the scheme's default (RFC 9110 7.2) */
@@ -70,8 +70,8 @@ int alert_webhook_request(const alert_sink_config *c, const ingest_secret *secre
     for (size_t i = 0; i < c->n_headers; i++)
         fprintf(f, "%s\r\n", c->headers[i]);
     fputs("\r\n", f);
-    fwrite(json, 1, body_len, f);
-    free(json);
+    fwrite(body, 1, body_len, f);
+    free(body);
     if (fclose(f) != 0 || req == NULL) {
         free(req);
         return util_err(err, errlen, "alert %s: out of memory", a->id);

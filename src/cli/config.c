@@ -88,8 +88,7 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         o->alert_count++;
         return 0;
     }
-    if (strcmp(key, "min-severity") == 0 || strcmp(key, "facility") == 0 || strcmp(key, "header") == 0 ||
-        strcmp(key, "ca") == 0) {
+    if (alert_sink_is_option(key)) {
         /* a sink's options follow its alert line (or --alert flag) */
         if (o->alert_count == 0)
             return util_err(err, errlen, "%s: applies to the sink before it: give alert (--alert SPEC) first", key);
@@ -160,8 +159,8 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         return 0;
     }
     return util_err(err, errlen, "%s: unknown setting (listen, data, rules, alert, min-severity, facility, header, "
-                                 "ca, alert-retry-for, alert-timeout, outbox-max, max-body, retention, map-size, "
-                                 "map-resident, log-level)", key);
+                                 "ca, format, template, alert-retry-for, alert-timeout, outbox-max, max-body, "
+                                 "retention, map-size, map-resident, log-level)", key);
 }
 
 static char *trim(char *s)

@@ -183,7 +183,7 @@ int cli_outbox(int argc, char **argv)
 
 static const char test_usage[] =
     "usage: veille test-alert --alert SPEC [--facility NAME] [--header 'Name: value'] [--ca FILE]\n"
-    "                         [--severity LEVEL] [--alert-timeout DUR]\n"
+    "                         [--format NAME | --template FILE] [--severity LEVEL] [--alert-timeout DUR]\n"
     "Sends one sample alert (rule veille_test_alert) through the sink now and says what happened;\n"
     "--min-severity is ignored: this checks the wiring. Exit 0 delivered, 1 failed, 2 usage.\n"
     "Webhook sinks sign with VEILLE_ALERT_WEBHOOK_SECRET, as veille serve does.\n";
@@ -205,6 +205,11 @@ static void sample_alert(store_alert *a, const char *severity)
     a->event_type = EVENT_SESSION_CREATED;
     a->at_ms = a->raised_ms = now;
     snprintf(a->summary, sizeof a->summary, "veille test alert: if you can read this, the sink works");
+    /* a location and a browser, so that every --format shows where they go */
+    snprintf(a->country, sizeof a->country, "FR");
+    snprintf(a->city, sizeof a->city, "Paris");
+    snprintf(a->user_agent, sizeof a->user_agent, "veille test-alert");
+    snprintf(a->user_name, sizeof a->user_name, "veille_test");
     snprintf(a->tags[0], sizeof a->tags[0], "test");
     a->n_tags = 1;
 }
@@ -221,7 +226,6 @@ int cli_test_alert(int argc, char **argv)
     bool have_sink = false;
     char err[UTIL_ERRLEN];
     int status = EXIT_USAGE;
-    static const char *const options[] = {"min-severity", "facility", "header", "ca"};
     for (int i = 0; i < argc; i++) {
         int m;
         if ((m = cli_flag_value(argc, argv, &i, "--alert", &v)) != 0) {
@@ -259,7 +263,8 @@ int cli_test_alert(int argc, char **argv)
             continue;
         }
         bool matched = false;
-        for (size_t k = 0; k < sizeof options / sizeof options[0] && !matched; k++) {
+        const char *const *options = alert_sink_options;
+        for (size_t k = 0; options[k] != NULL && !matched; k++) {
             char flag[32];
             snprintf(flag, sizeof flag, "--%s", options[k]);
             if ((m = cli_flag_value(argc, argv, &i, flag, &v)) == 0)
@@ -315,9 +320,10 @@ int cli_test_alert(int argc, char **argv)
         status = deliver_test(c, &secret, timeout_ms, a, result, sizeof result) == 0 ? 0 : 1;
     }
     if (status == 0)
-        fprintf(stdout, "%s: %s: alert %s %s\n",
+        fprintf(stdout, "%s: %s: alert %s%s%s%s %s\n",
                 c->kind == ALERT_SINK_SYSLOG_UDP ? "sent (UDP gives no acknowledgement)" : "delivered", c->label,
-                a->id, result);
+                a->id, c->format_given ? " (" : "", c->format_given ? alert_format_name(c->format) : "",
+                c->format_given ? ")" : "", result);
     else
         fprintf(stderr, "failed: %s: %s\n", c->label, result);
     free(a);

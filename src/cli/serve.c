@@ -31,7 +31,9 @@ static const char serve_usage[] =
     "  syslog+tcp://HOST:PORT      RFC 5424 over TCP, octet-counted frames\n"
     "  webhook:http(s)://HOST/PATH Standard Webhooks POST signed with VEILLE_ALERT_WEBHOOK_SECRET\n"
     "Options of the --alert before them: --min-severity info|low|medium|high|critical,\n"
-    "  --facility NAME (syslog, default authpriv), --header 'Name: value' and --ca FILE (webhook).\n"
+    "  --facility NAME (syslog, default authpriv), --header 'Name: value' and --ca FILE (webhook),\n"
+    "  --format json|ocsf|cef|slack|teams (cef: stdout, file, syslog; slack, teams: webhook)\n"
+    "  or --template FILE ({{ field }} placeholders, JSON-escaped; see README).\n"
     "Remote sinks deliver from a durable outbox with retries (see veille outbox).\n"
     "SIGHUP reloads the --rules file; a file with errors is refused and the rules stay.\n"
     "Without --rules: the installed rules/default.rules (" VEILLE_SHARE_DIR "), else the one next to\n"
@@ -56,6 +58,7 @@ int cli_serve(int argc, char **argv)
         }
     }
     static const char *const keys[] = {"listen", "data", "rules", "alert", "min-severity", "facility", "header", "ca",
+                                       "format", "template",
                                        "alert-retry-for", "alert-timeout", "outbox-max", "max-body", "retention",
                                        "map-size", "map-resident", "log-level"};
     for (int i = 0; i < argc; i++) {

@@ -501,6 +501,12 @@ static void build_alert(eval_ctx *c, const char *key, int64_t now_ms, store_aler
     snprintf(a->session_id, sizeof a->session_id, "%s", ev->session.session_id);
     snprintf(a->event_id, sizeof a->event_id, "%s", ev->delivery_id);
     snprintf(a->instance_id, sizeof a->instance_id, "%s", ev->instance_id);
+    snprintf(a->country, sizeof a->country, "%s", engine_event_field(c, RULES_F_COUNTRY));
+    snprintf(a->city, sizeof a->city, "%s", engine_event_field(c, RULES_F_CITY));
+    snprintf(a->user_agent, sizeof a->user_agent, "%s", engine_event_field(c, RULES_F_USER_AGENT));
+    if (ev->has_user || !event_type_is_session(ev->type))
+        snprintf(a->user_name, sizeof a->user_name, "%.*s", (int)sizeof a->user_name - 1,
+                 ev->user.username[0] ? ev->user.username : ev->user.email);
     a->event_type = ev->type;
     a->at_ms = c->at;
     a->raised_ms = now_ms;

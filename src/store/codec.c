@@ -564,6 +564,10 @@ static const field alert_fields[] = {
     I64("sup", store_alert, suppressed),
     I64("lsa", store_alert, last_suppressed_at_ms),
     STR("iid", store_alert, instance_id),
+    STR("cc", store_alert, country),
+    STR("city", store_alert, city),
+    STR("ua", store_alert, user_agent),
+    STR("un", store_alert, user_name),
 };
 
 /* store_evidence with its enum widened to int64, so the table can carry it. */

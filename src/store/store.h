@@ -280,6 +280,12 @@ typedef struct {
     int64_t suppressed;          /* later matches folded into this alert */
     int64_t last_suppressed_at_ms;
     char instance_id[EVENT_ID_MAX]; /* the Clerk instance of the event; "" in older alerts */
+    /* where the triggering event came from, for the alert formats (OCSF, CEF,
+     * chat); "" when unknown or in alerts older than the fields */
+    char country[EVENT_COUNTRY_MAX];
+    char city[EVENT_TEXT_MAX];
+    char user_agent[EVENT_UA_MAX];
+    char user_name[EVENT_TEXT_MAX]; /* the user's username, else primary email, when the event carries the user */
 } store_alert;
 
 /* Suppression: when an alert of (rule, key) exists with |at_ms - its at| <

@@ -753,3 +753,96 @@ test('veille test-alert over UDP with a listener: exit 0, "sent (UDP gives no ac
     sock.close();
   }
 });
+
+// ---- (5) --format cef, parsed back from what rsyslogd received ----
+
+// A CEF line read as a CEF parser does: the header is seven '|'-separated fields
+// where '\|' and '\\' are escapes; the extension is key=value pairs where a value
+// runs to the space before the next unescaped "key=", with '\=', '\\', '\n', '\r'.
+function parseCEF(line) {
+  const header = [];
+  let i = 0, cur = '';
+  while (header.length < 7) {
+    if (i >= line.length) throw new Error(`CEF header cut short: ${line}`);
+    const c = line[i++];
+    if (c === '\\' && (line[i] === '|' || line[i] === '\\')) cur += line[i++];
+    else if (c === '|') { header.push(cur); cur = ''; } else cur += c;
+  }
+  const ext = {};
+  const rest = line.slice(i);
+  const keyAt = /(?:^| )([A-Za-z0-9_]+)=/g; // a key starts the extension or follows a space, before an unescaped '='
+  const starts = [];
+  for (let m; (m = keyAt.exec(rest)) !== null;) {
+    let bs = 0;
+    for (let j = m.index + m[0].length - 2; j >= 0 && rest[j] === '\\'; j--) bs++;
+    if (bs % 2 === 0) starts.push({ key: m[1], at: m.index + (m[0].startsWith(' ') ? 1 : 0), value: m.index + m[0].length });
+  }
+  starts.forEach((s, k) => {
+    const end = k + 1 < starts.length ? starts[k + 1].at - 1 : rest.length;
+    const raw = rest.slice(s.value, end);
+    assert.doesNotMatch(raw.replace(/\\[\\=nr]/g, ''), /[=\\\n\r]/, `CEF value of ${s.key} escaped: ${raw}`);
+    ext[s.key] = raw.replace(/\\([\\=nr])/g, (_, c) => (c === 'n' ? '\n' : c === 'r' ? '\r' : c));
+  });
+  const [version, vendor, product, deviceVersion, signature, name, severity] = header;
+  return { version, vendor, product, deviceVersion, signature, name, severity, ext };
+}
+
+test('--format cef on syslog+tcp and the local socket: rsyslogd receives CEF that parses back to the alert', async () => {
+  const port = await freeTcpPort();
+  const sock = join(tmp, 'cef.sock');
+  const rs = await startRsyslog('cef', [{ label: 'tcp', type: 'tcp', port }, { label: 'unix', type: 'unix', path: sock }]);
+  const dataDir = join(tmp, 'data-cef');
+  const filePath = join(tmp, 'cef-alerts.ndjson');
+  const tcp = `syslog+tcp://127.0.0.1:${port}`;
+  const srv = await startVeille(dataDir, ['--rules', rulesPath, '--alert', tcp, '--format', 'cef',
+    '--alert', `syslog:${sock}`, '--format', 'cef', '--alert', `file:${filePath}`]);
+  const diag = () => `--- veille:\n${srv.log}\n${rs.diag()}`;
+  try {
+    // a user id with every character CEF escapes: '|' and '\' in the header (the
+    // summary names the user), '=' and '\' in the extension
+    const user = 'user_c|e=f\\g';
+    await burst(srv, user, 2, '198.51.100.9');
+    await waitFor('the alert in the file sink', () => existsSync(filePath) &&
+      readFileSync(filePath, 'utf8').trim() !== '', 5000, diag);
+    const [a] = readFileSync(filePath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(a.user_id, user);
+    await waitFor('the CEF alert on both inputs', () => rs.records('tcp').length >= 1 &&
+      (!hasLogger || rs.records('unix').length >= 1), 10000, diag);
+
+    const [t] = rs.records('tcp');
+    assert.equal(rs.records('tcp').length, 1);
+    // RFC 5424 framing is kept: PRI, MSGID and the structured data, with CEF as MSG
+    assert.equal(t.pri, String(FACILITY.authpriv * 8 + SEVERITY.medium));
+    assert.equal(t.msgid, LONG.slice(0, 32));
+    assert.deepEqual(t.vars['rfc5424-sd'], { [SD_ID]: expectedSD(a) });
+    assert.ok(t.msg.startsWith('CEF:0|veille|veille|'), t.msg);
+    const cef = parseCEF(t.msg);
+    assert.deepEqual([cef.version, cef.vendor, cef.product, cef.signature, cef.severity],
+      ['CEF:0', 'veille', 'veille', LONG, '5']);
+    assert.match(cef.deviceVersion, /^\d+\.\d+\.\d+/);
+    assert.equal(cef.name, a.summary, 'the summary, with its | and \\ unescaped back');
+    assert.ok(cef.name.includes(user));
+    assert.equal(cef.ext.suser, user);
+    assert.equal(cef.ext.src, '198.51.100.9');
+    assert.equal(cef.ext.externalId, a.id);
+    assert.equal(Number(cef.ext.rt), Date.parse(a.raised_at));
+    assert.equal(Number(cef.ext.start), Date.parse(a.at));
+    assert.equal(cef.ext.requestClientApplication, 'Mozilla/5.0 (interop)');
+    assert.equal(cef.ext.cat, 'session.created');
+    assert.deepEqual([cef.ext.cs1Label, cef.ext.cs1], ['key', a.key]);
+    assert.deepEqual([cef.ext.cs2Label, cef.ext.cs2], ['sessionId', a.session_id]);
+    assert.deepEqual([cef.ext.cs3Label, cef.ext.cs3], ['deliveryId', a.event_id]);
+    assert.deepEqual([cef.ext.cs4Label, cef.ext.cs4], ['clerkInstance', 'ins_interop']);
+    assert.deepEqual([cef.ext.cs5Label, cef.ext.cs5], ['location', 'Paris, France (FR)']);
+    assert.doesNotMatch(t.rawmsg, /#012|\n/, 'one line');
+
+    if (!hasLogger) return;
+    const [u] = rs.records('unix');
+    assert.equal(rs.records('unix').length, 1);
+    assert.equal(u.programname, 'veille');
+    assert.equal(u.msg.trim(), t.msg, 'the same CEF line on the local socket');
+  } finally {
+    await srv.stop();
+    await rs.stop();
+  }
+});

@@ -764,3 +764,160 @@ test('veille test-alert delivers one signed sample (even below --min-severity); 
   const usage = await run(['test-alert'], { env: { VEILLE_ALERT_WEBHOOK_SECRET: ALERT_SECRET }, cwd: tmp });
   assert.equal(usage.status, 2, `test-alert without --alert is a usage error: ${usage.stderr}`);
 });
+
+// ---- (10) formats: a Slack-shaped receiver, a Teams card, OCSF, a template ----
+
+// What Slack's incoming webhooks accept (api.slack.com/reference/block-kit): a
+// fallback `text`, at most 50 blocks of known types, a plain_text header of at
+// most 150 characters, section text up to 3000 and at most 10 fields of up to 2000,
+// context elements of type mrkdwn/plain_text. In mrkdwn, '<' '>' '&' from data
+// must arrive as &lt; &gt; &amp; (a raw '<' opens a link or <!channel>).
+function assertSlackShaped(msg) {
+  assert.equal(typeof msg.text, 'string', 'a fallback text for notifications');
+  assert.ok(Array.isArray(msg.blocks) && msg.blocks.length >= 1 && msg.blocks.length <= 50, 'blocks');
+  const texts = [];
+  for (const b of msg.blocks) {
+    assert.ok(['header', 'section', 'context', 'divider', 'actions'].includes(b.type), `block type ${b.type}`);
+    if (b.type === 'header') {
+      assert.equal(b.text.type, 'plain_text');
+      assert.ok(b.text.text.length > 0 && b.text.text.length <= 150, 'header text length');
+    }
+    if (b.type === 'section') {
+      assert.ok(b.text || b.fields, 'a section has text or fields');
+      if (b.text) { assert.ok(['mrkdwn', 'plain_text'].includes(b.text.type)); assert.ok(b.text.text.length <= 3000); texts.push(b.text); }
+      if (b.fields) {
+        assert.ok(b.fields.length <= 10, 'at most 10 fields');
+        for (const f of b.fields) { assert.ok(f.text.length <= 2000); texts.push(f); }
+      }
+    }
+    if (b.type === 'context') {
+      assert.ok(b.elements.length >= 1 && b.elements.length <= 10);
+      for (const e of b.elements) { assert.ok(['mrkdwn', 'plain_text'].includes(e.type)); texts.push(e); }
+    }
+  }
+  for (const t of texts.filter((x) => x.type === 'mrkdwn'))
+    assert.doesNotMatch(t.text.replace(/&(amp|lt|gt);/g, ''), /[<>&]/, `mrkdwn escaped: ${t.text}`);
+  return msg;
+}
+
+// Slack's mrkdwn read back as a person sees it.
+const slackText = (s) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+
+test('--format slack, teams, ocsf and --template: each sink gets its shape, signed, with the sign-in\'s location', { timeout: 60000 }, async () => {
+  const r = await startReceiver({ status: 200 }); // Slack answers 200 "ok"
+  const tmpl = join(tmp, 'ticket.tmpl');
+  writeFileSync(tmpl, '{"summary": "{{rule}} for {{user_id}}", "description": "{{summary}}", "where": "{{location}}", ' +
+    '"ua": "{{user_agent}}", "link": "https://tickets.test/?u={{user_id | url}}", "run": "{{command}}"}\n');
+  const spec = { slack: hookSpec(r.port, '/slack'), teams: hookSpec(r.port, '/teams'), ocsf: hookSpec(r.port, '/ocsf'),
+    ticket: hookSpec(r.port, '/ticket') };
+  const s = await startVeille(newDataDir(), ['--alert', spec.slack, '--format', 'slack', '--alert', spec.teams,
+    '--format', 'teams', '--alert', spec.ocsf, '--format', 'ocsf', '--alert', spec.ticket, '--template', tmpl]);
+  try {
+    // a user id with the characters the markups must escape
+    const user = 'user_<!here>&*x*_[l](https://e.test)';
+    const alert = await raise(s, user);
+    await poll('the four deliveries', () => ['/slack', '/teams', '/ocsf', '/ticket'].every((p) => r.verified(p).length >= 1),
+      10000, 20, () => `${s.log}\nreceiver: ${r.describe()}`);
+    for (const p of ['/slack', '/teams', '/ocsf', '/ticket']) {
+      assert.equal(r.at(p).length, 1, `one POST to ${p}: ${r.describe()}`);
+      assertSignedPost(r.at(p)[0], alert.id, p);
+    }
+
+    const slack = assertSlackShaped(r.at('/slack')[0].json);
+    const [header, section, context] = slack.blocks;
+    assert.equal(header.type, 'header');
+    assert.equal(header.text.text, 'High alert: rapid');
+    assert.equal(slackText(section.text.text), alert.summary);
+    const fields = Object.fromEntries(section.fields.map((f) => {
+      const m = /^\*([^*]+)\*\n([\s\S]*)$/.exec(f.text);
+      assert.ok(m, `a field is *Title*\\nvalue: ${f.text}`);
+      return [m[1], slackText(m[2])];
+    }));
+    assert.deepEqual(fields, { Rule: 'rapid', Severity: 'High', User: user, IP: '198.51.100.7',
+      Location: 'Paris, France (FR)' });
+    assert.equal(context.type, 'context');
+    assert.equal(context.elements[0].text, `\`veille alerts show ${alert.id}\``);
+    assert.ok(slack.text.includes('rapid'), slack.text);
+
+    const teams = r.at('/teams')[0].json;
+    assert.equal(teams.type, 'message');
+    assert.equal(teams.attachments.length, 1);
+    const [att] = teams.attachments;
+    assert.equal(att.contentType, 'application/vnd.microsoft.card.adaptive');
+    assert.equal(att.content.type, 'AdaptiveCard');
+    assert.equal(att.content.version, '1.4');
+    const facts = att.content.body.find((b) => b.type === 'FactSet').facts;
+    const unescape = (v) => v.replace(/\\([\\`*_[\]()~])/g, '$1');
+    assert.deepEqual(Object.fromEntries(facts.map((f) => [f.title, unescape(f.value)])), { Rule: 'rapid',
+      Severity: 'High', User: user, IP: '198.51.100.7', Location: 'Paris, France (FR)' });
+    assert.ok(!facts.find((f) => f.title === 'User').value.includes('[l](https'), 'a link in data is escaped, not a link');
+    assert.ok(att.content.body.some((b) => b.type === 'TextBlock' && unescape(b.text) === `veille alerts show ${alert.id}`));
+
+    const ocsf = r.at('/ocsf')[0].json;
+    assert.deepEqual([ocsf.class_uid, ocsf.category_uid, ocsf.activity_id, ocsf.type_uid, ocsf.severity_id],
+      [2004, 2, 1, 200401, 4]);
+    assert.equal(ocsf.finding_info.uid, alert.id);
+    assert.equal(ocsf.finding_info.title, 'rapid');
+    assert.equal(ocsf.time, Date.parse(alert.raised_at));
+    assert.equal(ocsf.finding_info.related_events[0].uid, alert.event_id);
+    assert.equal(ocsf.metadata.product.name, 'veille');
+    const [ev] = ocsf.evidences;
+    assert.deepEqual([ev.class_uid, ev.activity_id, ev.type_uid], [3002, 1, 300201]);
+    assert.deepEqual(ev.user, { uid: user });
+    assert.deepEqual(ev.src_endpoint, { ip: '198.51.100.7', location: { country: 'FR', city: 'Paris' } });
+    assert.equal(ev.http_request.user_agent, 'Mozilla/5.0 (interop)');
+    assert.equal(ev.session.uid, alert.session_id);
+    assert.equal(ev.time, Date.parse(alert.at));
+
+    const ticket = r.at('/ticket')[0].json;
+    assert.ok(ticket, `the template made JSON: ${r.at('/ticket')[0].body}`);
+    assert.deepEqual(ticket, { summary: `rapid for ${user}`, description: alert.summary, where: 'Paris, France (FR)',
+      ua: 'Mozilla/5.0 (interop)', link: `https://tickets.test/?u=${encodeURIComponent(user).replace(/[!'()*]/g,
+        (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())}`, run: `veille alerts show ${alert.id}` });
+  } finally {
+    await stopVeille(s);
+    await r.close();
+  }
+});
+
+test('--format and --template refusals at start-up: exit 2 with the reason, nothing listens', async () => {
+  const port = await freePort();
+  const bad = join(tmp, 'bad.tmpl');
+  writeFileSync(bad, '{"a": "{{ rule }}",\n "b": "{{ nope }}"}\n');
+  for (const [args, want] of [
+    [['--alert', hookSpec(port), '--format', 'cef'], /--format: cef is for stdout, file and syslog sinks/],
+    [['--alert', 'stdout', '--format', 'slack'], /--format: slack is for webhook sinks, not stdout/],
+    [['--alert', 'stdout', '--format', 'xml'], /'xml' is not one of json, ocsf, cef, slack, teams/],
+    [['--alert', 'stdout', '--template', bad], new RegExp(`--template: ${bad.replace(/[.]/g, '\\.')}:2:8: unknown placeholder 'nope'`)],
+    [['--alert', 'stdout', '--format', 'ocsf', '--format', 'json'], /one per sink/],
+  ]) {
+    const r = await run(['serve', '--listen', '127.0.0.1:0', '--data', newDataDir(), '--rules', rulesPath, ...args],
+      { env: { VEILLE_WEBHOOK_SECRET: SECRET, VEILLE_ALERT_WEBHOOK_SECRET: ALERT_SECRET }, timeout: 5000 });
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, want);
+    assert.doesNotMatch(r.stderr, /msg=listening/);
+  }
+  // the config file takes the same sink options, after the sink's alert line
+  const conf = join(tmp, 'formats.conf');
+  writeFileSync(conf, `alert = webhook:http://127.0.0.1:${port}/x\nformat = teams\nalert = stdout\nformat = teams\n`);
+  const r = await run(['serve', '--config', conf, '--listen', '127.0.0.1:0', '--data', newDataDir(), '--rules', rulesPath],
+    { env: { VEILLE_WEBHOOK_SECRET: SECRET, VEILLE_ALERT_WEBHOOK_SECRET: ALERT_SECRET }, timeout: 5000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.ok(r.stderr.includes(`${conf}:4: format: teams is for webhook sinks, not stdout`), r.stderr);
+});
+
+test('veille test-alert --format slack posts the Slack blocks of the sample alert', { timeout: 30000 }, async () => {
+  const r = await startReceiver({ status: 200 });
+  try {
+    const t = await run(['test-alert', '--alert', hookSpec(r.port, '/slack'), '--format', 'slack'],
+      { env: { VEILLE_ALERT_WEBHOOK_SECRET: ALERT_SECRET }, cwd: tmp });
+    assert.equal(t.status, 0, t.stderr);
+    assert.match(t.stdout, /^delivered: .*: alert alr_test_\w+ \(slack\) in \d+ ms$/m);
+    assert.equal(r.attempts.length, 1, r.describe());
+    const msg = assertSlackShaped(r.attempts[0].json);
+    assert.match(msg.blocks[0].text.text, /veille_test_alert/);
+    assert.ok(r.attempts[0].verified, r.attempts[0].error);
+  } finally {
+    await r.close();
+  }
+});

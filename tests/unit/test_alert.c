@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -926,6 +927,420 @@ static void test_webhook_request(const ingest_secret *secret, const ingest_secre
     free(req);
 }
 
+/* ---- formats: --format / --template, golden files, OCSF required fields ---- */
+
+/* Golden files are tests/alert/FORMAT.golden (the unit tests run from the source
+ * root): two alerts, one line each. VEILLE_UPDATE_GOLDEN=1 rewrites them; review
+ * the diff. The version is written @VERSION@ so a release does not break them. */
+#define GOLDEN_DIR "tests/alert/"
+
+/* make_alert with where it came from: the alert every golden file starts with. */
+static void golden_alert(store_alert *a)
+{
+    make_alert(a);
+    snprintf(a->country, sizeof a->country, "FR");
+    snprintf(a->city, sizeof a->city, "Paris");
+    snprintf(a->user_agent, sizeof a->user_agent, "Mozilla/5.0 (X11; Linux x86_64) Chrome/128.0");
+    snprintf(a->user_name, sizeof a->user_name, "jdoe");
+    snprintf(a->instance_id, sizeof a->instance_id, "ins_2prod");
+}
+
+/* Every character some format must escape, in every field a delivery fills. */
+static void hostile_alert(store_alert *a)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->id, sizeof a->id, "alr_fedcba9876543210fedcba98");
+    snprintf(a->rule, sizeof a->rule, "spray_by_ip");
+    snprintf(a->severity, sizeof a->severity, "critical");
+    snprintf(a->key, sizeof a->key, "ip:2001:db8::7");
+    snprintf(a->user_id, sizeof a->user_id, "user_<!channel>&\"q\"|p=1\\b");
+    snprintf(a->ip, sizeof a->ip, "2001:db8::7");
+    snprintf(a->session_id, sizeof a->session_id, "sess_a=b|c");
+    snprintf(a->event_id, sizeof a->event_id, "msg_2");
+    a->event_type = EVENT_SESSION_ENDED;
+    a->at_ms = 1700000100000LL;
+    a->raised_ms = 1700000100456LL;
+    a->last_suppressed_at_ms = 1700000200000LL;
+    a->suppressed = 3;
+    snprintf(a->summary, sizeof a->summary,
+             "pipe | backslash \\ equals = newline\nCR\r tab\t <b>&amp; *bold* [x](https://e.test) caf\xc3\xa9");
+    snprintf(a->country, sizeof a->country, "ZZ");
+    snprintf(a->city, sizeof a->city, "S\xc3\xa3o \"Paulo\"\n=|");
+    snprintf(a->user_agent, sizeof a->user_agent, "curl/8 \\ = |");
+    a->n_evidence = 1;
+    snprintf(a->evidence[0].name, sizeof a->evidence[0].name, "distinct(user, 1h)");
+    a->evidence[0].kind = STORE_EVIDENCE_NUMBER;
+    a->evidence[0].num = 59.999;
+    a->evidence[0].at_least = true;
+    a->n_tags = 2;
+    snprintf(a->tags[0], sizeof a->tags[0], "spray");
+    snprintf(a->tags[1], sizeof a->tags[1], "a,b");
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    static char buf[256 * 1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strdup(buf);
+}
+
+/* s with every VEILLE_VERSION replaced by @VERSION@ (malloc'd). */
+static char *unversioned(const char *s)
+{
+    size_t vl = strlen(VEILLE_VERSION), n = 0;
+    char *out = malloc(strlen(s) * 2 + 16);
+    if (out == NULL)
+        return NULL;
+    while (*s) {
+        if (strncmp(s, VEILLE_VERSION, vl) == 0) {
+            memcpy(out + n, "@VERSION@", 9);
+            n += 9;
+            s += vl;
+        } else {
+            out[n++] = *s++;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* The two golden alerts rendered by c, one line each. */
+static char *render_both(const alert_sink_config *c)
+{
+    store_alert *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    char *x = NULL, *y = NULL, *out = NULL;
+    golden_alert(a);
+    hostile_alert(b);
+    if (alert_render(c, a, &x, NULL, err, sizeof err) == 0 && alert_render(c, b, &y, NULL, err, sizeof err) == 0 &&
+        (out = malloc(strlen(x) + strlen(y) + 3)) != NULL)
+        sprintf(out, "%s\n%s\n", x, y);
+    else
+        printf("render %s: %s\n", alert_format_name(c->format), err);
+    free(x);
+    free(y);
+    free(a);
+    free(b);
+    return out;
+}
+
+static bool matches_golden(const alert_sink_config *c, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, GOLDEN_DIR "%s.golden", name);
+    char *got_raw = render_both(c), *got = got_raw != NULL ? unversioned(got_raw) : NULL;
+    free(got_raw);
+    if (got == NULL)
+        return false;
+    const char *update = getenv("VEILLE_UPDATE_GOLDEN");
+    if (update != NULL && strcmp(update, "1") == 0) {
+        FILE *f = fopen(path, "wb");
+        bool ok = f != NULL && fputs(got, f) >= 0;
+        if (f != NULL)
+            fclose(f);
+        printf("wrote %s\n", path);
+        free(got);
+        return ok;
+    }
+    char *want = read_text(path);
+    bool ok = want != NULL && strcmp(want, got) == 0;
+    if (!ok)
+        printf("%s differs (VEILLE_UPDATE_GOLDEN=1 rewrites it):\n--- got:\n%s--- want:\n%s", path, got,
+               want != NULL ? want : "(missing)\n");
+    free(want);
+    free(got);
+    return ok;
+}
+
+static void test_format_options(void)
+{
+    alert_sink_config c;
+    CHECK("format: json is the default", parse("stdout", &c) && c.format == ALERT_FORMAT_JSON && !c.format_given);
+    CHECK("format: sink options list format and template",
+          alert_sink_is_option("format") && alert_sink_is_option("template") && alert_sink_is_option("ca") &&
+              !alert_sink_is_option("alert"));
+    CHECK("format: ocsf on stdout", opt(&c, "format", "ocsf") && c.format == ALERT_FORMAT_OCSF);
+    CHECK("format: a second --format refused", opt_refused(&c, "format", "json", "one per sink"));
+    CHECK("format: cef on file", parse("file:/tmp/x", &c) && opt(&c, "format", "cef") && c.format == ALERT_FORMAT_CEF);
+    CHECK("format: cef on syslog+tcp", parse("syslog+tcp://h:514", &c) && opt(&c, "format", "cef"));
+    CHECK("format: cef on webhook refused",
+          parse("webhook:https://h/x", &c) && opt_refused(&c, "format", "cef", "stdout, file and syslog"));
+    CHECK("format: slack on webhook", opt(&c, "format", "slack") && c.format == ALERT_FORMAT_SLACK);
+    CHECK("format: teams on webhook", parse("webhook:https://h/x", &c) && opt(&c, "format", "teams"));
+    CHECK("format: slack on syslog refused", parse("syslog", &c) && opt_refused(&c, "format", "slack", "webhook"));
+    CHECK("format: teams on file refused", parse("file:/x", &c) && opt_refused(&c, "format", "teams", "webhook"));
+    CHECK("format: unknown name refused, names the choices",
+          parse("stdout", &c) && opt_refused(&c, "format", "xml", "json, ocsf, cef, slack, teams"));
+    CHECK("format: 'template' is not a --format name", opt_refused(&c, "format", "template", "--template FILE"));
+    CHECK("format: refusals leave json", c.format == ALERT_FORMAT_JSON && !c.format_given);
+
+    CHECK("template: the golden template loads", parse("webhook:http://h/x", &c) &&
+                                                     opt(&c, "template", GOLDEN_DIR "template.tmpl") &&
+                                                     c.format == ALERT_FORMAT_TEMPLATE);
+    CHECK("template: then --format refused", opt_refused(&c, "format", "json", "one per sink"));
+    CHECK("template: missing file refused",
+          parse("stdout", &c) && opt_refused(&c, "template", "/nonexistent/t", "cannot open"));
+    struct {
+        const char *text, *want;
+    } bad[] = {
+        {"a {{ nope }}", ":1:3: unknown placeholder 'nope'"},
+        {"x\ny {{rule | shell}}\n", ":2:3: unknown escaping 'shell'"},
+        {"{{ rule", ":1:1: '{{' without its closing '}}'"},
+        {"{{ rule\n}}", ":1:1: '{{' without"},
+        {"ok {{rule}} then {{}}", ":1:18: unknown placeholder ''"},
+        {"\n", "is empty"},
+        {"{{ $(id) }}", "unknown placeholder '$(id)'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[] = "/tmp/veille-test-template-XXXXXX";
+        int fd = mkstemp(path);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (f != NULL) {
+            fputs(bad[i].text, f);
+            fclose(f);
+        }
+        char name[128];
+        snprintf(name, sizeof name, "template: refused with '%s'", bad[i].want);
+        CHECK(name, parse("stdout", &c) && opt_refused(&c, "template", path, bad[i].want) &&
+                        strstr(err, path) != NULL && c.format == ALERT_FORMAT_JSON);
+        unlink(path);
+    }
+    char big[] = "/tmp/veille-test-template-XXXXXX";
+    int fd = mkstemp(big);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    for (int i = 0; f != NULL && i < ALERT_TEMPLATE_MAX; i++)
+        fputc('x', f);
+    if (f != NULL)
+        fclose(f);
+    CHECK("template: over the size limit refused", parse("stdout", &c) && opt_refused(&c, "template", big, "larger"));
+    unlink(big);
+}
+
+static void test_format_golden(void)
+{
+    alert_sink_config c;
+    static const char *const names[] = {"json", "ocsf", "cef", "slack", "teams"};
+    static const char *const specs[] = {"stdout", "stdout", "syslog", "webhook:https://hooks.slack.test/x",
+                                        "webhook:https://teams.test/x"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "golden: %s", names[i]);
+        bool ok = parse(specs[i], &c) && (i == 0 || opt(&c, "format", names[i]));
+        CHECK(name, ok && matches_golden(&c, names[i]));
+    }
+    CHECK("golden: template", parse("webhook:https://tickets.test/x", &c) &&
+                                  opt(&c, "template", GOLDEN_DIR "template.tmpl") && matches_golden(&c, "template"));
+    /* json is today's shape: alert_to_json, byte for byte */
+    store_alert a;
+    golden_alert(&a);
+    char *r = NULL, *j = alert_to_json(&a);
+    CHECK("json format is alert_to_json", parse("stdout", &c) && alert_render(&c, &a, &r, NULL, err, sizeof err) == 0 &&
+                                              j != NULL && strcmp(r, j) == 0);
+    free(r);
+    free(j);
+}
+
+/* Every text format is one line: a newline from a delivery cannot add a line. */
+static void test_format_one_line(void)
+{
+    alert_sink_config c;
+    store_alert a;
+    hostile_alert(&a);
+    static const char *const names[] = {"json", "ocsf", "cef"};
+    for (size_t i = 0; i < 3; i++) {
+        char *r = NULL, name[64];
+        snprintf(name, sizeof name, "%s: one line whatever the alert holds", names[i]);
+        CHECK(name, parse("file:/tmp/x", &c) && opt(&c, "format", names[i]) &&
+                        alert_render(&c, &a, &r, NULL, err, sizeof err) == 0 && strchr(r, '\n') == NULL &&
+                        strchr(r, '\r') == NULL);
+        free(r);
+    }
+}
+
+/* CEF read back the way a CEF parser does: 7 unescaped '|' end the header;
+ * the extension splits at unescaped '=' preceded by a key. */
+static void test_cef_parse_back(void)
+{
+    alert_sink_config c;
+    store_alert a;
+    hostile_alert(&a);
+    char *r = NULL;
+    bool ok = parse("syslog", &c) && opt(&c, "format", "cef") && alert_render(&c, &a, &r, NULL, err, sizeof err) == 0;
+    char hdr[8][600];
+    size_t nh = 0, k = 0;
+    const char *p = r;
+    while (ok && *p && nh < 7) {
+        if (*p == '\\' && (p[1] == '|' || p[1] == '\\')) {
+            hdr[nh][k++] = p[1];
+            p += 2;
+        } else if (*p == '|') {
+            hdr[nh++][k] = '\0';
+            k = 0;
+            p++;
+        } else {
+            hdr[nh][k++] = *p++;
+        }
+    }
+    CHECK("cef: seven header fields", ok && nh == 7);
+    CHECK("cef: CEF:0, vendor, product", nh == 7 && strcmp(hdr[0], "CEF:0") == 0 && strcmp(hdr[1], "veille") == 0 &&
+                                             strcmp(hdr[2], "veille") == 0 && strcmp(hdr[3], VEILLE_VERSION) == 0);
+    CHECK("cef: signature is the rule", nh == 7 && strcmp(hdr[4], "spray_by_ip") == 0);
+    CHECK("cef: name is the summary, '|' and '\\' unescaped back, control bytes as spaces",
+          nh == 7 && strncmp(hdr[5], "pipe | backslash \\ equals = newline CR  tab  <b>", 48) == 0);
+    CHECK("cef: critical is 10", nh == 7 && strcmp(hdr[6], "10") == 0);
+    /* extension: key=value pairs */
+    char keys[32][64], vals[32][700];
+    size_t nk = 0;
+    while (ok && *p && nk < 32) {
+        size_t kl = strcspn(p, "=");
+        snprintf(keys[nk], sizeof keys[nk], "%.*s", (int)kl, p);
+        p += kl + (p[kl] == '=');
+        size_t vl = 0;
+        for (;;) {
+            if (*p == '\0')
+                break;
+            if (*p == '\\' && p[1]) {
+                vals[nk][vl++] = p[1] == 'n' ? '\n' : p[1] == 'r' ? '\r' : p[1];
+                p += 2;
+                continue;
+            }
+            if (*p == '=') { /* the start of the next key: back to the last space */
+                while (vl > 0 && vals[nk][vl - 1] != ' ') {
+                    vl--;
+                    p--;
+                }
+                vl--; /* the space */
+                break;
+            }
+            vals[nk][vl++] = *p++;
+        }
+        vals[nk][vl] = '\0';
+        nk++;
+    }
+    const char *want[][2] = {
+        {"rt", "1700000100456"}, {"start", "1700000100000"}, {"externalId", "alr_fedcba9876543210fedcba98"},
+        {"suser", "user_<!channel>&\"q\"|p=1\\b"}, {"src", "2001:db8::7"},
+        {"requestClientApplication", "curl/8 \\ = |"},
+        {"cat", "session.ended"}, {"cnt", "4"}, {"cs1", "ip:2001:db8::7"}, {"cs1Label", "key"},
+        {"cs2", "sess_a=b|c"}, {"cs5", "S\xc3\xa3o \"Paulo\"\n=|, ZZ"}, {"cs6", "spray,a,b"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *got = NULL;
+        for (size_t j = 0; j < nk; j++)
+            if (strcmp(keys[j], want[i][0]) == 0)
+                got = vals[j];
+        char name[128];
+        snprintf(name, sizeof name, "cef: %s reads back as sent", want[i][0]);
+        CHECK(name, got != NULL && strcmp(got, want[i][1]) == 0);
+        if (got == NULL || strcmp(got, want[i][1]) != 0)
+            printf("  got '%s'\n  in: %s\n", got != NULL ? got : "(none)", r);
+    }
+    free(r);
+}
+
+/* path "a.b.c" in o, NULL when absent */
+static json_t *json_path(json_t *o, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    json_t *cur = o;
+    for (char *save = NULL, *part = strtok_r(buf, ".", &save); part != NULL && cur != NULL;
+         part = strtok_r(NULL, ".", &save))
+        cur = json_object_get(cur, part);
+    return cur;
+}
+
+/* Each required path of class_uid in req (tests/alert/ocsf-required.json) is in o. */
+static bool has_required(json_t *req, json_t *o, const char *what)
+{
+    json_int_t cls = json_integer_value(json_object_get(o, "class_uid"));
+    char key[16];
+    snprintf(key, sizeof key, "%lld", (long long)cls);
+    json_t *spec = json_object_get(json_object_get(req, "classes"), key);
+    if (spec == NULL) {
+        printf("%s: class_uid %s is not in ocsf-required.json\n", what, key);
+        return false;
+    }
+    bool ok = true;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(spec, "required"), i, v) {
+        json_t *got = json_path(o, json_string_value(v));
+        if (got == NULL || json_is_null(got)) {
+            printf("%s (class %s): required %s is missing\n", what, key, json_string_value(v));
+            ok = false;
+        }
+    }
+    json_int_t cat = json_integer_value(json_object_get(spec, "category_uid"));
+    json_int_t act = json_integer_value(json_object_get(o, "activity_id"));
+    if (json_integer_value(json_object_get(o, "category_uid")) != cat ||
+        json_integer_value(json_object_get(o, "type_uid")) != cls * 100 + act) {
+        printf("%s: category_uid must be %lld and type_uid class_uid*100+activity_id\n", what, (long long)cat);
+        ok = false;
+    }
+    const char *product_name = json_string_value(json_path(o, "metadata.product.name"));
+    return ok && product_name != NULL && json_array_size(json_object_get(spec, "required")) >= 7;
+}
+
+static void test_ocsf_required(void)
+{
+    json_error_t je;
+    json_t *req = json_load_file(GOLDEN_DIR "ocsf-required.json", 0, &je);
+    CHECK("ocsf: ocsf-required.json loads", req != NULL);
+    if (req == NULL) {
+        printf("  %s:%d: %s\n", GOLDEN_DIR "ocsf-required.json", je.line, je.text);
+        return;
+    }
+    alert_sink_config c;
+    store_alert a;
+    event_type types[] = {EVENT_SESSION_CREATED, EVENT_SESSION_ENDED, EVENT_USER_CREATED, EVENT_USER_UPDATED};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        for (int hostile = 0; hostile < 2; hostile++) {
+            if (hostile)
+                hostile_alert(&a);
+            else
+                golden_alert(&a);
+            a.event_type = types[t];
+            char *r = NULL, name[128];
+            json_t *o = parse("stdout", &c) && opt(&c, "format", "ocsf") &&
+                                alert_render(&c, &a, &r, NULL, err, sizeof err) == 0
+                            ? json_loads(r, 0, &je)
+                            : NULL;
+            snprintf(name, sizeof name, "ocsf %s%s: the finding has 2004's required fields",
+                     event_type_name(types[t]), hostile ? " (hostile)" : "");
+            CHECK(name, o != NULL && json_integer_value(json_object_get(o, "class_uid")) == 2004 &&
+                            has_required(req, o, "finding"));
+            json_t *ev = json_array_get(json_object_get(o, "evidences"), 0);
+            json_int_t want = event_type_is_session(types[t]) ? 3002 : 3001;
+            snprintf(name, sizeof name, "ocsf %s%s: the evidence is a %lld with its required fields",
+                     event_type_name(types[t]), hostile ? " (hostile)" : "", (long long)want);
+            CHECK(name, ev != NULL && json_integer_value(json_object_get(ev, "class_uid")) == want &&
+                            has_required(req, ev, "evidence"));
+            json_decref(o);
+            free(r);
+        }
+    }
+    golden_alert(&a);
+    char *r = NULL;
+    json_t *o = parse("stdout", &c) && opt(&c, "format", "ocsf") && alert_render(&c, &a, &r, NULL, err, sizeof err) == 0
+                    ? json_loads(r, 0, &je)
+                    : NULL;
+    CHECK("ocsf: severity high is 4", json_integer_value(json_object_get(o, "severity_id")) == 4);
+    CHECK("ocsf: time is raised_ms", json_integer_value(json_object_get(o, "time")) == RAISED_MS);
+    CHECK("ocsf: finding uid is the alert id",
+          strcmp(json_string_value(json_path(o, "finding_info.uid")) ?: "", a.id) == 0);
+    CHECK("ocsf: evidence src_endpoint.location.country",
+          strcmp(json_string_value(json_path(json_array_get(json_object_get(o, "evidences"), 0),
+                                             "src_endpoint.location.country")) ?: "", "FR") == 0);
+    json_decref(o);
+    free(r);
+    json_decref(req);
+}
+
 int main(void)
 {
     test_parse_kinds();
@@ -940,5 +1355,10 @@ int main(void)
     ingest_secret secret, other;
     test_webhook_secret(&secret, &other);
     test_webhook_request(&secret, &other);
+    test_format_options();
+    test_format_golden();
+    test_format_one_line();
+    test_cef_parse_back();
+    test_ocsf_required();
     return check_summary();
 }
