@@ -18,7 +18,7 @@ const run = (args, opts = {}) => spawnSync(BIN, args, {
 });
 
 // the dispatch table of src/main.c: a command added there is tested here without an edit
-const COMMANDS = [...readFileSync(join(ROOT, 'src/main.c'), 'utf8').matchAll(/\{"([a-z-]+)", cli_\w+\}/g)]
+const COMMANDS = [...readFileSync(join(ROOT, 'src/main.c'), 'utf8').matchAll(/\{"([a-z-]+)", [a-z]+_\w+\}/g)]
   .map((m) => m[1]);
 const VERSION = readFileSync(join(ROOT, 'meson.build'), 'utf8').match(/version\s*:\s*'([^']+)'/)[1];
 
