@@ -1,6 +1,7 @@
 /*
- * internal.h (private to src/cli): what the subcommand files share: exit codes,
- * flag parsing and opening the store read-only with the CLI's messages.
+ * internal.h (private to src/cli): what the subcommand files share beyond cli.h
+ * (exit codes, --help, the rule file in force, which serve uses too): flag parsing,
+ * opening the store read-only with the CLI's messages, text tables.
  */
 #ifndef VEILLE_CLI_INTERNAL_H
 #define VEILLE_CLI_INTERNAL_H
