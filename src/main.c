@@ -1,8 +1,9 @@
-/* main.c: `veille SUBCOMMAND ...` dispatch; everything else lives in src/cli. */
+/* main.c: `veille SUBCOMMAND ...` dispatch; serve lives in src/serve, the others in src/cli. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "serve/serve.h"
 
 static const char usage[] =
     "veille: security-anomaly detection for Clerk authentication events\n"
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int, char **);
     } commands[] = {
-        {"serve", cli_serve}, {"history", cli_history}, {"user", cli_user},
+        {"serve", serve_main}, {"history", cli_history}, {"user", cli_user},
         {"users", cli_users}, {"stats", cli_stats}, {"check", cli_check},
         {"replay", cli_replay}, {"alerts", cli_alerts}, {"outbox", cli_outbox},
         {"test-alert", cli_test_alert}, {"version", cli_version},

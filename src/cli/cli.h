@@ -1,14 +1,17 @@
 /*
- * cli.h: the subcommands. Each takes argc/argv after the subcommand name, prints
- * to stdout/stderr itself, and returns the process exit status:
+ * cli.h: the subcommands but serve (src/serve/serve.h). Each takes argc/argv after
+ * the subcommand name, prints to stdout/stderr itself, and returns the process exit
+ * status, for every command serve included:
  *   0 success, 1 "not found" / nothing to show, 2 usage or input error, 3 runtime error.
  */
 #ifndef VEILLE_CLI_H
 #define VEILLE_CLI_H
 
-#include "http/http.h"
+#include <stdbool.h>
+#include <stddef.h>
 
-int cli_serve(int argc, char **argv);
+enum { EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
+
 int cli_history(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_users(int argc, char **argv);
@@ -20,16 +23,22 @@ int cli_outbox(int argc, char **argv);
 int cli_test_alert(int argc, char **argv);
 int cli_version(int argc, char **argv);
 
-/* Settings of `veille serve` from a config file: one "key = value" per line, '#'
- * comments, keys named like the long flags without dashes (listen, data, rules,
- * alert (repeatable), max-body, retention, map-size, log-level). Errors come back as
- * "FILE:LINE: message". */
-int cli_config_load(const char *path, http_options *o, char *err, size_t errlen);
+/* What `veille serve` (src/serve) shares with the commands here. */
 
-/* Apply one serve setting by name; shared by flags and the config file so both
- * accept exactly the same values. The message in err starts with the setting's
- * name ("max-body: ..."), so a caller adds only where it came from: "FILE:LINE: "
- * for a config line, "--" for a flag (never the name again). */
-int cli_config_set(http_options *o, const char *key, const char *value, char *err, size_t errlen);
+/* -h or --help anywhere in argv: prints usage on stdout and returns true. Each
+ * command asks first, so `CMD --help` works whatever else is on the line. */
+bool cli_help_wanted(int argc, char **argv, const char *usage);
+
+/* `--rules none`: run without detection, said out loud rather than by a missing file. */
+#define CLI_RULES_NONE "none"
+/* Room for the message naming every default path tried. */
+#define CLI_RULES_ERRLEN 2048
+
+/* The rule file in force as an absolute path, from --rules (given; NULL when not
+ * given): CLI_RULES_NONE gives "", a FILE its absolute path (it must exist), and no
+ * --rules the first of VEILLE_SHARE_DIR/rules/default.rules, then rules/default.rules
+ * in the binary's directory and its parent; never the working directory. -1 with
+ * err naming the paths tried when there is none. given may alias path. */
+int cli_rules_resolve(const char *given, char *path, size_t pathlen, char *err, size_t errlen);
 
 #endif

@@ -1,36 +1,20 @@
 /*
- * internal.h (private to src/cli): what the subcommand files share: exit codes,
- * flag parsing and opening the store read-only with the CLI's messages.
+ * internal.h (private to src/cli): what the subcommand files share beyond cli.h
+ * (exit codes, --help, the rule file in force, which serve uses too): flag parsing,
+ * opening the store read-only with the CLI's messages, text tables.
  */
 #ifndef VEILLE_CLI_INTERNAL_H
 #define VEILLE_CLI_INTERNAL_H
 
 #include <stdio.h>
 
+#include "cli/cli.h"
 #include "store/store.h"
 #include "util/util.h"
-
-enum { EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
 
 /* "--name value" or "--name=value" at argv[*i]; advances *i past what it used.
  * Returns 1 when matched with *value set, 0 when not this flag, -1 on a missing value. */
 int cli_flag_value(int argc, char **argv, int *i, const char *name, const char **value);
-
-/* -h or --help anywhere in argv: prints usage on stdout and returns true. Each
- * subcommand asks first, so `CMD --help` works whatever else is on the line. */
-bool cli_help_wanted(int argc, char **argv, const char *usage);
-
-/* `--rules none`: run without detection, said out loud rather than by a missing file. */
-#define CLI_RULES_NONE "none"
-/* Room for the message naming every default path tried. */
-#define CLI_RULES_ERRLEN 2048
-
-/* The rule file in force as an absolute path, from --rules (given; NULL when not
- * given): CLI_RULES_NONE gives "", a FILE its absolute path (it must exist), and no
- * --rules the first of VEILLE_SHARE_DIR/rules/default.rules, then rules/default.rules
- * in the binary's directory and its parent; never the working directory. -1 with
- * err naming the paths tried when there is none. given may alias path. */
-int cli_rules_resolve(const char *given, char *path, size_t pathlen, char *err, size_t errlen);
 
 /* `veille outbox` under the name cmd (`veille alerts --pending` shares it). */
 int cli_outbox_list(int argc, char **argv, const char *cmd);

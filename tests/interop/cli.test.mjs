@@ -18,7 +18,7 @@ const run = (args, opts = {}) => spawnSync(BIN, args, {
 });
 
 // the dispatch table of src/main.c: a command added there is tested here without an edit
-const COMMANDS = [...readFileSync(join(ROOT, 'src/main.c'), 'utf8').matchAll(/\{"([a-z-]+)", cli_\w+\}/g)]
+const COMMANDS = [...readFileSync(join(ROOT, 'src/main.c'), 'utf8').matchAll(/\{"([a-z-]+)", [a-z]+_\w+\}/g)]
   .map((m) => m[1]);
 const VERSION = readFileSync(join(ROOT, 'meson.build'), 'utf8').match(/version\s*:\s*'([^']+)'/)[1];
 
@@ -169,5 +169,132 @@ test('replay from another working directory runs the default rules, and says whi
     assert.match(mine.stderr, new RegExp(`^replay: rules ${realpathSync(cwd)}/mine\\.rules \\(0 rules\\)$`, 'm'));
   } finally {
     rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+// ---- serve's options: one table (src/serve/options.c) drives the flags, the config
+// file, --help and the errors. These tests read the options from --help and README
+// "Configuration", so an option added to or removed from one place only fails here.
+
+// --help's option entries: name -> { indent, line (index), text (continuation lines joined) }
+function serveHelpOptions() {
+  const r = run(['serve', '--help']);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n');
+  const options = new Map();
+  let last = null;
+  lines.forEach((l, i) => {
+    const m = l.match(/^( +)--([a-z-]+) /);
+    if (m) {
+      last = { indent: m[1].length, line: i, text: l.trim() };
+      options.set(m[2], last);
+    } else if (last && /^ {20,}\S/.test(l) && !/^ +\[/.test(l)) {
+      last.text += ` ${l.trim()}`; // a wrapped help line
+    } else {
+      last = null;
+    }
+  });
+  return { options, lines, stdout: r.stdout };
+}
+
+// README "Configuration": flag -> default, as written in its table (backticks dropped)
+function readmeOptions() {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const section = readme.split(/^## /m).find((s) => s.startsWith('Configuration\n'));
+  assert.ok(section, 'README has a "## Configuration" section');
+  const rows = new Map();
+  for (const l of section.split('\n')) {
+    const cells = l.split('|');
+    const m = l.startsWith('| `--') && cells[1].match(/`--([a-z-]+)/);
+    if (m) rows.set(m[1], cells[2].replace(/`/g, '').trim());
+  }
+  return rows;
+}
+
+test('serve --help and README "Configuration" list the same options with the same defaults', () => {
+  const { options } = serveHelpOptions();
+  const readme = readmeOptions();
+  assert.ok(readme.size >= 10, `README's table has rows: ${[...readme.keys()]}`);
+  assert.deepEqual([...options.keys()].sort(), [...readme.keys()].sort(),
+    'every --flag of README\'s table is in serve --help, and every option of --help in README');
+  for (const [name, def] of readme) {
+    const m = options.get(name).text.match(/\(default: ([^)]*)\)$/);
+    assert.ok(m, `--${name} in --help shows its default: ${options.get(name).text}`);
+    assert.equal(m[1], def, `--${name}: README's default vs --help's`);
+  }
+});
+
+test('serve --help groups the sink options under --alert, with the SPEC forms', () => {
+  const { options, lines, stdout } = serveHelpOptions();
+  const alert = options.get('alert');
+  assert.ok(alert, stdout);
+  const next = [...options.values()].filter((o) => o.indent === alert.indent && o.line > alert.line)
+    .reduce((a, o) => Math.min(a, o.line), lines.length);
+  for (const sink of ['min-severity', 'facility', 'header', 'ca']) {
+    const o = options.get(sink);
+    assert.ok(o, `--${sink} in --help`);
+    assert.ok(o.line > alert.line && o.line < next && o.indent > alert.indent,
+      `--${sink} is listed under --alert, indented: ${stdout}`);
+  }
+  const block = lines.slice(alert.line, next).join('\n');
+  for (const form of ['stdout', 'file:PATH', 'syslog:PATH', 'syslog://HOST:PORT', 'syslog+tcp://HOST:PORT',
+    'webhook:http(s)://HOST/PATH'])
+    assert.ok(block.includes(form), `${form} under --alert in --help`);
+  assert.match(options.get('header').text, /\(repeatable\)/);
+  assert.match(options.get('alert').text, /\(repeatable\)/);
+});
+
+test('every serve option, as --name=value, --name value and a config line, names itself once in its error', () => {
+  const { options } = serveHelpOptions();
+  const dir = mkdtempSync(join(tmpdir(), 'veille-cli-opts-'));
+  try {
+    const conf = join(dir, 'veille.conf');
+    for (const name of options.keys()) {
+      if (name === 'config') continue; // its errors name the file (below)
+      // an empty value is wrong for every option (and a sink option has no sink yet);
+      // a switch (--init: no value in --help) takes its value only as --name=VALUE
+      const isSwitch = new RegExp(`^--${name} {2,}`).test(options.get(name).text);
+      for (const args of isSwitch ? [[`--${name}=`]] : [[`--${name}=`], [`--${name}`, '']]) {
+        const r = run(['serve', ...args], { timeout: 5000 });
+        const what = `${args.join(' ')}: ${r.stderr}`;
+        assert.equal(r.status, 2, what);
+        assert.match(r.stderr, new RegExp(`^veille serve: --${name}: `), what);
+        assert.equal(count(r.stderr.replace(/\nusage:[^]*/, ''), `${name}:`), 1, what);
+      }
+      writeFileSync(conf, `alert = stdout\n${name} = ""\n`);
+      const r = run(['serve', '--config', conf], { timeout: 5000 });
+      assert.equal(r.status, 2, `${name} = "": ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^veille serve: ${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: ${name}: `),
+        `${name} = "": ${r.stderr}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('serve: a flag without its value says which value it needs', () => {
+  for (const [flag, value] of [['--listen', 'HOST:PORT'], ['--alert', 'SPEC'], ['--max-body', 'BYTES']]) {
+    const r = run(['serve', flag], { timeout: 5000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `veille serve: ${flag}: needs a value (${value})\n`);
+  }
+});
+
+test('a config file cannot read another: config is a flag only, said as such', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'veille-cli-conf-'));
+  try {
+    const conf = join(dir, 'veille.conf');
+    writeFileSync(conf, `config = ${conf}\n`);
+    const r = run(['serve', '--config', conf], { timeout: 5000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /veille\.conf:1: config: only as a flag \(--config FILE\), not in a config file$/m);
+    // the unknown-setting message lists the config keys, from the same table
+    writeFileSync(conf, 'colour = blue\n');
+    const u = run(['serve', '--config', conf], { timeout: 5000 });
+    assert.equal(u.status, 2, u.stderr);
+    const keys = u.stderr.match(/colour: unknown setting \(([^)]*)\)/)[1].split(', ');
+    assert.deepEqual(keys.sort(), [...serveHelpOptions().options.keys()].filter((k) => k !== 'config').sort());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -186,3 +186,49 @@ test('no rule file anywhere and no --rules: refuses to start, names the paths tr
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// ---- the order of start-up (src/serve/startup.c): options, secrets, sinks, rules
+
+test('flags override the config file whatever their position; several --config are read in order', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'veille-conf-'));
+  try {
+    const a = join(dir, 'a.conf');
+    const b = join(dir, 'b.conf');
+    writeFileSync(a, 'max-body = 2K\nretention = 2d\n');
+    writeFileSync(b, 'retention = 3d\n');
+    const data = join(dir, 'file'); // not a directory: serve logs its start line, then exits 3
+    writeFileSync(data, '');
+    const r = spawnSync(BIN, ['serve', '--max-body=4K', '--config', a, '--data', data, '--config', b,
+      '--listen', '127.0.0.1:0'], { env: { ...process.env, VEILLE_WEBHOOK_SECRET: GOOD }, encoding: 'utf8',
+      timeout: 5000 });
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, / max_body=4096 retention_s=259200$/m, r.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every start-up refusal has one "veille serve:" prefix and exits 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'veille-refuse-'));
+  try {
+    const broken = join(dir, 'broken.rules');
+    writeFileSync(broken, 'rule x {\n');
+    for (const [args, env, message] of [
+      [[], {}, /^veille serve: no webhook signing secret: set VEILLE_WEBHOOK_SECRET/],
+      [[], { VEILLE_WEBHOOK_SECRET: 'whsec_c2hvcnQ=' }, /^veille serve: VEILLE_WEBHOOK_SECRET: /],
+      [['--alert', 'syslog://127.0.0.1:514', '--retention', '1h'], { VEILLE_WEBHOOK_SECRET: GOOD },
+        /^veille serve: --retention \(3600s\) is shorter than --alert-retry-for \(259200s\)/],
+      [['--rules', join(dir, 'missing.rules')], { VEILLE_WEBHOOK_SECRET: GOOD }, /^veille serve: --rules \S+missing\.rules: /],
+      [['--rules', broken], { VEILLE_WEBHOOK_SECRET: GOOD }, /^veille serve: \S+broken\.rules: has errors; not starting/m],
+    ]) {
+      const r = serve(args, env);
+      const what = `${args.join(' ')}: ${r.stderr}`;
+      assert.equal(r.status, 2, what);
+      assert.match(r.stderr, message, what);
+      assert.doesNotMatch(r.stderr, /^veille: /m, what);
+      assert.doesNotMatch(r.stderr, /msg=listening/, what);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
