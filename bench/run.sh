@@ -372,7 +372,8 @@ scenario() {
         if [[ $kind == veille ]]; then wait_applied "$SPORT"; fi
     fi
     local -a pids
-    local wb0 wb1 lg0 lg1 t0 t1
+    local wb0 wb1 lg0 lg1 t0 t1 load1
+    read -r load1 _ </proc/loadavg # other work on this shared machine, for reading the figures
     mapfile -t pids < <(server_pids "$kind")
     cpu_snapshot "${pids[@]}" >"$out.cpu0"
     wb0=$(write_bytes "${pids[@]}")
@@ -410,6 +411,7 @@ scenario() {
         awk -v a="$lg0" -v b="$lg1" -v n="$ok" 'BEGIN { printf "loadgen_cpu_us=%.0f\n", (n > 0) ? (b - a) * 1e6 / n : 0 }'
         awk -v a="$wb0" -v b="$wb1" -v n="$ok" 'BEGIN { printf "pages_per_event=%.2f\nwrite_bytes_per_event=%.0f\n", (n > 0) ? (b - a) / 4096 / n : 0, (n > 0) ? (b - a) / n : 0 }'
         echo "private_kib=$(private_kib "${pids[@]}")"
+        echo "loadavg=$load1"
         echo "wall_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')"
     } >"$out.result"
     if [[ ${KEEP_RUNNING:-0} != 1 ]]; then
@@ -488,12 +490,14 @@ summary() {
     local n
     printf '%s cores, the load generator on the same cores; %s deliveries per load after %s of warm-up; disk sync %s ms\n' \
         "$(nproc)" "$EVENTS" "$WARMUP" "${DSYNC_MS:-?}"
-    printf '\n%-20s %5s %9s %9s %8s %8s %8s %7s %8s  %s\n' scenario conns 'ev/s' sustained 'p50 ms' 'p99 ms' 'max ms' pages/ev 'priv MiB' \
-        'CPU us/event: total, then by thread (loadgen separately)'
+    printf 'load: the 1-minute load average when the scenario started (above %s, other work shared the cores)\n' "$(nproc)"
+    printf '\n%-20s %5s %9s %9s %8s %8s %8s %7s %8s %5s  %s\n' scenario conns 'ev/s' sustained 'p50 ms' 'p99 ms' 'max ms' pages/ev 'priv MiB' \
+        load 'CPU us/event: total, then by thread (loadgen separately)'
     for n in "${SCENARIOS[@]}"; do
-        printf '%-20s %5s %9s %9s %8s %8s %8s %7s %8s  %s; loadgen %s\n' "$n" "$(get "$n" conns)" "$(get "$n" events_per_s)" \
+        printf '%-20s %5s %9s %9s %8s %8s %8s %7s %8s %5s  %s; loadgen %s\n' "$n" "$(get "$n" conns)" "$(get "$n" events_per_s)" \
             "$(get "$n" sustained_per_s)" "$(get "$n" p50_ms)" "$(get "$n" p99_ms)" "$(get "$n" max_ms)" \
-            "$(get "$n" pages_per_event)" "$(mib "$(get "$n" private_kib)")" "$(get "$n" cpu_us)" "$(get "$n" loadgen_cpu_us)"
+            "$(get "$n" pages_per_event)" "$(mib "$(get "$n" private_kib)")" "$(get "$n" loadavg)" "$(get "$n" cpu_us)" \
+            "$(get "$n" loadgen_cpu_us)"
     done
     printf '\nveille (shared-IP load, sustained) against each peer at the same connections:\n'
     local c v peer r
