@@ -356,7 +356,8 @@ result() { # result FILE KEY: a field of the loadgen's RESULT line (0 when absen
 # scenario NAME KIND CONNS EVENTS [LOADGEN ARGS...]: start a KIND server, warm it up,
 # offer it EVENTS pre-signed deliveries over CONNS connections, wait until veille has
 # applied them, collect, stop. Writes RESULTS/NAME.{log,load,err,result}; a .result is
-# key=value lines, read by the summary. KEEP_RUNNING=1 leaves the server up (SPID, SPORT).
+# key=value lines, read by the summary. KEEP_RUNNING=1 leaves the server up (SPID, SPORT);
+# NO_WARMUP=1 offers the load to a cold server; PRESIGN=0 signs while sending.
 FAILED=() SCENARIOS=()
 scenario() {
     local name=$1 kind=$2 conns=$3 events=$4
@@ -380,8 +381,9 @@ scenario() {
     children_cpu_s
     lg0=$CHILDREN_CPU_S
     t0=${EPOCHREALTIME/./}
-    # PRESIGN_ARG: --presign unless the caller sets it to another harmless flag
-    loadgen "$out" "$SPORT" "$conns" "$events" "${PRESIGN_ARG---presign}" --run-id load "$@"
+    local -a sign=(--presign) # PRESIGN=0: signed on the fly
+    [[ ${PRESIGN:-1} == 1 ]] || sign=()
+    loadgen "$out" "$SPORT" "$conns" "$events" "${sign[@]}" --run-id load "$@"
     DRAIN_S=0 BACKLOG_SEEN=0
     if [[ $kind == veille ]]; then wait_applied "$SPORT"; fi
     t1=${EPOCHREALTIME/./}
@@ -452,7 +454,7 @@ NO_WARMUP=1 scenario veille-burst veille 256 "$BURST"
 log "memory: $MEM_EVENTS session events over $MEM_USERS users, then $HOT_EVENTS for one user and veille history"
 # Signed on the fly: a million pre-signed requests would be a GiB of the loadgen's memory,
 # and the load may outlast the signatures' 300 s; throughput is not what this measures.
-LOAD_CAP_S=600 NO_WARMUP=1 KEEP_RUNNING=1 PRESIGN_ARG=--quiet \
+LOAD_CAP_S=600 NO_WARMUP=1 KEEP_RUNNING=1 PRESIGN=0 \
     scenario veille-memory veille 64 "$MEM_EVENTS" --users "$MEM_USERS" --type mixed
 MEM_PID=$SPID MEM_PORT=$SPORT
 MEM_HWM_KIB=$(status_kib "$MEM_PID" VmHWM)
