@@ -1,8 +1,9 @@
 /*
  * loadgen.c: veille's load generator. One thread, one epoll set, N non-blocking
  * keep-alive HTTP/1.1 connections to a webhook receiver on the loopback. Every
- * delivery is a Clerk session event signed on the fly with the Svix scheme and a
- * unique svix-id. Counts answers by status, measures each request's latency
+ * delivery is a Clerk session event signed with the Svix scheme (on the fly, or all
+ * before the clock starts with --presign) and a unique, time-ordered svix-id as
+ * Svix's own are. Counts answers by status, measures each request's latency
  * (first byte written -> whole response read, CLOCK_MONOTONIC) and prints a human
  * summary plus one "RESULT key=value ..." line for scripts (bench/run.sh).
  * The load is always bounded: by --events, and by --duration (at most 600 s).
@@ -40,6 +41,8 @@
 #define REQ_CAP 4096             /* one request: headers + a ~800-byte body */
 #define RESP_MAX (1 << 20)       /* a webhook answer is tiny; more is a broken peer */
 #define SAMPLE_MAX 160
+#define PRESIGN_MAX_EVENTS 2000000 /* ~1.3 KiB each: 2.6 GiB at most */
+#define PRESIGN_MAX_DURATION_S 240 /* signing + load inside Svix's 300 s tolerance */
 
 enum conn_state { C_IDLE, C_CONNECTING, C_SENDING, C_READING, C_BACKOFF };
 
@@ -48,7 +51,8 @@ typedef struct {
     enum conn_state state;
     bool want_out;       /* EPOLLOUT currently armed */
     bool reused;         /* has completed at least one exchange */
-    char out[REQ_CAP];
+    char out[REQ_CAP];   /* the request signed on the fly (not --presign) */
+    const char *outp;    /* the request in flight: out, or one of the pre-signed load */
     size_t out_len, out_off;
     char *in;
     size_t in_len, in_cap;
@@ -80,6 +84,7 @@ static struct {
     int timeout_s;
     bool expect_2xx;
     bool quiet;
+    bool presign;          /* --presign: every request built and signed before the clock starts */
     /* signing */
     ingest_secret secret;
     EVP_MAC_CTX *mac_tmpl; /* keyed once; dup'ed per request, far cheaper than a fetch+init */
@@ -90,6 +95,7 @@ static struct {
     uint64_t in_flight;
     uint64_t done;          /* responses fully read */
     uint64_t ok_2xx, non_2xx, duplicates;
+    uint64_t by_word[5];    /* 2xx answers by their "status" word: k_status_words */
     uint64_t errors;        /* deliveries lost to a connection error or protocol error */
     uint64_t timeouts;
     uint64_t connect_failures, reconnects;
@@ -130,12 +136,16 @@ static void usage(FILE *f)
             "  --type T             session.created | session.ended | mixed (default session.created)\n"
             "  --start-ms MS        event time of the first delivery (default: now - 1 day)\n"
             "  --step-ms MS         event time step between deliveries (default 10)\n"
-            "  --run-id ID          part of every svix-id msg_<run>_<n> (default: random)\n"
+            "  --run-id ID          seeds every svix-id (msg_ + a KSUID: time, run, n; ids sort\n"
+            "                       in sending order) and session id (default: random)\n"
+            "  --presign            build and sign every request before the clock starts\n"
+            "                       (needs --events <= %d; caps --duration at %d s: the\n"
+            "                       receiver's 300 s timestamp tolerance)\n"
             "  --unique-ids         accepted for clarity: ids are always unique\n"
             "  --timeout S          per-request timeout (default 10)\n"
             "  --expect-2xx         exit 1 unless every delivery got a 2xx\n"
             "  --quiet              no progress lines\n",
-            MAX_CONNECTIONS, MAX_DURATION_S, DEFAULT_DURATION_S);
+            MAX_CONNECTIONS, MAX_DURATION_S, DEFAULT_DURATION_S, PRESIGN_MAX_EVENTS, PRESIGN_MAX_DURATION_S);
 }
 
 static int64_t now_ns(void)
@@ -354,33 +364,77 @@ static int build_body(uint64_t n, char *buf, size_t cap)
                     at, ip, k_browsers[b].name, k_browsers[b].version);
 }
 
-/* The whole HTTP request for event n into c->out; false on a formatting/signing failure. */
-static bool build_request(conn_t *c, uint64_t n)
+/*
+ * The svix-id of delivery n, shaped as Svix's own: "msg_" + a KSUID, 20 bytes as 27
+ * base62 digits (0-9A-Za-z, which sort in ASCII order as the numbers do). Bytes 0-3
+ * are the time (seconds since the KSUID epoch 1400000000, big-endian), so ids made
+ * together sort together and land next to each other in a B-tree keyed on them, as
+ * real deliveries do; random ids would scatter every insert over the whole index.
+ * Svix fills the other 16 bytes at random; here bytes 4-11 are a hash of the run id
+ * and bytes 12-19 are n, big-endian: unique per run, and strictly increasing within
+ * one (the time never goes back within a run: n grows with it).
+ */
+#define KSUID_EPOCH_S 1400000000LL
+#define KSUID_BYTES 20
+#define KSUID_DIGITS 27 /* ceil(160 / log2(62)) */
+static void delivery_id(uint64_t n, int64_t now_s, char out[4 + KSUID_DIGITS + 1])
+{
+    static const char k_base62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    unsigned char num[KSUID_BYTES];
+    uint64_t t = now_s > KSUID_EPOCH_S ? (uint64_t)(now_s - KSUID_EPOCH_S) : 0;
+    uint64_t run = 1469598103934665603ULL; /* FNV-1a 64 of the run id */
+    for (const char *p = cfg.run_id; *p; p++)
+        run = (run ^ (unsigned char)*p) * 1099511628211ULL;
+    for (int i = 0; i < 4; i++)
+        num[i] = (unsigned char)(t >> (24 - 8 * i));
+    for (int i = 0; i < 8; i++) {
+        num[4 + i] = (unsigned char)(run >> (56 - 8 * i));
+        num[12 + i] = (unsigned char)(n >> (56 - 8 * i));
+    }
+    /* Long division of the 160-bit big-endian number by 62, least significant digit first. */
+    char digits[KSUID_DIGITS];
+    for (int d = KSUID_DIGITS - 1; d >= 0; d--) {
+        unsigned rem = 0;
+        for (int i = 0; i < KSUID_BYTES; i++) {
+            unsigned acc = rem * 256u + num[i];
+            num[i] = (unsigned char)(acc / 62u);
+            rem = acc % 62u;
+        }
+        digits[d] = k_base62[rem];
+    }
+    memcpy(out, "msg_", 4);
+    memcpy(out + 4, digits, KSUID_DIGITS);
+    out[4 + KSUID_DIGITS] = '\0';
+}
+
+/* The whole HTTP request for event n into buf (cap bytes); its length, or 0 on a
+ * formatting/signing failure. */
+static size_t build_request(uint64_t n, char *buf, size_t cap)
 {
     char body[2048];
     int bl = build_body(n, body, sizeof body);
     if (bl < 0 || (size_t)bl >= sizeof body)
-        return false;
-    char id[96];
-    int il = snprintf(id, sizeof id, "msg_%s_%" PRIu64, cfg.run_id, n);
+        return 0;
+    /* Signed when built (just before the load when pre-signed: --presign caps the run
+     * well inside the receiver's 300 s tolerance). */
+    int64_t now_s = util_now_ms() / 1000;
+    char id[4 + KSUID_DIGITS + 1];
+    delivery_id(n, now_s, id);
+    int il = (int)strlen(id);
     char ts[24];
-    /* Signed now, so the receiver's 300 s tolerance never trips however long the run. */
-    int tl = snprintf(ts, sizeof ts, "%" PRId64, util_now_ms() / 1000);
+    int tl = snprintf(ts, sizeof ts, "%" PRId64, now_s);
     char sig[64];
-    if (il < 0 || (size_t)il >= sizeof id || tl < 0 ||
-        !sign(id, (size_t)il, ts, (size_t)tl, body, (size_t)bl, sig))
-        return false;
-    int hl = snprintf(c->out, sizeof c->out,
+    if (tl < 0 || !sign(id, (size_t)il, ts, (size_t)tl, body, (size_t)bl, sig))
+        return 0;
+    int hl = snprintf(buf, cap,
                       "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
                       "svix-id: %s\r\nsvix-timestamp: %s\r\nsvix-signature: %s\r\n"
                       "Content-Length: %d\r\n\r\n",
                       cfg.path, cfg.host, cfg.port, id, ts, sig, bl);
-    if (hl < 0 || (size_t)hl + (size_t)bl > sizeof c->out)
-        return false;
-    memcpy(c->out + hl, body, (size_t)bl);
-    c->out_len = (size_t)hl + (size_t)bl;
-    c->out_off = 0;
-    return true;
+    if (hl < 0 || (size_t)hl + (size_t)bl > cap)
+        return 0;
+    memcpy(buf + hl, body, (size_t)bl);
+    return (size_t)hl + (size_t)bl;
 }
 
 /* Signatures must agree with veille's own ingest_sign(): checked once before any load. */
@@ -501,6 +555,47 @@ static bool sending_allowed(int64_t deadline_ns)
 
 static void try_send(conn_t *c);
 
+/*
+ * --presign: all cfg.events requests built and signed before the load, back to back
+ * in one buffer, so the load generator spends the run's CPU on sockets only (it shares
+ * the cores with the server it measures) and every server is offered the same bytes.
+ */
+static struct {
+    char *buf;
+    size_t *off; /* request n is buf[off[n] .. off[n + 1]) */
+} g_load;
+
+static bool presign_load(void)
+{
+    size_t cap = (size_t)cfg.events * 1536, len = 0;
+    g_load.buf = malloc(cap);
+    g_load.off = malloc(((size_t)cfg.events + 1) * sizeof *g_load.off);
+    if (g_load.buf == NULL || g_load.off == NULL) {
+        fprintf(stderr, "veille-loadgen: --presign: no memory for %" PRIu64 " requests\n", cfg.events);
+        return false;
+    }
+    for (uint64_t n = 0; n < cfg.events; n++) {
+        if (cap - len < REQ_CAP) {
+            char *p = realloc(g_load.buf, cap * 2);
+            if (p == NULL) {
+                fprintf(stderr, "veille-loadgen: --presign: no memory for %" PRIu64 " requests\n", cfg.events);
+                return false;
+            }
+            g_load.buf = p;
+            cap *= 2;
+        }
+        g_load.off[n] = len;
+        size_t w = build_request(n, g_load.buf + len, REQ_CAP);
+        if (w == 0) {
+            fprintf(stderr, "veille-loadgen: cannot build request %" PRIu64 "\n", n);
+            return false;
+        }
+        len += w;
+    }
+    g_load.off[cfg.events] = len;
+    return true;
+}
+
 /* Start the next delivery on an idle, connected connection, or leave it parked. */
 static void next_request(conn_t *c, int64_t deadline_ns)
 {
@@ -511,7 +606,15 @@ static void next_request(conn_t *c, int64_t deadline_ns)
         return;
     }
     uint64_t n = st.next_seq++;
-    if (!build_request(c, n)) {
+    if (cfg.presign) {
+        c->outp = g_load.buf + g_load.off[n];
+        c->out_len = g_load.off[n + 1] - g_load.off[n];
+    } else {
+        c->outp = c->out;
+        c->out_len = build_request(n, c->out, sizeof c->out);
+    }
+    c->out_off = 0;
+    if (c->out_len == 0) {
         fprintf(stderr, "veille-loadgen: cannot build request %" PRIu64 "\n", n);
         st.errors++;
         note_error("%s", "request build failed");
@@ -528,7 +631,7 @@ static void next_request(conn_t *c, int64_t deadline_ns)
 static void try_send(conn_t *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t w = send(c->fd, c->outp + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (w > 0) {
             c->out_off += (size_t)w;
             continue;
@@ -679,6 +782,36 @@ static long parse_response(const char *buf, size_t len, bool at_eof, int *status
     }
 }
 
+/*
+ * The "status" word of a 2xx answer. veille answers "stored" when it acknowledges
+ * after its LMDB commit and "accepted" when it acknowledges from its write-ahead log
+ * (applied later): both are a success. "duplicate" under unique ids, or "ignored",
+ * means the load did not do what it was meant to; anything else ("received", "ok"
+ * from the other receivers) is counted as other.
+ */
+enum { WORD_STORED, WORD_ACCEPTED, WORD_DUPLICATE, WORD_IGNORED, WORD_OTHER };
+static const char *const k_status_words[] = {"stored", "accepted", "duplicate", "ignored", "other"};
+
+static int status_word(const char *body, size_t len)
+{
+    const char *key = memmem(body, len, "\"status\"", 8);
+    if (key == NULL)
+        return WORD_OTHER;
+    const char *p = key + 8, *end = body + len;
+    while (p < end && (*p == ' ' || *p == ':'))
+        p++;
+    if (p >= end || *p != '"')
+        return WORD_OTHER;
+    p++;
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (q == NULL)
+        return WORD_OTHER;
+    for (int w = 0; w < WORD_OTHER; w++)
+        if ((size_t)(q - p) == strlen(k_status_words[w]) && memcmp(p, k_status_words[w], (size_t)(q - p)) == 0)
+            return w;
+    return WORD_OTHER;
+}
+
 static void complete(conn_t *c, int status, const char *body, size_t body_len)
 {
     int64_t t = now_ns();
@@ -690,7 +823,9 @@ static void complete(conn_t *c, int status, const char *body, size_t body_len)
         st.status_counts[status]++;
     if (status >= 200 && status < 300) {
         st.ok_2xx++;
-        if (memmem(body, body_len, "duplicate", 9) != NULL)
+        int w = status_word(body, body_len);
+        st.by_word[w]++;
+        if (w == WORD_DUPLICATE)
             st.duplicates++;
     } else {
         st.non_2xx++;
@@ -852,6 +987,7 @@ static bool parse_args(int argc, char **argv)
         {"step-ms", required_argument, 0, 'T'},     {"run-id", required_argument, 0, 'r'},
         {"unique-ids", no_argument, 0, 'I'},        {"timeout", required_argument, 0, 'o'},
         {"expect-2xx", no_argument, 0, 'x'},        {"quiet", no_argument, 0, 'q'},
+        {"presign", no_argument, 0, 'G'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
     };
     const char *secret = getenv("VEILLE_WEBHOOK_SECRET");
@@ -969,6 +1105,9 @@ static bool parse_args(int argc, char **argv)
         case 'q':
             cfg.quiet = true;
             break;
+        case 'G':
+            cfg.presign = true;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -983,6 +1122,18 @@ static bool parse_args(int argc, char **argv)
     }
     if (cfg.events == 0 && !have_duration)
         cfg.events = 100000;
+    if (cfg.presign && (cfg.events == 0 || cfg.events > PRESIGN_MAX_EVENTS)) {
+        fprintf(stderr, "veille-loadgen: --presign needs --events 1..%d\n", PRESIGN_MAX_EVENTS);
+        return false;
+    }
+    if (cfg.presign && cfg.duration_s > PRESIGN_MAX_DURATION_S) {
+        if (have_duration) {
+            fprintf(stderr, "veille-loadgen: --presign allows --duration up to %d s (signatures expire after 300 s)\n",
+                    PRESIGN_MAX_DURATION_S);
+            return false;
+        }
+        cfg.duration_s = PRESIGN_MAX_DURATION_S;
+    }
     if (secret == NULL || secret[0] == '\0') {
         fprintf(stderr, "veille-loadgen: no secret: pass --secret whsec_... or set VEILLE_WEBHOOK_SECRET\n");
         return false;
@@ -1047,6 +1198,14 @@ int main(int argc, char **argv)
                 cfg.host, cfg.port, cfg.path, cfg.connections, cfg.events ? "" : "unbounded count / ",
                 cfg.events, cfg.duration_s, cfg.user_id ? cfg.user_id : "spread over users", cfg.run_id);
 
+    if (cfg.presign) {
+        int64_t t = now_ns();
+        if (!presign_load())
+            return 3;
+        if (!cfg.quiet)
+            fprintf(stderr, "veille-loadgen: %" PRIu64 " requests signed in %.2f s (%zu bytes)\n", cfg.events,
+                    (double)(now_ns() - t) / 1e9, g_load.off[cfg.events]);
+    }
     st.t0_ns = now_ns();
     st.t_last_ns = st.t0_ns;
     st.last_progress_ns = st.t0_ns;
@@ -1165,6 +1324,10 @@ int main(int argc, char **argv)
     printf("  answers     2xx %" PRIu64 " (duplicate %" PRIu64 ")  non-2xx %" PRIu64 "  lost %" PRIu64
            " (timeouts %" PRIu64 ")  connect failures %" PRIu64 "  reconnects %" PRIu64 "\n",
            st.ok_2xx, st.duplicates, st.non_2xx, st.errors, st.timeouts, st.connect_failures, st.reconnects);
+    printf("  2xx words  ");
+    for (int w = 0; w <= WORD_OTHER; w++)
+        printf(" %s %" PRIu64, k_status_words[w], st.by_word[w]);
+    printf("\n");
     printf("  statuses   ");
     for (int s = 0; s < 600; s++)
         if (st.status_counts[s])
@@ -1180,6 +1343,8 @@ int main(int argc, char **argv)
     for (int s = 0; s < 600; s++)
         if (st.status_counts[s])
             printf(" status_%d=%" PRIu64, s, st.status_counts[s]);
+    for (int w = 0; w <= WORD_OTHER; w++)
+        printf(" %s=%" PRIu64, k_status_words[w], st.by_word[w]);
     printf("\n");
     if (fflush(stdout) != 0)
         perror("veille-loadgen: stdout");
@@ -1191,6 +1356,8 @@ int main(int argc, char **argv)
     if (st.errors > 0)
         fprintf(stderr, "veille-loadgen: !!! %" PRIu64 " DELIVERIES LOST (first: %s)\n", st.errors, st.first_error);
     free(st.lat_us);
+    free(g_load.buf);
+    free(g_load.off);
     if (rc_fatal)
         return rc_fatal;
     if (cfg.expect_2xx && (bad || unsent > 0 || g_interrupted))
