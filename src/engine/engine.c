@@ -265,6 +265,12 @@ static int call_cached(eval_ctx *c, const rules_expr *call, size_t cap, value *v
         }
     }
     add_evidence(c, NULL, call, v, where);
+    /* "first_seen(device, 90d) = true" does not say which device: name it */
+    if (call->nargs >= 1 && call->args[0]->kind == RULES_E_FIELD && call->args[0]->field == RULES_F_DEVICE_KEY &&
+        c->device_key[0] != '\0') {
+        value key = {.k = V_STR, .str = c->device_key};
+        add_evidence(c, "device_key", NULL, &key, NULL);
+    }
     return 0;
 }
 

@@ -71,6 +71,8 @@ test('replay with rules reading devices runs clean', () => {
 test('first_seen(device): a browser update is not a new device, another browser or OS is', () => {
   const got = alerts.filter((a) => a.rule === 'new_device').map((a) => a.session_id).sort();
   assert.deepEqual(got, ['sess_dev_3', 'sess_dev_4']);
+  const keys = alerts.filter((a) => a.rule === 'new_device').map((a) => a.evidence.device_key).sort();
+  assert.deepEqual(keys, ['Firefox / Windows / Other', 'Mobile Safari / iOS / iPhone']);
 });
 
 test('ua.* fields read the user agent while device stays Clerk\'s device_type', () => {

@@ -670,6 +670,9 @@ static void test_first_seen_device(void)
     int n = feed_ua(&f, "u_dev", UA_FIREFOX, T0 + 2 * DAY);
     CHECK("device: another browser family is new, and two devices", n == 2);
     CHECK("device: the alert's rule", f.out.n >= 1 && strcmp(f.out.alerts[0].rule, "new_device") == 0);
+    const store_evidence *e = f.out.n >= 1 ? evidence(&f.out.alerts[0], "device_key") : NULL;
+    CHECK("device: the evidence names the device",
+          e != NULL && e->kind == STORE_EVIDENCE_STRING && strcmp(e->str, "Firefox / Windows / Other") == 0);
     CHECK("device: another OS is new", feed_ua(&f, "u_dev", UA_CHROME_MAC, T0 + 3 * DAY) == 1);
     CHECK("device: a known device again", feed_ua(&f, "u_dev", UA_FIREFOX, T0 + 4 * DAY) == 0);
     CHECK("device: no user agent, no device", feed_ua(&f, "u_dev", "", T0 + 5 * DAY) == 0);
