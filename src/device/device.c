@@ -228,8 +228,28 @@ void device_parser_free(device_parser *p)
 
 /* ---- matching ---- */
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+                                   : s[0] >= 0xF0 && s[0] <= 0xF4                                 ? 4
+                                                                                                  : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) || (s[0] == 0xF0 && s[1] < 0x90) ||
+        (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0; /* overlong, surrogate, above U+10FFFF */
+    return len;
+}
+
 /* Copy src[0..n) into out trimmed of surrounding white space, cut on a UTF-8
- * boundary to fit. */
+ * boundary to fit. Trap: the user agent is valid UTF-8 (it came out of JSON),
+ * but the regexes run on bytes, so a group can end inside a character; a
+ * byte of a broken sequence becomes '?', or the alert's JSON could not hold
+ * the value. */
 static void put_trimmed(char *out, size_t outlen, const char *src, size_t n)
 {
     while (n > 0 && isspace((unsigned char)src[0])) {
@@ -239,6 +259,15 @@ static void put_trimmed(char *out, size_t outlen, const char *src, size_t n)
     while (n > 0 && isspace((unsigned char)src[n - 1]))
         n--;
     util_copy_utf8(out, outlen, src, n);
+    unsigned char *u = (unsigned char *)out;
+    for (size_t i = 0, len = strlen(out); i < len;) {
+        size_t k = utf8_len(u + i, len - i);
+        if (k == 0) {
+            u[i++] = '?';
+            continue;
+        }
+        i += k;
+    }
 }
 
 /* Group g of the last match as (start, length); length 0 when unset. */

@@ -260,6 +260,13 @@ static void test_errors(void)
           rc == 0 && strcmp(d.browser, "X Foo") == 0 && strcmp(d.browser_major, "42") == 0 &&
               strcmp(d.os, "Other") == 0 && strcmp(d.device, "D7") == 0);
     device_parser_free(p);
+    /* a group that ends inside a character: "é" is 0xC3 0xA9, the group takes 0xC3 */
+    write_file(path, "user_agent_parsers:\n  - regex: '(Caf.)'\nos_parsers: []\ndevice_parsers: []\n");
+    rc = device_parser_new(path, 0, &p, err, sizeof err);
+    if (rc == 0)
+        device_parse(p, "Caf\xc3\xa9/1", &d);
+    CHECK("a group cut inside a character gives valid UTF-8", rc == 0 && strcmp(d.browser, "Caf?") == 0);
+    device_parser_free(p);
     unlink(path);
     rmdir(dir);
 }
