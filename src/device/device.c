@@ -40,10 +40,17 @@ static const struct {
     [LIST_DEVICE] = {"device_parsers", "device_replacement", NULL},
 };
 
+#define LITERAL_MAX 32
+#define LITERAL_MIN 2
+
 typedef struct {
     pcre2_code *code;
     char *family_repl; /* NULL: group 1 */
     char *major_repl;  /* NULL: group 2 */
+    /* A string every match contains (required_literal), "" when none is
+     * known: a user agent without it is skipped without running the regex. */
+    char literal[LITERAL_MAX];
+    bool caseless;
 } matcher;
 
 typedef struct {
@@ -93,6 +100,209 @@ static int dup_opt(const char *s, char **out)
     return *out == NULL ? -1 : 0;
 }
 
+/* The end of the group or class that starts at re[i] ('(' or '['), or 0 when
+ * the pattern is not understood. Escapes and classes inside are skipped. */
+static size_t skip_class(const char *re, size_t i)
+{
+    size_t j = i + 1;
+    if (re[j] == '^')
+        j++;
+    if (re[j] == ']')
+        j++; /* a leading ']' is a member */
+    for (; re[j] != '\0'; j++) {
+        if (re[j] == '\\' && re[j + 1] != '\0')
+            j++;
+        else if (re[j] == '[' && re[j + 1] == ':')
+            return 0; /* POSIX classes: not worth understanding */
+        else if (re[j] == ']')
+            return j;
+    }
+    return 0;
+}
+
+static size_t skip_group(const char *re, size_t i)
+{
+    int depth = 0;
+    for (size_t j = i; re[j] != '\0'; j++) {
+        if (re[j] == '\\' && re[j + 1] != '\0')
+            j++;
+        else if (re[j] == '[') {
+            if ((j = skip_class(re, j)) == 0)
+                return 0;
+        } else if (re[j] == '(')
+            depth++;
+        else if (re[j] == ')' && --depth == 0)
+            return j;
+    }
+    return 0;
+}
+
+/* Length of a quantifier at re[i] ({m,n}, ?, *, +, and a lazy or possessive
+ * suffix); *optional: it allows zero. 0 when re[i] is none. -1 (as SIZE_MAX)
+ * when a '{' is not a quantifier PCRE2 would take. */
+static size_t quantifier(const char *re, size_t i, bool *optional)
+{
+    size_t n = 0;
+    *optional = false;
+    if (re[i] == '?' || re[i] == '*' || re[i] == '+') {
+        *optional = re[i] != '+';
+        n = 1;
+    } else if (re[i] == '{') {
+        size_t j = i + 1;
+        if (re[j] < '0' || re[j] > '9')
+            return (size_t)-1;
+        *optional = re[j] == '0' && (re[j + 1] < '0' || re[j + 1] > '9');
+        while ((re[j] >= '0' && re[j] <= '9') || re[j] == ',')
+            j++;
+        if (re[j] != '}')
+            return (size_t)-1;
+        n = j - i + 1;
+    }
+    if (n > 0 && (re[i + n] == '?' || re[i + n] == '+'))
+        n++;
+    return n;
+}
+
+/* True when the group at re[i..end] (end its ')') has no '|' of its own:
+ * nested groups and classes are skipped. */
+static bool group_has_no_alternation(const char *re, size_t i, size_t end)
+{
+    for (size_t j = i + 1; j < end; j++) {
+        if (re[j] == '\\')
+            j++;
+        else if (re[j] == '[')
+            j = skip_class(re, j);
+        else if (re[j] == '(')
+            j = skip_group(re, j);
+        else if (re[j] == '|')
+            return false;
+        if (j == 0)
+            return false;
+    }
+    return true;
+}
+
+/* re with the parentheses of every plain group that matches exactly once
+ * removed, into out (the same size as re at most): "(Firefox)/(\\d+)" gives
+ * "Firefox/\\d+", so the literal can reach inside groups. A group stays
+ * when it alternates, is quantified, or is not a plain (or (?:) group
+ * (lookarounds, names). Removing such parentheses changes no matched text. */
+static void flatten_groups(const char *re, char *out, size_t outlen)
+{
+    size_t n = strlen(re);
+    if (n + 1 > outlen) {
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, re, n + 1);
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; out[i] != '\0'; i++) {
+            if (out[i] == '\\' && out[i + 1] != '\0') {
+                i++;
+                continue;
+            }
+            if (out[i] == '[') {
+                size_t e = skip_class(out, i);
+                if (e == 0)
+                    return;
+                i = e;
+                continue;
+            }
+            if (out[i] != '(')
+                continue;
+            size_t open = out[i + 1] == '?' ? (out[i + 2] == ':' ? 3 : 0) : 1;
+            size_t end = skip_group(out, i);
+            bool optional = false;
+            if (end == 0)
+                return;
+            if (open == 0 || quantifier(out, end + 1, &optional) != 0 || !group_has_no_alternation(out, i, end))
+                continue;
+            /* drop ')' then the opening */
+            memmove(out + end, out + end + 1, strlen(out + end + 1) + 1);
+            memmove(out + i, out + i + open, strlen(out + i + open) + 1);
+            changed = true;
+            break;
+        }
+    }
+}
+
+/* The longest run of literal bytes outside every group and class of re, which
+ * every match must therefore contain, into out ("" when none is safe to
+ * claim: an alternation at the top, inline option changes, escapes that are
+ * not plain punctuation, non-ASCII bytes). Conservative by design: a wrong
+ * literal would make a regex miss, so anything not understood gives "". */
+static void required_literal(const char *re, char out[LITERAL_MAX])
+{
+    char run[LITERAL_MAX];
+    size_t rn = 0, best = 0;
+    out[0] = '\0';
+    for (const char *q = re; (q = strstr(q, "(?")) != NULL; q += 2)
+        if (strchr("imsxnJU-^", q[2]) != NULL)
+            return;
+#define END_RUN()                                          \
+    do {                                                   \
+        if (rn > best && rn >= LITERAL_MIN) {              \
+            memcpy(out, run, rn);                          \
+            out[rn] = '\0';                                \
+            best = rn;                                     \
+        }                                                  \
+        rn = 0;                                            \
+    } while (0)
+    for (size_t i = 0; re[i] != '\0';) {
+        unsigned char ch = (unsigned char)re[i];
+        size_t next;
+        bool literal = false;
+        if (ch == '|' || ch >= 0x80) {
+            out[0] = '\0';
+            return;
+        } else if (ch == '\\') {
+            unsigned char e = (unsigned char)re[i + 1];
+            if (e == '\0' || e >= 0x80) {
+                out[0] = '\0';
+                return;
+            }
+            if (isalnum(e) && strchr("dDsSwWbBhHvV", e) == NULL) {
+                out[0] = '\0'; /* \x.., \p{..}, \Q, back-references: not understood */
+                return;
+            }
+            literal = !isalnum(e);
+            ch = e;
+            next = i + 2;
+        } else if (ch == '(' || ch == '[') {
+            size_t end = ch == '(' ? skip_group(re, i) : skip_class(re, i);
+            if (end == 0) {
+                out[0] = '\0';
+                return;
+            }
+            next = end + 1;
+        } else if (ch == '.' || ch == '^' || ch == '$') {
+            next = i + 1;
+        } else if (ch == ')' || ch == ']' || ch == '{' || ch == '?' || ch == '*' || ch == '+') {
+            out[0] = '\0'; /* out of place: not a pattern this reads */
+            return;
+        } else {
+            literal = true;
+            next = i + 1;
+        }
+        bool optional = false;
+        size_t qn = quantifier(re, next, &optional);
+        if (qn == (size_t)-1) {
+            out[0] = '\0';
+            return;
+        }
+        if (literal && !optional && rn < LITERAL_MAX - 1)
+            run[rn++] = (char)ch;
+        else if (literal && !optional)
+            END_RUN();
+        if (!literal || optional || qn > 0)
+            END_RUN(); /* after "b+" more b's may follow: the run ends with it */
+        i = next + qn;
+    }
+    END_RUN();
+#undef END_RUN
+}
+
 static int compile_list(device_parser *p, int list, yaml_document_t *doc, yaml_node_t *seq, const char *path,
                         char *err, size_t errlen)
 {
@@ -125,6 +335,10 @@ static int compile_list(device_parser *p, int list, yaml_document_t *doc, yaml_n
                             (const char *)msg);
         }
         p->n[list]++;
+        char flat[2048];
+        flatten_groups(re, flat, sizeof flat);
+        required_literal(flat, m->literal);
+        m->caseless = (opts & PCRE2_CASELESS) != 0;
         /* The JIT can refuse a pattern (or be missing on the CPU): the
          * interpreter then runs it, slower but the same answers. */
         if (pcre2_jit_compile(m->code, PCRE2_JIT_COMPLETE) != 0)
@@ -313,6 +527,10 @@ static void slot(const device_parser *p, int rc, const char *ua, const char *rep
 static int first_match(device_parser *p, int l, const char *ua, size_t len, const matcher **hit)
 {
     for (size_t i = 0; i < p->n[l]; i++) {
+        const matcher *m = &p->m[l][i];
+        /* most regexes name a product; most user agents lack it: skip those */
+        if (m->literal[0] != '\0' && (m->caseless ? strcasestr(ua, m->literal) : strstr(ua, m->literal)) == NULL)
+            continue;
         int rc = pcre2_match(p->m[l][i].code, (PCRE2_SPTR)ua, len, 0, 0, p->md, p->mctx);
         if (rc > 0) {
             *hit = &p->m[l][i];

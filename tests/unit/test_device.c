@@ -260,6 +260,30 @@ static void test_errors(void)
           rc == 0 && strcmp(d.browser, "X Foo") == 0 && strcmp(d.browser_major, "42") == 0 &&
               strcmp(d.os, "Other") == 0 && strcmp(d.device, "D7") == 0);
     device_parser_free(p);
+    /* The prefilter (a literal every match contains, checked before the
+     * regex runs) must never hide a match: optional groups and characters,
+     * repeats, escapes, alternations and caseless regexes. */
+    write_file(path, "user_agent_parsers:\n"
+                     "  - regex: '(Foo Bar)?Baz/(\\d+)'\n    family_replacement: 'optional group'\n"
+                     "  - regex: 'Ab+cd{0,2}ef(?:gh)*ij'\n    family_replacement: 'repeats'\n"
+                     "  - regex: 'Dot\\.Slash\\/(?:Yes|No) x'\n    family_replacement: 'escapes'\n"
+                     "  - regex: '(Kilo|Lima)Mike'\n    family_replacement: 'alternation'\n"
+                     "  - regex: 'november (oscar)'\n    regex_flag: 'i'\n    family_replacement: 'caseless'\n"
+                     "os_parsers: []\ndevice_parsers: []\n");
+    rc = device_parser_new(path, 0, &p, err, sizeof err);
+    const char *cases[][2] = {{"xBaz/7", "optional group"}, {"Abbbcddefij", "repeats"}, {"Abcefghghij", "repeats"},
+                              {"Dot.Slash/No x", "escapes"}, {"LimaMike", "alternation"},
+                              {"NOVEMBER OSCAR", "caseless"}, {"Abcdddefij", "Other"}};
+    bool all = rc == 0;
+    for (size_t i = 0; all && i < sizeof cases / sizeof cases[0]; i++) {
+        device_parse(p, cases[i][0], &d);
+        if (strcmp(d.browser, cases[i][1]) != 0) {
+            printf("  %s -> %s, expected %s\n", cases[i][0], d.browser, cases[i][1]);
+            all = false;
+        }
+    }
+    CHECK("the prefilter never hides a match", all);
+    device_parser_free(p);
     /* a group that ends inside a character: "é" is 0xC3 0xA9, the group takes 0xC3 */
     write_file(path, "user_agent_parsers:\n  - regex: '(Caf.)'\nos_parsers: []\ndevice_parsers: []\n");
     rc = device_parser_new(path, 0, &p, err, sizeof err);
