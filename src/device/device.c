@@ -8,6 +8,11 @@
  * phones); read from the installed file, an `apt upgrade uap-core` reaches
  * veille at its next start without a rebuild. PCRE2 compiles at run time in
  * either case, so generating C would only save the YAML parse (a few ms).
+ *
+ * Most of the 1,162 regexes name a product and most user agents lack it, so
+ * each regex gets, at load time, a literal every match must contain, and a
+ * user agent without it skips the regex (required_literal): half the cost of
+ * an uncached parse, the same answers on uap-core's 30,662 test strings.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "device/device.h"
