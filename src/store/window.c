@@ -80,34 +80,32 @@ static size_t indexed_values(char kind, const store_history_entry *e, store_valu
     return n;
 }
 
+/* buf[0..n) + be64(at) + delivery id; 0 when n is 0 or the id does not fit. */
+static size_t append_time_delivery(unsigned char *buf, size_t n, int64_t at_ms, const char *delivery_id)
+{
+    size_t dlen = strnlen(delivery_id, EVENT_ID_MAX);
+    if (n == 0 || dlen >= EVENT_ID_MAX)
+        return 0;
+    util_put_be64(buf + n, key_time(at_ms));
+    memcpy(buf + n + 8, delivery_id, dlen);
+    return n + 8 + dlen;
+}
+
 /* The reverse entry of a derived value (store_txn_value_put): prefix with
  * 'D' for the field tag, be64(at), delivery id. 0 when it does not fit. */
 #define DEVICE_REVERSE_TAG 'D'
 static size_t derived_reverse_key(unsigned char *buf, char kind, const char *key, int64_t at_ms,
                                   const char *delivery_id)
 {
-    size_t n = value_prefix(buf, kind, key, (store_value_field)DEVICE_REVERSE_TAG);
-    size_t dlen = strnlen(delivery_id, EVENT_ID_MAX);
-    if (n == 0 || dlen >= EVENT_ID_MAX)
-        return 0;
-    util_put_be64(buf + n, key_time(at_ms));
-    n += 8;
-    memcpy(buf + n, delivery_id, dlen);
-    return n + dlen;
+    return append_time_delivery(buf, value_prefix(buf, kind, key, (store_value_field)DEVICE_REVERSE_TAG), at_ms,
+                                delivery_id);
 }
 
 /* value key + be64(at) + delivery id: one index entry. 0 when it does not fit. */
 static size_t entry_key(unsigned char *buf, char kind, const char *key, store_value_field field, const char *value,
                         int64_t at_ms, const char *delivery_id)
 {
-    size_t n = value_key(buf, kind, key, field, value);
-    size_t dlen = strnlen(delivery_id, EVENT_ID_MAX);
-    if (n == 0 || dlen >= EVENT_ID_MAX)
-        return 0;
-    util_put_be64(buf + n, key_time(at_ms));
-    n += 8;
-    memcpy(buf + n, delivery_id, dlen);
-    return n + dlen;
+    return append_time_delivery(buf, value_key(buf, kind, key, field, value), at_ms, delivery_id);
 }
 
 int store_txn_value_put(store_txn *t, char kind, const char *key, store_value_field field, const char *value,
