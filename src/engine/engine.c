@@ -35,7 +35,12 @@ static bool expr_reads_devices(const rules_expr *e)
 {
     if (e == NULL)
         return false;
-    if (e->kind == RULES_E_FIELD && e->field >= RULES_F_UA_BROWSER && e->field <= RULES_F_DEVICE_KEY)
+    /* named one by one, not as a range: other fields may be added among them */
+    static const bool device_field[RULES_F_COUNT] = {
+        [RULES_F_UA_BROWSER] = true, [RULES_F_UA_BROWSER_MAJOR] = true, [RULES_F_UA_OS] = true,
+        [RULES_F_UA_OS_MAJOR] = true, [RULES_F_UA_DEVICE] = true,      [RULES_F_DEVICE_KEY] = true,
+    };
+    if (e->kind == RULES_E_FIELD && (unsigned)e->field < RULES_F_COUNT && device_field[e->field])
         return true;
     for (size_t i = 0; i < e->nargs; i++)
         if (expr_reads_devices(e->args[i]))
