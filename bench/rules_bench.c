@@ -33,6 +33,17 @@ static int cmp_i64(const void *a, const void *b)
 
 static const char *const countries[] = {"FR", "DE", "US", "JP", "BR", "GB", "ES", "IT", "AU", "CA"};
 
+/* A few common browsers: real traffic repeats a small set of user agents (the
+ * device parser's cache relies on it). */
+static const char *const user_agents[] = {
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 "
+    "Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 "
+    "Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+};
+
 static void make(event_t *ev, int seq, const char *user, const char *ip, const char *country, int64_t at)
 {
     memset(ev, 0, sizeof *ev);
@@ -44,6 +55,7 @@ static void make(event_t *ev, int seq, const char *user, const char *ip, const c
     snprintf(ev->session.country, sizeof ev->session.country, "%s", country);
     ev->session.created_at = ev->session.updated_at = ev->at_ms = ev->timestamp_ms = at;
     ev->session.expire_at = at + 7 * 86400000LL;
+    snprintf(ev->user_agent, sizeof ev->user_agent, "%s", user_agents[(unsigned)seq % 4]);
 }
 
 typedef struct {

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(gcc meson ninja-build pkg-config libh2o-evloop-dev liblmdb-dev libmsgpack-dev libjansson-dev libssl-dev)
+# src/device: uap-core's regexes (read at run time, and its test suite), PCRE2, libyaml.
+pkgs+=(uap-core libpcre2-dev libyaml-dev)
 if [ "${1:-}" = "--tests" ]; then
   # rsyslog: the syslog sink tests run a real rsyslogd on loopback ports.
   pkgs+=(nodejs npm rsyslog)

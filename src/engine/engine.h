@@ -13,6 +13,13 @@
  *  - "Earlier events" (first_seen, count_known, since_last, travel_*) are the
  *    other events of the window; events at the same millisecond count as earlier.
  *    count_known and travel_* count sign-ins (session.created) only.
+ *  - Devices (src/device): when a rule reads ua.* or `device` in a window
+ *    function, engine_new loads uap-core's regexes (an error when they are
+ *    missing) and every event's user agent is parsed (cached). Each sign-in's
+ *    device key then goes into the user's values index after the rules ran
+ *    (store_txn_value_put), so first_seen(device) and distinct(device) cost
+ *    an index seek. first_seen(device) is false for a user with no device on
+ *    record: there is nothing to compare with.
  *  - A comparison with a value that does not exist (travel without a location,
  *    since_last with no previous event, user.age of an unknown user) is false.
  *  - Reads stop as soon as a comparison is decided (count(...) > 5 reads at

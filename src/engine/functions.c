@@ -18,9 +18,33 @@
 #define TRAVEL_MIN_HOURS (1.0 / 60.0)               /* clock jitter must not make speeds infinite */
 #define ACTIVE_PENDING_MAX 16                       /* sign-ins of one user at one millisecond held back */
 
-static const char *entry_field(const store_history_entry *e, rules_field f)
+/* A device field of a history record: its user agent parsed (cached) into the
+ * context's scratch, valid until the next call. */
+static const char *entry_device_field(eval_ctx *c, const store_history_entry *e, rules_field f)
+{
+    /* Only sign-ins, as the values index (engine.c): the request of a
+     * session.ended or .revoked may be an admin's or the backend's. */
+    if (c->ua == NULL || e->type != EVENT_SESSION_CREATED)
+        return "";
+    device_parse(c->ua, e->user_agent, &c->ua_entry);
+    switch (f) {
+    case RULES_F_UA_BROWSER: return c->ua_entry.browser;
+    case RULES_F_UA_OS: return c->ua_entry.os;
+    case RULES_F_UA_DEVICE: return c->ua_entry.device;
+    case RULES_F_DEVICE_KEY:
+        device_key(&c->ua_entry, c->entry_device_key, sizeof c->entry_device_key);
+        return c->entry_device_key;
+    default: return "";
+    }
+}
+
+static const char *entry_field(eval_ctx *c, const store_history_entry *e, rules_field f)
 {
     switch (f) {
+    case RULES_F_UA_BROWSER:
+    case RULES_F_UA_OS:
+    case RULES_F_UA_DEVICE:
+    case RULES_F_DEVICE_KEY: return entry_device_field(c, e, f);
     case RULES_F_TYPE: return event_type_name(e->type);
     case RULES_F_USER_ID:
     case RULES_F_USER: return e->user_id;
@@ -52,6 +76,10 @@ const char *engine_event_field(const eval_ctx *c, rules_field f)
     case RULES_F_DEVICE: return ev->session.device;
     case RULES_F_USER_AGENT: return ev->user_agent;
     case RULES_F_USER_EMAIL: return c->user.email;
+    case RULES_F_UA_BROWSER: return c->ua_event.browser;
+    case RULES_F_UA_OS: return c->ua_event.os;
+    case RULES_F_UA_DEVICE: return c->ua_event.device;
+    case RULES_F_DEVICE_KEY: return c->device_key;
     default: return "";
     }
 }
@@ -62,6 +90,7 @@ static store_value_field indexed_field(char kind, rules_field f)
     store_value_field vf = f == RULES_F_COUNTRY                          ? STORE_VALUE_COUNTRY
                            : f == RULES_F_IP                             ? STORE_VALUE_IP
                            : (f == RULES_F_USER || f == RULES_F_USER_ID) ? STORE_VALUE_USER
+                           : f == RULES_F_DEVICE_KEY                     ? STORE_VALUE_DEVICE
                                                                          : (store_value_field)0;
     return vf != 0 && store_value_indexed(kind, vf) ? vf : (store_value_field)0;
 }
@@ -221,7 +250,7 @@ static int on_distinct(const store_history_entry *e, void *ctx)
 {
     scan *s = ctx;
     s->read++;
-    const char *v = entry_field(e, s->call->args[0]->field);
+    const char *v = entry_field(s->c, e, s->call->args[0]->field);
     if (v[0] != '\0' && hset_add(s->set, v))
         s->n++;
     return stop_at_cap(s);
@@ -232,7 +261,7 @@ static int on_first_seen(const store_history_entry *e, void *ctx)
     scan *s = ctx;
     s->read++;
     if (!is_current(s, e) &&
-        strcmp(entry_field(e, s->call->args[0]->field), engine_event_field(s->c, s->call->args[0]->field)) == 0) {
+        strcmp(entry_field(s->c, e, s->call->args[0]->field), engine_event_field(s->c, s->call->args[0]->field)) == 0) {
         s->found = true;
         s->decided = true;
         return 1;
@@ -247,7 +276,7 @@ static int on_count_known(const store_history_entry *e, void *ctx)
 {
     scan *s = ctx;
     s->read++;
-    if (e->type == EVENT_SESSION_CREATED && !is_current(s, e) && entry_field(e, s->call->args[0]->field)[0] != '\0')
+    if (e->type == EVENT_SESSION_CREATED && !is_current(s, e) && entry_field(s->c, e, s->call->args[0]->field)[0] != '\0')
         s->n++;
     return stop_at_cap(s);
 }
@@ -432,6 +461,16 @@ int engine_call(eval_ctx *c, const rules_expr *call, size_t cap, value *v, char 
         if (vf != 0) {
             rc = store_txn_value_seen(c->t, c->kind, c->key, vf, cur, window_start(c, dur), c->at,
                                       c->ev->delivery_id, &s.found, c->err, c->errlen);
+            if (rc == 0 && !s.found && vf == STORE_VALUE_DEVICE) {
+                /* A user with no device on record at all (signed up, or last
+                 * seen, before the rules read devices) has nothing to compare
+                 * with: not a new device, or loading a rule that reads devices
+                 * would raise one alert per user. */
+                size_t known = 0;
+                rc = store_txn_value_distinct(c->t, c->kind, c->key, vf, 0, c->at, 1, &known, NULL, c->err,
+                                              c->errlen);
+                s.found = known == 0;
+            }
         } else {
             rc = read_window(c, &s, window_start(c, dur), on_first_seen);
         }

@@ -5,6 +5,7 @@
 #ifndef VEILLE_ENGINE_INTERNAL_H
 #define VEILLE_ENGINE_INTERNAL_H
 
+#include "device/device.h"
 #include "engine/engine.h"
 
 typedef enum { V_NULL, V_NUM, V_DUR, V_STR, V_BOOL } value_kind;
@@ -65,6 +66,12 @@ typedef struct {
     size_t n_cache;
     uint64_t bounded_reads;
     key_snapshot *snap_user;
+    /* the user agent read by uap-core (NULL parser: the rules read no device) */
+    device_parser *ua;
+    device_info ua_event;              /* the event's, parsed once per event */
+    char device_key[DEVICE_KEY_MAX];   /* its device key */
+    device_info ua_entry;              /* scratch of entry_field: a history record's */
+    char entry_device_key[DEVICE_KEY_MAX];
     /* scratch sets of the window functions, reused: cleared by generation */
     struct hset *set_a, *set_b;
     char *err;

@@ -15,11 +15,15 @@
 static const char *const field_names[RULES_F_COUNT] = {
     "type", "user_id", "session_id", "ip", "country", "city", "browser", "device", "is_mobile",
     "user_agent", "user.deleted", "user.age", "user.email", "user.banned", "user",
+    "ua.browser", "ua.browser_major", "ua.os", "ua.os_major", "ua.device",
+    "device", /* RULES_F_DEVICE_KEY: never found by name, see arg_field */
 };
 static const rules_type field_types[RULES_F_COUNT] = {
     RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING,
     RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_BOOL, RULES_T_STRING,
     RULES_T_BOOL, RULES_T_DURATION, RULES_T_STRING, RULES_T_BOOL, RULES_T_STRING,
+    RULES_T_STRING, RULES_T_NUMBER, RULES_T_STRING, RULES_T_NUMBER, RULES_T_STRING,
+    RULES_T_STRING,
 };
 
 /* Argument kinds of the window functions. */
@@ -124,6 +128,12 @@ static bool arg_field(rules_ctx *c, rule_build *rb, rules_expr *call, int i, rul
                    rules_type_name(field_types[f]));
         return false;
     }
+    /* A window function asks whether the user has used this device before:
+     * Clerk's device_type ("desktop") cannot say, and a version in the key
+     * would make every browser update a new device. So there `device` is the
+     * device key of the user agent (ua.browser / ua.os / ua.device). */
+    if (f == RULES_F_DEVICE)
+        f = RULES_F_DEVICE_KEY;
     a->kind = RULES_E_FIELD;
     a->field = (rules_field)f;
     a->type = RULES_T_STRING;

@@ -63,6 +63,11 @@ typedef enum {
     RULES_F_CITY, RULES_F_BROWSER, RULES_F_DEVICE, RULES_F_IS_MOBILE, RULES_F_USER_AGENT,
     RULES_F_USER_DELETED, RULES_F_USER_AGE, RULES_F_USER_EMAIL, RULES_F_USER_BANNED,
     RULES_F_USER,
+    /* uap-core's reading of user_agent (src/device); the majors are numbers */
+    RULES_F_UA_BROWSER, RULES_F_UA_BROWSER_MAJOR, RULES_F_UA_OS, RULES_F_UA_OS_MAJOR, RULES_F_UA_DEVICE,
+    /* `device` as the argument of a window function: the device key (browser,
+     * OS and device family), not Clerk's device_type (check.c says why) */
+    RULES_F_DEVICE_KEY,
     RULES_F_COUNT
 } rules_field;
 

@@ -9,6 +9,7 @@
  *                                                            -> msgpack event map
  *                'u' user 0x01 tag value 0x00 be64(at_ms) delivery_id
  *                                                            -> "" (values index, below)
+ *                'u' user 0x01 'D' be64(at_ms) delivery_id   -> device key (store_txn_value_put)
  *   history_time be64(at_ms) history-key                     -> "" (retention index)
  *   deliveries   delivery_id                                 -> msgpack {received_ms, type}
  *   deliv_time   be64(received_ms) delivery_id               -> "" (pruning index)
@@ -219,6 +220,7 @@ typedef enum {
     STORE_VALUE_COUNTRY = 'c',
     STORE_VALUE_IP = 'p',   /* under 'u' keys */
     STORE_VALUE_USER = 'u', /* under 'i' keys */
+    STORE_VALUE_DEVICE = 'd', /* under 'u' keys; not in the record: see store_txn_value_put */
 } store_value_field;
 
 /* True when kind/key has `field` indexed. */
@@ -233,6 +235,13 @@ int store_txn_value_seen(store_txn *t, char kind, const char *key, store_value_f
  * outside the window are visited too, so at most STORE_VALUES_VISIT_MAX values
  * are: *bounded (may be NULL) tells that the count stopped there. */
 #define STORE_VALUES_VISIT_MAX 4096
+/* Index a value the record does not hold (STORE_VALUE_DEVICE: the device key
+ * the rules engine derives from the user agent, src/device) for the history
+ * record (kind, key, at_ms, delivery_id) stored in t. A second entry, kind key
+ * 0x01 'D' be64(at) delivery -> value, lets pruning the record find and drop
+ * both (the record alone cannot name the value). Putting it again is a no-op. */
+int store_txn_value_put(store_txn *t, char kind, const char *key, store_value_field field, const char *value,
+                        int64_t at_ms, const char *delivery_id, char *err, size_t errlen);
 int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
                              int64_t until_ms, size_t cap, size_t *count, bool *bounded, char *err, size_t errlen);
 

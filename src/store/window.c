@@ -26,6 +26,7 @@ bool store_value_indexed(char kind, store_value_field field)
     case STORE_VALUE_COUNTRY: return kind == STORE_KEY_USER;
     case STORE_VALUE_IP: return kind == STORE_KEY_USER;
     case STORE_VALUE_USER: return kind == STORE_KEY_IP;
+    case STORE_VALUE_DEVICE: return kind == STORE_KEY_USER;
     }
     return false;
 }
@@ -79,22 +80,96 @@ static size_t indexed_values(char kind, const store_history_entry *e, store_valu
     return n;
 }
 
+/* buf[0..n) + be64(at) + delivery id; 0 when n is 0 or the id does not fit. */
+static size_t append_time_delivery(unsigned char *buf, size_t n, int64_t at_ms, const char *delivery_id)
+{
+    size_t dlen = strnlen(delivery_id, EVENT_ID_MAX);
+    if (n == 0 || dlen >= EVENT_ID_MAX)
+        return 0;
+    util_put_be64(buf + n, key_time(at_ms));
+    memcpy(buf + n + 8, delivery_id, dlen);
+    return n + 8 + dlen;
+}
+
+/* The reverse entry of a derived value (store_txn_value_put): prefix with
+ * 'D' for the field tag, be64(at), delivery id. 0 when it does not fit. */
+#define DEVICE_REVERSE_TAG 'D'
+static size_t derived_reverse_key(unsigned char *buf, char kind, const char *key, int64_t at_ms,
+                                  const char *delivery_id)
+{
+    return append_time_delivery(buf, value_prefix(buf, kind, key, (store_value_field)DEVICE_REVERSE_TAG), at_ms,
+                                delivery_id);
+}
+
+/* value key + be64(at) + delivery id: one index entry. 0 when it does not fit. */
+static size_t entry_key(unsigned char *buf, char kind, const char *key, store_value_field field, const char *value,
+                        int64_t at_ms, const char *delivery_id)
+{
+    return append_time_delivery(buf, value_key(buf, kind, key, field, value), at_ms, delivery_id);
+}
+
+int store_txn_value_put(store_txn *t, char kind, const char *key, store_value_field field, const char *value,
+                        int64_t at_ms, const char *delivery_id, char *err, size_t errlen)
+{
+    if (field != STORE_VALUE_DEVICE || !store_value_indexed(kind, field))
+        return util_err(err, errlen, "store: field '%c' is not a derived index under '%c' keys", field, kind);
+    if (value == NULL || value[0] == '\0')
+        return 0;
+    unsigned char vk[VKEY_MAX], rk[VKEY_MAX];
+    size_t n = entry_key(vk, kind, key, field, value, at_ms, delivery_id);
+    size_t rn = derived_reverse_key(rk, kind, key, at_ms, delivery_id);
+    if (n == 0 || rn == 0)
+        return util_err(err, errlen, "store: key or value too long for the values index");
+    MDB_val k = mval(vk, n), empty = mval("", 0), r = mval(rk, rn), rv = mval(value, strlen(value));
+    int rc = mdb_put(t->txn, t->s->history, &k, &empty, 0);
+    if (rc == 0)
+        rc = mdb_put(t->txn, t->s->history, &r, &rv, 0);
+    return rc != 0 ? store_fail(t->s, rc, "writing the values index", err, errlen) : 0;
+}
+
+/* Pruning a user's record: drop its derived entries, found through the
+ * reverse entry. */
+static int derived_del(store_txn *t, char kind, const char *key, const store_history_entry *e, char *err,
+                       size_t errlen)
+{
+    unsigned char rk[VKEY_MAX], vk[VKEY_MAX];
+    size_t rn = derived_reverse_key(rk, kind, key, e->at_ms, e->delivery_id);
+    if (kind != STORE_KEY_USER || rn == 0)
+        return 0;
+    MDB_val r = mval(rk, rn), v;
+    int rc = mdb_get(t->txn, t->s->history, &r, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc == 0) {
+        char value[EVENT_ID_MAX];
+        size_t vlen = v.mv_size < sizeof value ? v.mv_size : sizeof value - 1;
+        memcpy(value, v.mv_data, vlen);
+        value[vlen] = '\0';
+        size_t n = entry_key(vk, kind, key, STORE_VALUE_DEVICE, value, e->at_ms, e->delivery_id);
+        MDB_val k = mval(vk, n);
+        rc = n == 0 ? 0 : mdb_del(t->txn, t->s->history, &k, NULL);
+        if (rc == 0 || rc == MDB_NOTFOUND)
+            rc = mdb_del(t->txn, t->s->history, &r, NULL);
+    }
+    return rc != 0 && rc != MDB_NOTFOUND ? store_fail(t->s, rc, "pruning the values index", err, errlen) : 0;
+}
+
 static int values_write(store_txn *t, char kind, const char *key, const store_history_entry *e, bool del,
                         char *err, size_t errlen)
 {
+    if (del) {
+        int rc = derived_del(t, kind, key, e, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
     store_value_field fields[2];
     const char *values[2];
     size_t nv = indexed_values(kind, e, fields, values);
-    size_t dlen = strnlen(e->delivery_id, EVENT_ID_MAX);
     for (size_t i = 0; i < nv; i++) {
         unsigned char vk[VKEY_MAX];
-        size_t n = value_key(vk, kind, key, fields[i], values[i]);
-        if (n == 0 || dlen >= EVENT_ID_MAX)
+        size_t n = entry_key(vk, kind, key, fields[i], values[i], e->at_ms, e->delivery_id);
+        if (n == 0)
             return util_err(err, errlen, "store: key or value too long for the values index");
-        util_put_be64(vk + n, key_time(e->at_ms));
-        n += 8;
-        memcpy(vk + n, e->delivery_id, dlen);
-        n += dlen;
         MDB_val k = mval(vk, n), empty = mval("", 0);
         int rc = del ? mdb_del(t->txn, t->s->history, &k, NULL) : mdb_put(t->txn, t->s->history, &k, &empty, 0);
         if (rc == MDB_NOTFOUND && del)

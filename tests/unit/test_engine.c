@@ -102,9 +102,8 @@ static event_t make_event(fixture *f, const ev_spec *s)
 
 /* Store and evaluate one event in its own transaction, as serve does. Returns
  * the number of alerts it raised, -1 on error. */
-static int feed(fixture *f, ev_spec s)
+static int feed_event(fixture *f, event_t ev)
 {
-    event_t ev = make_event(f, &s);
     char err[UTIL_ERRLEN];
     store_txn *t = NULL;
     size_t before = f->out.n;
@@ -124,6 +123,20 @@ static int feed(fixture *f, ev_spec s)
     }
     engine_settle(f->eng, true);
     return (int)(f->out.n - before);
+}
+
+static int feed(fixture *f, ev_spec s)
+{
+    return feed_event(f, make_event(f, &s));
+}
+
+/* A sign-in from the user agent ua (event_attributes.http_request.user_agent). */
+static int feed_ua(fixture *f, const char *user, const char *ua, int64_t at)
+{
+    ev_spec s = {EVENT_SESSION_CREATED, user, "10.0.0.1", "FR", NULL, NULL, at, 0};
+    event_t ev = make_event(f, &s);
+    snprintf(ev.user_agent, sizeof ev.user_agent, "%s", ua);
+    return feed_event(f, ev);
 }
 
 #define CREATED(u, ip_, co, at_) ((ev_spec){EVENT_SESSION_CREATED, (u), (ip_), (co), NULL, NULL, (at_), 0})
@@ -636,6 +649,85 @@ static void test_prune(void)
     teardown(&f);
 }
 
+#define UA_CHROME(v) "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/" v \
+                     ".0.0.0 Safari/537.36"
+#define UA_FIREFOX "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"
+#define UA_CHROME_MAC "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) " \
+                      "Chrome/121.0.0.0 Safari/537.36"
+
+/* first_seen(device, ...): the device is (browser, OS, device family), so a
+ * browser update is not a new device, another browser or OS is; a user with
+ * no device on record is learning, not alerting. */
+static void test_first_seen_device(void)
+{
+    fixture f;
+    CHECK("device: setup", setup(&f, "rule new_device { severity low on session.created "
+                                     "when first_seen(device, 90d) }\n"
+                                     "rule two { severity info on session.created "
+                                     "when distinct(device, 90d) == 2 }"));
+    CHECK("device: a first device is not new (nothing on record)", feed_ua(&f, "u_dev", UA_CHROME("119"), T0) == 0);
+    CHECK("device: a browser update is not a new device", feed_ua(&f, "u_dev", UA_CHROME("120"), T0 + DAY) == 0);
+    int n = feed_ua(&f, "u_dev", UA_FIREFOX, T0 + 2 * DAY);
+    CHECK("device: another browser family is new, and two devices", n == 2);
+    CHECK("device: the alert's rule", f.out.n >= 1 && strcmp(f.out.alerts[0].rule, "new_device") == 0);
+    const store_evidence *e = f.out.n >= 1 ? evidence(&f.out.alerts[0], "device_key") : NULL;
+    CHECK("device: the evidence names the device",
+          e != NULL && e->kind == STORE_EVIDENCE_STRING && strcmp(e->str, "Firefox / Windows / Other") == 0);
+    CHECK("device: another OS is new", feed_ua(&f, "u_dev", UA_CHROME_MAC, T0 + 3 * DAY) == 1);
+    CHECK("device: a known device again", feed_ua(&f, "u_dev", UA_FIREFOX, T0 + 4 * DAY) == 0);
+    CHECK("device: no user agent, no device", feed_ua(&f, "u_dev", "", T0 + 5 * DAY) == 0);
+    /* Chrome/Windows last seen at T0 + 1 d: out of the 90 d window at T0 + 92 d */
+    CHECK("device: a device not seen within the window is new",
+          feed_ua(&f, "u_dev", UA_CHROME("130"), T0 + 92 * DAY) == 1);
+    CHECK("device: another user's devices are not this user's", feed_ua(&f, "u_dev2", UA_FIREFOX, T0) == 0 &&
+                                                                   feed_ua(&f, "u_dev2", UA_CHROME("120"), T0 + 1) == 2);
+    teardown(&f);
+}
+
+/* ua.* fields read the user agent; Clerk's browser, device and is_mobile are
+ * left as Clerk sent them. */
+static void test_ua_fields(void)
+{
+    fixture f;
+    CHECK("ua: setup", setup(&f, "rule r { severity info on session.created "
+                                 "when ua.browser == \"Chrome\" and ua.browser_major >= 120 and ua.os == \"Windows\" "
+                                 "and ua.os_major == 10 and ua.device == \"Other\" }\n"
+                                 "rule clerk { severity info on session.created "
+                                 "when browser == \"Safari\" and device == \"desktop\" and ua.browser == \"Firefox\" }\n"
+                                 "rule nomajor { severity info on session.created when ua.browser_major < 1000 }"));
+    CHECK("ua: Chrome 119 is under 120", feed_ua(&f, "u_ua", UA_CHROME("119"), T0) == 1); /* nomajor only */
+    CHECK("ua: Chrome 120 on Windows 10", feed_ua(&f, "u_ua", UA_CHROME("120"), T0 + 1) == 2);
+    ev_spec s = {EVENT_SESSION_CREATED, "u_ua", "10.0.0.1", "FR", NULL, NULL, T0 + 2, 0};
+    event_t ev = make_event(&f, &s);
+    snprintf(ev.user_agent, sizeof ev.user_agent, "%s", UA_FIREFOX);
+    snprintf(ev.session.browser, sizeof ev.session.browser, "Safari");
+    snprintf(ev.session.device, sizeof ev.session.device, "desktop");
+    CHECK("ua: Clerk's fields stay Clerk's", feed_event(&f, ev) == 2);
+    CHECK("ua: no version, no major (comparison false)", feed_ua(&f, "u_ua", "zz-agent", T0 + 3) == 0 &&
+                                                              feed_ua(&f, "u_ua", "", T0 + 4) == 0);
+    const store_alert *a = f.out.n >= 3 ? &f.out.alerts[2] : NULL;
+    const store_evidence *e = a != NULL ? evidence(a, "ua.browser_major") : NULL;
+    CHECK("ua: the major is evidence, a number", e != NULL && e->kind == STORE_EVIDENCE_NUMBER && e->num == 120);
+    teardown(&f);
+}
+
+/* A pruned sign-in takes its device index entries with it. */
+static void test_prune_device(void)
+{
+    fixture f;
+    CHECK("prune device: setup", setup(&f, "rule nd { severity low on session.created "
+                                           "when first_seen(device, 1000d) }"));
+    feed_ua(&f, "u_prd", UA_CHROME("120"), T0);
+    CHECK("prune device: Firefox is new", feed_ua(&f, "u_prd", UA_FIREFOX, T0 + 2 * DAY) == 1);
+    store_prune_result r;
+    char err[UTIL_ERRLEN];
+    CHECK("prune device: runs", store_prune(f.st, T0 + 2 * DAY, DAY, 0, 1000, &r, err, sizeof err) == 0 &&
+                                    r.history_pruned == 2); /* under the user and the IP */
+    /* Chrome's only sign-in is gone: Chrome is new again (Firefox is on record) */
+    CHECK("prune device: index entries pruned too", feed_ua(&f, "u_prd", UA_CHROME("121"), T0 + 2 * DAY + 1) == 1);
+    teardown(&f);
+}
+
 int main(void)
 {
     snprintf(tmproot, sizeof tmproot, "/tmp/veille-engine-XXXXXX");
@@ -659,6 +751,9 @@ int main(void)
     test_bounded();
     test_settle();
     test_prune();
+    test_first_seen_device();
+    test_ua_fields();
+    test_prune_device();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmproot);
     if (system(cmd) != 0)
