@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(gcc meson ninja-build pkg-config libh2o-evloop-dev liblmdb-dev libmsgpack-dev libjansson-dev libssl-dev)
+pkgs=(gcc meson ninja-build pkg-config libh2o-evloop-dev liblmdb-dev libmsgpack-dev libjansson-dev libssl-dev
+  libloc-dev libloc-database)
 if [ "${1:-}" = "--tests" ]; then
   # rsyslog: the syslog sink tests run a real rsyslogd on loopback ports.
   pkgs+=(nodejs npm rsyslog)
