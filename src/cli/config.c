@@ -76,6 +76,12 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
         o->rules_explicit = 1;
         return 0;
     }
+    if (strcmp(key, "ip-db") == 0) {
+        if (value[0] == '\0' || strlen(value) >= sizeof o->ip_db_path)
+            return util_err(err, errlen, "ip-db: expected the path of a location database file, or none");
+        snprintf(o->ip_db_path, sizeof o->ip_db_path, "%s", value);
+        return 0;
+    }
     if (strcmp(key, "alert") == 0) {
         if (o->alert_count >= HTTP_MAX_ALERT_SPECS)
             return util_err(err, errlen, "alert: at most %d sinks", HTTP_MAX_ALERT_SPECS);
@@ -154,7 +160,7 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
     }
     return util_err(err, errlen, "%s: unknown setting (listen, data, rules, alert, min-severity, facility, header, "
                                  "ca, alert-retry-for, alert-timeout, outbox-max, max-body, retention, map-size, "
-                                 "map-resident, log-level)", key);
+                                 "map-resident, log-level, ip-db)", key);
 }
 
 static char *trim(char *s)

@@ -21,6 +21,7 @@ static const char serve_usage[] =
     "                    [--alert-retry-for DUR] [--alert-timeout DUR] [--outbox-max N]\n"
     "                    [--max-body BYTES] [--retention DUR] [--map-size BYTES]\n"
     "                    [--map-resident BYTES|off] [--log-level error|warn|info|debug] [--config FILE]\n"
+    "                    [--ip-db FILE|none]\n"
     "Signing secrets come from VEILLE_WEBHOOK_SECRET (or CLERK_WEBHOOK_SIGNING_SECRET):\n"
     "one or several whsec_... values separated by spaces or commas.\n"
     "--alert SPEC (repeatable):\n"
@@ -34,7 +35,9 @@ static const char serve_usage[] =
     "Remote sinks deliver from a durable outbox with retries (see veille outbox).\n"
     "SIGHUP reloads the --rules file; a file with errors is refused and the rules stay.\n"
     "Without --rules: the installed rules/default.rules (" VEILLE_SHARE_DIR "), else the one next to\n"
-    "the binary or in its parent directory; --rules none runs without detection.\n";
+    "the binary or in its parent directory; --rules none runs without detection.\n"
+    "--ip-db: the location database for asn, as_name and ip.* (default " IPINTEL_DEFAULT_DB ",\n"
+    "  optional: without it those fields are empty; `location update` refreshes it).\n";
 
 int cli_serve(int argc, char **argv)
 {
@@ -56,7 +59,7 @@ int cli_serve(int argc, char **argv)
     }
     static const char *const keys[] = {"listen", "data", "rules", "alert", "min-severity", "facility", "header", "ca",
                                        "alert-retry-for", "alert-timeout", "outbox-max", "max-body", "retention",
-                                       "map-size", "map-resident", "log-level"};
+                                       "map-size", "map-resident", "log-level", "ip-db"};
     for (int i = 0; i < argc; i++) {
         const char *v;
         int m = cli_flag_value(argc, argv, &i, "--config", &v);
@@ -118,6 +121,14 @@ int cli_serve(int argc, char **argv)
         opt.has_alert_secret = true;
     }
 
+    char ipmsg[UTIL_ERRLEN + 128], qm[2 * sizeof ipmsg];
+    bool ipwarn = false;
+    if (cli_ip_db_open(opt.ip_db_path[0] ? opt.ip_db_path : NULL, &opt.ipdb, ipmsg, sizeof ipmsg, &ipwarn) < 0) {
+        fprintf(stderr, "veille serve: --ip-db: %s\n", ipmsg);
+        return EXIT_USAGE;
+    }
+    log_line(ipwarn ? LOG_WARN : LOG_INFO, "msg=%s", log_quote(ipmsg, qm, sizeof qm));
+
     char rules_err[CLI_RULES_ERRLEN];
     if (cli_rules_resolve(opt.rules_explicit ? opt.rules_path : NULL, opt.rules_path, sizeof opt.rules_path, rules_err,
                           sizeof rules_err) < 0) {
@@ -145,7 +156,10 @@ int cli_serve(int argc, char **argv)
              VEILLE_VERSION, opt.rules_path[0] ? log_quote(opt.rules_path, qr, sizeof qr) : CLI_RULES_NONE,
              log_quote(opt.data_dir, qdir, sizeof qdir), opt.secrets.count, opt.max_body,
              (long long)(opt.retention_ms / 1000));
-    if (http_serve(&opt, err, sizeof err) < 0) {
+    int served = http_serve(&opt, err, sizeof err);
+    ipintel_close(opt.ipdb); /* the server and its engines are gone */
+    opt.ipdb = NULL;
+    if (served < 0) {
         log_line(LOG_ERROR, "msg=\"cannot start\" error=\"%s\"", err);
         fprintf(stderr, "veille: %s\n", err);
         return EXIT_RUNTIME;
