@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { envelope, session, RAPID } from './payloads.mjs';
@@ -149,4 +149,14 @@ test('a rule file with an ASN list checks, and a bad one says what is wrong', ()
   assert.equal(r.status, 1, r.stderr); // veille check: 1 when the file has errors
   assert.match(r.stderr, /bad\.rules:1:19: error: list 'l' mixes ASNs and networks/);
   assert.match(r.stderr, /bad\.rules:2:50: error: type mismatch: 'in l' \(a list of ASNs\) needs a number such as asn/);
+});
+
+test('the shipped hosting_asns list catches a cloud sign-in and spares a residential one', { skip: NO_DB }, () => {
+  const catalog = readFileSync(join(ROOT, 'rules/default.rules'), 'utf8');
+  const own = join(dir, 'own.rules');
+  writeFileSync(own, catalog + '\nrule from_hosting { severity low on session.created when asn in hosting_asns }\n');
+  const r = run(['replay', '--rules', own, events]);
+  assert.equal(r.status, 0, r.stderr);
+  const hits = jsonLines(r.stdout).filter((a) => a.rule === 'from_hosting').map((a) => a.user_id).sort();
+  assert.deepEqual(hits, ['user_do', 'user_ovh']);
 });
