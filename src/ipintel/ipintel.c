@@ -23,18 +23,37 @@
 
 #include "util/util.h"
 
+/* The address cache is set-associative (CACHE_WAYS slots per set,
+ * the least recently used one replaced): a direct-mapped table of the same size
+ * lost a fifth of a working set a quarter its size to collisions; 4 ways still
+ * thrashed the odd overfull set. */
+#define CACHE_WAYS 8
+#define CACHE_SETS (IPINTEL_CACHE_SLOTS / CACHE_WAYS)
+#define AS_CACHE_SLOTS 1024 /* AS names by number: many addresses share a few ASes */
+
+/* Answers are kept per address, never per network or block: a network found
+ * for one address may hold more specific ones (192.241.160.0/19 of AS14061
+ * holds 192.241.169.122/32, flagged anonymous proxy), which libloc only
+ * reports for the addresses inside them. */
 typedef struct {
-    bool used;
-    unsigned char addr[16]; /* v4 as v4-mapped */
+    uint32_t used_at;      /* 0: empty; else the lookup count when last used */
+    unsigned char key[16]; /* v4 as v4-mapped */
     ipintel_info info;
 } cache_slot;
+
+typedef struct {
+    uint32_t asn; /* 0: empty */
+    char name[IPINTEL_AS_NAME_MAX];
+} as_slot;
 
 struct ipintel {
     struct loc_ctx *ctx;
     struct loc_database *db;
     FILE *f;
     uint64_t hits, misses;
-    cache_slot cache[IPINTEL_CACHE_SLOTS];
+    uint32_t clock; /* lookups so far, for LRU; wraps harmlessly (a stale order for a while) */
+    cache_slot cache[CACHE_SETS][CACHE_WAYS];
+    as_slot as_names[AS_CACHE_SLOTS];
 };
 
 /* libloc prints its own errors to stderr ("loc_database_check_magic: ..."):
@@ -180,13 +199,45 @@ static void db_lookup(ipintel *db, const unsigned char addr[16], ipintel_info *o
     out->anycast = loc_network_has_flag(n, LOC_NETWORK_FLAG_ANYCAST) != 0;
     out->drop = loc_network_has_flag(n, LOC_NETWORK_FLAG_DROP) != 0;
     loc_network_unref(n);
-    struct loc_as *as = NULL;
-    if (out->asn != 0 && loc_database_get_as(db->db, &as, out->asn) == 0 && as != NULL) {
-        const char *name = loc_as_get_name(as);
-        if (name != NULL)
-            util_copy_utf8(out->as_name, sizeof out->as_name, name, strlen(name));
-        loc_as_unref(as);
+    if (out->asn == 0)
+        return;
+    as_slot *a_s = &db->as_names[out->asn % AS_CACHE_SLOTS];
+    if (a_s->asn != out->asn) {
+        /* the AS table is a binary search plus an object: a third of a lookup */
+        a_s->asn = out->asn;
+        a_s->name[0] = '\0';
+        struct loc_as *as = NULL;
+        if (loc_database_get_as(db->db, &as, out->asn) == 0 && as != NULL) {
+            const char *name = loc_as_get_name(as);
+            if (name != NULL)
+                util_copy_utf8(a_s->name, sizeof a_s->name, name, strlen(name));
+            loc_as_unref(as);
+        }
     }
+    memcpy(out->as_name, a_s->name, sizeof out->as_name);
+}
+
+static uint64_t hash_key(const unsigned char key[16])
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The cached answer for key, or NULL; *victim: the slot to replace on a miss. */
+static cache_slot *cache_find(ipintel *db, const unsigned char key[16], cache_slot **victim)
+{
+    cache_slot *set = db->cache[hash_key(key) % CACHE_SETS];
+    *victim = &set[0];
+    for (int w = 0; w < CACHE_WAYS; w++) {
+        cache_slot *s = &set[w];
+        if (s->used_at != 0 && memcmp(s->key, key, 16) == 0)
+            return s;
+        if (s->used_at < (*victim)->used_at)
+            *victim = s;
+    }
+    return NULL;
 }
 
 void ipintel_lookup(ipintel *db, const char *ip, ipintel_info *out)
@@ -199,18 +250,18 @@ void ipintel_lookup(ipintel *db, const char *ip, ipintel_info *out)
     out->is_private = addr_private(addr);
     if (db == NULL || out->is_private)
         return; /* no database, or an address no public database knows */
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a over the 16 bytes */
-    for (int i = 0; i < 16; i++)
-        h = (h ^ addr[i]) * 1099511628211ULL;
-    cache_slot *s = &db->cache[h & (IPINTEL_CACHE_SLOTS - 1)];
-    if (s->used && memcmp(s->addr, addr, 16) == 0) {
+    if (++db->clock == 0)
+        db->clock = 1; /* 0 marks an empty slot */
+    cache_slot *victim, *s = cache_find(db, addr, &victim);
+    if (s != NULL) {
         db->hits++;
+        s->used_at = db->clock;
         *out = s->info;
         return;
     }
     db->misses++;
     db_lookup(db, addr, out);
-    s->used = true;
-    memcpy(s->addr, addr, 16);
-    s->info = *out;
+    victim->used_at = db->clock;
+    memcpy(victim->key, addr, 16);
+    victim->info = *out;
 }

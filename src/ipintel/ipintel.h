@@ -6,8 +6,8 @@
  * loopback, link-local, CGNAT 100.64.0.0/10, IPv6 ULA fc00::/7) is computed
  * here, not read from the database.
  *
- * A handle keeps the mapped database and a small direct-mapped cache of recent
- * answers keyed by the binary address, so a textual form and its canonical one
+ * A handle keeps the mapped database and a small cache of recent answers
+ * (set-associative, least recently used out) keyed by the binary address, so a textual form and its canonical one
  * (util_ip_canonical) share an entry. Real traffic repeats a few addresses: a
  * cached answer costs a hash and a compare.
  *
@@ -25,7 +25,7 @@
 #define IPINTEL_DEFAULT_DB "/var/lib/location/database.db"
 #define IPINTEL_AS_NAME_MAX 128 /* longer AS names are cut on a UTF-8 boundary */
 #define IPINTEL_COUNTRY_MAX 8
-#define IPINTEL_CACHE_SLOTS 2048 /* a power of two */
+#define IPINTEL_CACHE_SLOTS 4096 /* addresses remembered (about 0.7 MiB) */
 
 typedef struct ipintel ipintel;
 
