@@ -28,19 +28,36 @@ struct engine {
     store_alert *alert;
     ipintel *ipdb;        /* borrowed; NULL: no location database */
     bool *rule_reads_country; /* per rule: its condition reads the event's country */
+    bool needs_ipinfo;        /* some rule reads the country or an ip field: look the IP up */
 };
 
-/* Whether an expression reads the event's country: the field itself, or the
- * travel functions, which locate the event by it. */
-static bool reads_country(const rules_expr *x)
+static bool is_ip_field(rules_field f)
+{
+    switch (f) {
+    case RULES_F_ASN:
+    case RULES_F_AS_NAME:
+    case RULES_F_IP_COUNTRY:
+    case RULES_F_IP_ANONYMOUS_PROXY:
+    case RULES_F_IP_SATELLITE:
+    case RULES_F_IP_ANYCAST:
+    case RULES_F_IP_DROP:
+    case RULES_F_IP_PRIVATE: return true;
+    default: return false;
+    }
+}
+
+/* Whether an expression reads the event's country (the field itself, or the
+ * travel functions, which locate the event by it) or, with ip_fields, any
+ * field of the location database. */
+static bool reads_country(const rules_expr *x, bool ip_fields)
 {
     if (x == NULL)
         return false;
-    if ((x->kind == RULES_E_FIELD && x->field == RULES_F_COUNTRY) ||
+    if ((x->kind == RULES_E_FIELD && (x->field == RULES_F_COUNTRY || (ip_fields && is_ip_field(x->field)))) ||
         (x->kind == RULES_E_CALL && (x->func == RULES_FN_TRAVEL_KM || x->func == RULES_FN_TRAVEL_KMH)))
         return true;
     for (size_t i = 0; i < x->nargs; i++)
-        if (reads_country(x->args[i]))
+        if (reads_country(x->args[i], ip_fields))
             return true;
     return false;
 }
@@ -62,8 +79,11 @@ int engine_new(rules_set *rules, engine **out, char *err, size_t errlen)
     e->rule_reads_country = calloc(e->n_rules ? e->n_rules : 1, sizeof *e->rule_reads_country);
     if (e->stats == NULL || e->pending == NULL || e->ctx == NULL || e->alert == NULL || e->rule_reads_country == NULL)
         goto oom;
-    for (size_t i = 0; i < e->n_rules; i++)
-        e->rule_reads_country[i] = reads_country(rules_rule_at(rules, i)->when);
+    for (size_t i = 0; i < e->n_rules; i++) {
+        const rules_expr *when = rules_rule_at(rules, i)->when;
+        e->rule_reads_country[i] = reads_country(when, false);
+        e->needs_ipinfo |= reads_country(when, true);
+    }
     if (engine_scratch_init(e->ctx) < 0)
         goto oom;
     for (int t = 0; t < EVENT_TYPE_COUNT; t++) {
@@ -627,10 +647,13 @@ int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms
     c->explain = hooks != NULL && hooks->on_explain != NULL;
     c->err = err;
     c->errlen = errlen;
-    /* once per event, before any rule: the country fallback and the ip
-     * fields read it; the cache makes a repeated IP cheap */
+    /* once per event, before any rule, when a rule reads the country (its
+     * fallback) or an ip field; the cache makes a repeated IP cheap */
     c->ipdb = e->ipdb;
-    ipintel_lookup(e->ipdb, engine_event_ip(ev), &c->ipinfo);
+    if (e->needs_ipinfo)
+        ipintel_lookup(e->ipdb, engine_event_ip(ev), &c->ipinfo);
+    else
+        memset(&c->ipinfo, 0, sizeof c->ipinfo);
     bool country_from_ip = ev->session.country[0] == '\0' && c->ipinfo.country[0] != '\0';
     int rc = 0;
     for (size_t k = 0; k < e->n_by_type[ev->type] && rc == 0; k++) {
