@@ -25,7 +25,7 @@
 #define IPINTEL_DEFAULT_DB "/var/lib/location/database.db"
 #define IPINTEL_AS_NAME_MAX 128 /* longer AS names are cut on a UTF-8 boundary */
 #define IPINTEL_COUNTRY_MAX 8
-#define IPINTEL_CACHE_SLOTS 4096 /* addresses remembered (about 0.7 MiB) */
+#define IPINTEL_CACHE_SLOTS 8192 /* addresses remembered (about 1.5 MiB with the AS names) */
 
 typedef struct ipintel ipintel;
 

@@ -113,8 +113,8 @@ static void check_database(ipintel *db)
     CHECK("192.241.169.122/32 inside it is an anonymous proxy", in.asn == 14061 && in.anonymous_proxy);
     ipintel_lookup(db, "192.241.169.123", &in);
     CHECK("192.241.169.123 is not", in.asn == 14061 && !in.anonymous_proxy);
-    /* a working set a quarter of the cache stays cached: a direct-mapped cache
-     * of the same size lost a fifth of it to collisions; eight ways keep all
+    /* a working set well within the cache stays cached: a direct-mapped cache
+     * of 2048 slots lost a fifth of it to collisions; eight ways keep all
      * but the odd overfull set (private addresses are not cached at all) */
     char ips[1000][32];
     for (int i = 0; i < 1000; i++)
@@ -128,7 +128,7 @@ static void check_database(ipintel *db)
     int public_ips = 0;
     for (int i = 0; i < 1000; i++)
         public_ips += !ipintel_is_private(ips[i]);
-    CHECK("a working set a quarter of the cache is (almost) all hits the second time",
+    CHECK("a working set within the cache is (almost) all hits the second time",
           h1 - h0 + (m1 - m0) == (uint64_t)public_ips && m1 - m0 <= 10);
     printf("     (second pass: %llu hits, %llu misses)\n", (unsigned long long)(h1 - h0),
            (unsigned long long)(m1 - m0));
