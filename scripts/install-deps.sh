@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 pkgs=(gcc meson ninja-build pkg-config libh2o-evloop-dev liblmdb-dev libmsgpack-dev libjansson-dev libssl-dev)
 # src/device: uap-core's regexes (read at run time, and its test suite), PCRE2, libyaml.
 pkgs+=(uap-core libpcre2-dev libyaml-dev)
+# src/ipintel: libloc and its location database.
+pkgs+=(libloc-dev libloc-database)
 if [ "${1:-}" = "--tests" ]; then
   # rsyslog: the syslog sink tests run a real rsyslogd on loopback ports.
   pkgs+=(nodejs npm rsyslog)

@@ -7,6 +7,8 @@
 #ifndef VEILLE_CLI_H
 #define VEILLE_CLI_H
 
+#include "ipintel/ipintel.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -40,5 +42,12 @@ bool cli_help_wanted(int argc, char **argv, const char *usage);
  * in the binary's directory and its parent; never the working directory. -1 with
  * err naming the paths tried when there is none. given may alias path. */
 int cli_rules_resolve(const char *given, char *path, size_t pathlen, char *err, size_t errlen);
+
+/* --ip-db FILE|none: the location database for the ip fields. given NULL:
+ * IPINTEL_DEFAULT_DB, whose absence is not an error (0, *out NULL, *warn true,
+ * msg saying so); "none": no database (0, *out NULL); a FILE that cannot be
+ * read: -1. msg says what was opened, or why not. */
+#define CLI_IP_DB_NONE "none"
+int cli_ip_db_open(const char *given, ipintel **out, char *msg, size_t msglen, bool *warn);
 
 #endif

@@ -16,6 +16,7 @@
  * Returns 1 when matched with *value set, 0 when not this flag, -1 on a missing value. */
 int cli_flag_value(int argc, char **argv, int *i, const char *name, const char **value);
 
+
 /* `veille outbox` under the name cmd (`veille alerts --pending` shares it). */
 int cli_outbox_list(int argc, char **argv, const char *cmd);
 

@@ -25,11 +25,11 @@
 #define REPLAY_TXN_EVENTS 512 /* events per write transaction */
 
 static const char replay_usage[] =
-    "usage: veille replay [--rules FILE|none] [--data DIR] [--explain] EVENTS.ndjson|-\n"
+    "usage: veille replay [--rules FILE|none] [--data DIR] [--ip-db FILE|none] [--explain] EVENTS.ndjson|-\n"
     "One Clerk event envelope per line (as delivered, no signature), processed in order.\n"
     "Alerts on stdout (JSON lines); a per-rule summary on stderr. Without --data the\n"
     "events go to a temporary store, removed at the end. Without --rules, the installed\n"
-    "default.rules (as veille serve).\n";
+    "default.rules (as veille serve); without --ip-db, " IPINTEL_DEFAULT_DB " if it is there.\n";
 
 typedef struct {
     size_t line;
@@ -84,7 +84,7 @@ int cli_replay(int argc, char **argv)
 {
     if (cli_help_wanted(argc, argv, replay_usage))
         return 0;
-    const char *rules_given = NULL, *data = NULL, *input = NULL, *v;
+    const char *rules_given = NULL, *data = NULL, *input = NULL, *ip_db = NULL, *v;
     bool explain = false;
     for (int i = 0; i < argc; i++) {
         int m;
@@ -96,6 +96,10 @@ int cli_replay(int argc, char **argv)
             if (m < 0)
                 return EXIT_USAGE;
             data = v;
+        } else if ((m = cli_flag_value(argc, argv, &i, "--ip-db", &v)) != 0) {
+            if (m < 0)
+                return EXIT_USAGE;
+            ip_db = v;
         } else if (strcmp(argv[i], "--explain") == 0) {
             explain = true;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -128,16 +132,28 @@ int cli_replay(int argc, char **argv)
     size_t n_rules = rules_count(rules);
     fprintf(stderr, "replay: rules %s (%zu rule%s)\n", rules_path[0] ? rules_path : CLI_RULES_NONE, n_rules,
             n_rules == 1 ? "" : "s");
+    char ipmsg[UTIL_ERRLEN + 128];
+    bool ipwarn = false;
+    ipintel *ipdb = NULL;
+    if (cli_ip_db_open(ip_db, &ipdb, ipmsg, sizeof ipmsg, &ipwarn) < 0) {
+        fprintf(stderr, "veille replay: --ip-db: %s\n", ipmsg);
+        rules_free(rules);
+        return EXIT_USAGE;
+    }
+    fprintf(stderr, "replay: %s%s\n", ipwarn ? "warning: " : "", ipmsg);
     char err[UTIL_ERRLEN];
     engine *eng = NULL;
     if (engine_new(rules, &eng, err, sizeof err) < 0) {
         fprintf(stderr, "veille replay: %s\n", err);
+        ipintel_close(ipdb);
         return EXIT_RUNTIME;
     }
+    engine_set_ipintel(eng, ipdb);
     FILE *in = strcmp(input, "-") == 0 ? stdin : fopen(input, "r");
     if (in == NULL) {
         fprintf(stderr, "veille replay: cannot open %s: %s\n", input, strerror(errno));
         engine_free(eng);
+        ipintel_close(ipdb);
         return EXIT_USAGE;
     }
     char tmpdir[4096] = "";
@@ -147,6 +163,7 @@ int cli_replay(int argc, char **argv)
         if (mkdtemp(tmpdir) == NULL) {
             fprintf(stderr, "veille replay: cannot create a temporary store in %s: %s\n", tmpdir, strerror(errno));
             engine_free(eng);
+            ipintel_close(ipdb);
             if (in != stdin)
                 fclose(in);
             return EXIT_RUNTIME;
@@ -275,6 +292,7 @@ out:
     if (tmpdir[0] != '\0')
         remove_temp_store(tmpdir);
     engine_free(eng);
+    ipintel_close(ipdb);
     if (in != stdin)
         fclose(in);
     return status;

@@ -27,6 +27,9 @@ struct engine {
     eval_ctx *ctx;
     store_alert *alert;
     device_parser *ua; /* loaded when a rule reads a device (expr_reads_devices) */
+    ipintel *ipdb;        /* borrowed; NULL: no location database */
+    bool *rule_reads_country; /* per rule: its condition reads the event's country */
+    bool needs_ipinfo;        /* some rule reads the country or an ip field: look the IP up */
 };
 
 /* True when e reads a field of the user agent's parse (ua.*, or `device` in a
@@ -48,6 +51,37 @@ static bool expr_reads_devices(const rules_expr *e)
     return false;
 }
 
+static bool is_ip_field(rules_field f)
+{
+    switch (f) {
+    case RULES_F_ASN:
+    case RULES_F_AS_NAME:
+    case RULES_F_IP_COUNTRY:
+    case RULES_F_IP_ANONYMOUS_PROXY:
+    case RULES_F_IP_SATELLITE:
+    case RULES_F_IP_ANYCAST:
+    case RULES_F_IP_DROP:
+    case RULES_F_IP_PRIVATE: return true;
+    default: return false;
+    }
+}
+
+/* Whether an expression reads the event's country (the field itself, or the
+ * travel functions, which locate the event by it) or, with ip_fields, any
+ * field of the location database. */
+static bool reads_country(const rules_expr *x, bool ip_fields)
+{
+    if (x == NULL)
+        return false;
+    if ((x->kind == RULES_E_FIELD && (x->field == RULES_F_COUNTRY || (ip_fields && is_ip_field(x->field)))) ||
+        (x->kind == RULES_E_CALL && (x->func == RULES_FN_TRAVEL_KM || x->func == RULES_FN_TRAVEL_KMH)))
+        return true;
+    for (size_t i = 0; i < x->nargs; i++)
+        if (reads_country(x->args[i], ip_fields))
+            return true;
+    return false;
+}
+
 int engine_new(rules_set *rules, engine **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -62,8 +96,14 @@ int engine_new(rules_set *rules, engine **out, char *err, size_t errlen)
     e->pending = calloc(e->n_rules ? e->n_rules : 1, sizeof *e->pending);
     e->ctx = calloc(1, sizeof *e->ctx);
     e->alert = calloc(1, sizeof *e->alert);
-    if (e->stats == NULL || e->pending == NULL || e->ctx == NULL || e->alert == NULL)
+    e->rule_reads_country = calloc(e->n_rules ? e->n_rules : 1, sizeof *e->rule_reads_country);
+    if (e->stats == NULL || e->pending == NULL || e->ctx == NULL || e->alert == NULL || e->rule_reads_country == NULL)
         goto oom;
+    for (size_t i = 0; i < e->n_rules; i++) {
+        const rules_expr *when = rules_rule_at(rules, i)->when;
+        e->rule_reads_country[i] = reads_country(when, false);
+        e->needs_ipinfo |= reads_country(when, true);
+    }
     if (engine_scratch_init(e->ctx) < 0)
         goto oom;
     bool devices = false;
@@ -105,11 +145,13 @@ void engine_free(engine *e)
     free(e->ctx);
     free(e->alert);
     device_parser_free(e->ua);
+    free(e->rule_reads_country);
     rules_free(e->rules);
     free(e);
 }
 
 const rules_set *engine_rules(const engine *e) { return e->rules; }
+void engine_set_ipintel(engine *e, ipintel *db) { e->ipdb = db; }
 size_t engine_rule_count(const engine *e) { return e->n_rules; }
 
 void engine_rule_stats_at(const engine *e, size_t i, engine_rule_stats *out)
@@ -374,7 +416,9 @@ static int eval_in(eval_ctx *c, const rules_expr *e, value *v)
     if (a.k == V_NULL)
         return 0;
     if (r->kind == RULES_E_LISTREF) {
-        v->b = a.k == V_STR && rules_list_contains(r->list, a.str);
+        v->b = r->list->asn ? a.k == V_NUM && a.num >= 1 && a.num <= UINT32_MAX &&
+                                  rules_list_contains_asn(r->list, (uint32_t)a.num)
+                            : a.k == V_STR && rules_list_contains(r->list, a.str);
         return 0;
     }
     for (size_t i = 0; i < r->nargs && !v->b; i++) {
@@ -400,9 +444,49 @@ static int eval_field(eval_ctx *c, rules_field f, value *v)
     return rc;
 }
 
+/* The location database's fields: missing (comparisons false) without a
+ * database or a value; the flags are known for any valid address once a
+ * database is open (a private address is none of them). */
+static void ip_field_value(const eval_ctx *c, rules_field f, value *v)
+{
+    const ipintel_info *in = &c->ipinfo;
+    bool known = c->ipdb != NULL && in->valid;
+    *v = (value){.k = V_NULL};
+    switch (f) {
+    case RULES_F_ASN:
+        if (in->asn != 0)
+            *v = (value){.k = V_NUM, .num = in->asn};
+        break;
+    case RULES_F_AS_NAME:
+        if (in->as_name[0] != '\0')
+            *v = (value){.k = V_STR, .str = in->as_name};
+        break;
+    case RULES_F_IP_COUNTRY:
+        if (in->country[0] != '\0')
+            *v = (value){.k = V_STR, .str = in->country};
+        break;
+    case RULES_F_IP_ANONYMOUS_PROXY: if (known) *v = (value){.k = V_BOOL, .b = in->anonymous_proxy}; break;
+    case RULES_F_IP_SATELLITE: if (known) *v = (value){.k = V_BOOL, .b = in->satellite}; break;
+    case RULES_F_IP_ANYCAST: if (known) *v = (value){.k = V_BOOL, .b = in->anycast}; break;
+    case RULES_F_IP_DROP: if (known) *v = (value){.k = V_BOOL, .b = in->drop}; break;
+    case RULES_F_IP_PRIVATE: if (in->valid) *v = (value){.k = V_BOOL, .b = in->is_private}; break;
+    default: break;
+    }
+}
+
 static int eval_field_value(eval_ctx *c, rules_field f, value *v)
 {
     switch (f) {
+    case RULES_F_ASN:
+    case RULES_F_AS_NAME:
+    case RULES_F_IP_COUNTRY:
+    case RULES_F_IP_ANONYMOUS_PROXY:
+    case RULES_F_IP_SATELLITE:
+    case RULES_F_IP_ANYCAST:
+    case RULES_F_IP_DROP:
+    case RULES_F_IP_PRIVATE:
+        ip_field_value(c, f, v);
+        return 0;
     case RULES_F_IS_MOBILE:
         *v = (value){.k = V_BOOL, .b = c->ev->session.is_mobile};
         return 0;
@@ -624,6 +708,14 @@ int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms
     c->explain = hooks != NULL && hooks->on_explain != NULL;
     c->err = err;
     c->errlen = errlen;
+    /* once per event, before any rule, when a rule reads the country (its
+     * fallback) or an ip field; the cache makes a repeated IP cheap */
+    c->ipdb = e->ipdb;
+    if (e->needs_ipinfo)
+        ipintel_lookup(e->ipdb, engine_event_ip(ev), &c->ipinfo);
+    else
+        memset(&c->ipinfo, 0, sizeof c->ipinfo);
+    bool country_from_ip = ev->session.country[0] == '\0' && c->ipinfo.country[0] != '\0';
     int rc = 0;
     for (size_t k = 0; k < e->n_by_type[ev->type] && rc == 0; k++) {
         size_t idx = e->by_type[ev->type][k];
@@ -645,6 +737,11 @@ int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms
         if (rc < 0)
             break;
         bool matched = v.k == V_BOOL && v.b;
+        if (country_from_ip && e->rule_reads_country[idx] && (matched || c->explain)) {
+            /* say where the country came from: Clerk gave none */
+            value src = {.k = V_STR, .str = "ip_database"};
+            add_evidence(c, "country_source", NULL, &src, NULL);
+        }
         char open_id[STORE_ALERT_ID_MAX] = ""; /* outlives the branch: x points at it */
         engine_explain x = {.rule = r, .ev = ev, .key = key, .matched = matched};
         if (c->bounded_reads != bounded_before)

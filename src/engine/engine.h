@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "event/event.h"
+#include "ipintel/ipintel.h"
 #include "rules/rules.h"
 #include "store/store.h"
 
@@ -79,6 +80,11 @@ typedef struct {
 /* Takes ownership of rules (also on failure). */
 int engine_new(rules_set *rules, engine **out, char *err, size_t errlen);
 void engine_free(engine *e); /* NULL is a no-op */
+/* The location database the ip fields (asn, as_name, ip.*) and the country
+ * fallback read; NULL (the default) leaves them empty, so their comparisons
+ * are false, except ip.private, computed without it. Borrowed: db must outlive
+ * the engine, and is used from the evaluating thread only (its cache). */
+void engine_set_ipintel(engine *e, ipintel *db);
 const rules_set *engine_rules(const engine *e);
 
 /* Run the rules on ev, which t has just stored (store_apply_event). now_ms is

@@ -59,6 +59,11 @@ static const char *entry_field(eval_ctx *c, const store_history_entry *e, rules_
     }
 }
 
+const char *engine_event_ip(const event_t *ev)
+{
+    return ev->session.ip[0] != '\0' ? ev->session.ip : ev->client_ip;
+}
+
 const char *engine_event_field(const eval_ctx *c, rules_field f)
 {
     const event_t *ev = c->ev;
@@ -70,7 +75,8 @@ const char *engine_event_field(const eval_ctx *c, rules_field f)
     case RULES_F_SESSION_ID: return ev->session.session_id;
     /* user.* events have no session: the IP is the one of the HTTP request */
     case RULES_F_IP: return session ? ev->session.ip : ev->client_ip;
-    case RULES_F_COUNTRY: return ev->session.country;
+    /* Clerk's, else the IP database's (the alert's evidence then says so) */
+    case RULES_F_COUNTRY: return ev->session.country[0] != '\0' ? ev->session.country : c->ipinfo.country;
     case RULES_F_CITY: return ev->session.city;
     case RULES_F_BROWSER: return ev->session.browser;
     case RULES_F_DEVICE: return ev->session.device;

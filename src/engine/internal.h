@@ -54,6 +54,9 @@ typedef struct {
     const rules_rule *rule;
     char kind;            /* STORE_KEY_USER / STORE_KEY_IP */
     const char *key;
+    /* what the location database says of the event's IP, looked up once per event */
+    ipintel *ipdb;
+    ipintel_info ipinfo;
     /* user record, read once per event */
     bool user_loaded, user_found;
     event_user user;
@@ -82,6 +85,10 @@ int engine_scratch_init(eval_ctx *c);
 void engine_scratch_free(eval_ctx *c);
 /* Forget the key snapshots: called once per event. */
 void engine_snapshots_reset(eval_ctx *c);
+
+/* The event's IP for the location database: latest_activity's, else the
+ * request's client_ip. */
+const char *engine_event_ip(const event_t *ev);
 
 /* The current event's value of a string field ("" when it has none). */
 const char *engine_event_field(const eval_ctx *c, rules_field f);

@@ -17,6 +17,7 @@
 
 #include "alert/alert.h"
 #include "ingest/ingest.h"
+#include "ipintel/ipintel.h"
 #include "rules/rules.h"
 
 #define HTTP_MAX_ALERT_SPECS ALERT_SINKS_MAX
@@ -44,6 +45,8 @@ typedef struct {
     size_t map_resident;           /* file-backed resident bytes past which the committer
                                       drops the map's pages from the page tables; 0: never */
     ingest_secrets secrets;
+    char ip_db_path[PATH_MAX];     /* --ip-db FILE|none; "" the default (IPINTEL_DEFAULT_DB, optional) */
+    ipintel *ipdb;                 /* opened by the caller, borrowed by the server; NULL: none */
 } http_options;
 
 /* Defaults as documented in README.md. */

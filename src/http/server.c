@@ -120,6 +120,7 @@ static void reload_rules(struct server *srv)
         srv->metrics.rules_reload_failures++;
         return;
     }
+    engine_set_ipintel(e, srv->opt->ipdb);
     commit_set_engine(&srv->commits, e);
     srv->metrics.rules_reloads++;
     log_line(LOG_INFO, "msg=\"rules reloaded\" rules=%s count=%zu", qp, n);
@@ -640,6 +641,8 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         free(srv);
         return -1;
     }
+    if (srv->commits.engine != NULL)
+        engine_set_ipintel(srv->commits.engine, o->ipdb);
 
     /* sinks first: a bad one must not leave a new, empty store behind */
     if (alert_sinks_open(o->alerts, o->alert_count, &srv->commits.sinks, err, errlen) < 0)

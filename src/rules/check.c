@@ -17,6 +17,8 @@ static const char *const field_names[RULES_F_COUNT] = {
     "user_agent", "user.deleted", "user.age", "user.email", "user.banned", "user",
     "ua.browser", "ua.browser_major", "ua.os", "ua.os_major", "ua.device",
     "device", /* RULES_F_DEVICE_KEY: never found by name, see arg_field */
+    "asn", "as_name", "ip.country", "ip.anonymous_proxy", "ip.satellite",
+    "ip.anycast", "ip.drop", "ip.private",
 };
 static const rules_type field_types[RULES_F_COUNT] = {
     RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING,
@@ -24,6 +26,14 @@ static const rules_type field_types[RULES_F_COUNT] = {
     RULES_T_BOOL, RULES_T_DURATION, RULES_T_STRING, RULES_T_BOOL, RULES_T_STRING,
     RULES_T_STRING, RULES_T_NUMBER, RULES_T_STRING, RULES_T_NUMBER, RULES_T_STRING,
     RULES_T_STRING,
+    RULES_T_NUMBER, RULES_T_STRING, RULES_T_STRING, RULES_T_BOOL, RULES_T_BOOL,
+    RULES_T_BOOL, RULES_T_BOOL, RULES_T_BOOL,
+};
+/* Fields the engine looks up for the event being evaluated and that history
+ * records do not hold: a window function over them would compare every earlier
+ * event's "" with the current value, so they are refused there. */
+static const bool field_looked_up[RULES_F_COUNT] = {
+    [RULES_F_ASN] = true, [RULES_F_AS_NAME] = true, [RULES_F_IP_COUNTRY] = true,
 };
 
 /* Argument kinds of the window functions. */
@@ -134,6 +144,11 @@ static bool arg_field(rules_ctx *c, rule_build *rb, rules_expr *call, int i, rul
      * device key of the user agent (ua.browser / ua.os / ua.device). */
     if (f == RULES_F_DEVICE)
         f = RULES_F_DEVICE_KEY;
+    if (field_looked_up[f]) {
+        error_node(c, a, "%s(): field '%s' comes from the IP database for the current event only (history does "
+                   "not keep it); window functions read stored fields such as ip or country", call->str, a->str);
+        return false;
+    }
     a->kind = RULES_E_FIELD;
     a->field = (rules_field)f;
     a->type = RULES_T_STRING;
@@ -211,7 +226,8 @@ static rules_type check_in(rules_ctx *c, rule_build *rb, rules_expr *e)
         r->kind = RULES_E_LISTREF;
         r->list = l;
         r->type = RULES_T_LIST;
-        et = RULES_T_STRING; /* lists hold networks, matched against an IP string */
+        /* lists hold networks, matched against an IP string, or ASNs, matched against asn */
+        et = l->asn ? RULES_T_NUMBER : RULES_T_STRING;
     } else if (r->kind == RULES_E_LISTLIT) {
         r->type = RULES_T_LIST;
         et = r->nargs ? r->args[0]->kind == RULES_E_STRING ? RULES_T_STRING : RULES_T_NUMBER : lt;
@@ -232,7 +248,10 @@ static rules_type check_in(rules_ctx *c, rule_build *rb, rules_expr *e)
     if (lt == RULES_T_ERROR)
         return RULES_T_ERROR;
     if (lt != et) {
-        if (r->kind == RULES_E_LISTREF)
+        if (r->kind == RULES_E_LISTREF && r->list->asn)
+            error_node(c, e, "type mismatch: 'in %s' (a list of ASNs) needs a number such as asn on the left, got %s",
+                       r->str, rules_type_name(lt));
+        else if (r->kind == RULES_E_LISTREF)
             error_node(c, e, "type mismatch: 'in %s' needs an IP address string on the left, got %s", r->str,
                        rules_type_name(lt));
         else
@@ -399,15 +418,71 @@ static int parse_net(const char *s, rules_net *n)
     return 0;
 }
 
+/* "AS14061" (any case) -> 14061; -1 when it is not AS and digits, -2 when the
+ * number is not a 32-bit ASN (AS0 is reserved: 0 means none). */
+static int parse_asn(const char *s, size_t len, uint32_t *out)
+{
+    if (len < 3 || (s[0] != 'A' && s[0] != 'a') || (s[1] != 'S' && s[1] != 's'))
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 2; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+        if (v > UINT32_MAX)
+            return -2;
+    }
+    if (v == 0)
+        return -2;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* A list of ASNs: every entry a bare AS word; the first entry decides the
+ * list's kind, so one mixed entry is reported where it is. */
+static void check_asn_list(rules_ctx *c, list_build *lb)
+{
+    rules_list *l = &lb->l;
+    ptrvec *entries = &lb->entries;
+    l->asn = true;
+    l->asns = arena_alloc(&c->set->mem, entries->n * sizeof *l->asns);
+    if (l->asns == NULL)
+        return;
+    for (size_t i = 0; i < entries->n; i++) {
+        token *t = entries->v[i];
+        const char *text = c->src + t->off;
+        int rc = t->kind == TK_IDENT ? parse_asn(text, t->len, &l->asns[l->n_asns]) : -3;
+        if (rc == 0)
+            l->n_asns++;
+        else if (rc == -3)
+            rules_error_tok(c, t, "list '%s' mixes ASNs and networks: give networks in a list of their own",
+                            l->name);
+        else if (rc == -2)
+            rules_error_tok(c, t, "bad ASN '%.*s' in list '%s': the number must be 1 to 4294967295", (int)t->len,
+                            text, l->name);
+        else
+            rules_error_tok(c, t, "bad ASN '%.*s' in list '%s': write AS and the number, such as AS14061",
+                            (int)t->len, text, l->name);
+    }
+}
+
 static void check_list(rules_ctx *c, list_build *lb)
 {
     rules_list *l = &lb->l;
     ptrvec *entries = &lb->entries;
+    if (entries->n > 0 && ((token *)entries->v[0])->kind == TK_IDENT) {
+        check_asn_list(c, lb);
+        return;
+    }
     l->nets = arena_alloc(&c->set->mem, (entries->n ? entries->n : 1) * sizeof *l->nets);
     if (l->nets == NULL)
         return;
     for (size_t i = 0; i < entries->n; i++) {
         token *t = entries->v[i];
+        if (t->kind == TK_IDENT) {
+            rules_error_tok(c, t, "list '%s' mixes networks and ASNs: give ASNs in a list of their own", l->name);
+            continue;
+        }
         int rc = parse_net(t->str, &l->nets[l->n_nets]);
         if (rc == -2)
             rules_error_tok(c, t, "bad CIDR \"%s\" in list '%s': prefix length out of range (0-%d)", t->str, l->name,
@@ -509,6 +584,17 @@ bool rules_list_contains(const rules_list *list, const char *ip)
         }
         return true;
     }
+    return false;
+}
+
+bool rules_list_contains_asn(const rules_list *list, uint32_t asn)
+{
+    if (list == NULL || !list->asn)
+        return false;
+    /* starter lists hold tens of entries: a scan beats keeping them sorted */
+    for (size_t i = 0; i < list->n_asns; i++)
+        if (list->asns[i] == asn)
+            return true;
     return false;
 }
 
@@ -636,6 +722,8 @@ int rules_dump(const rules_set *set, FILE *f)
             fputs(k ? ", " : " ", f);
             dump_net(f, &l->nets[k]);
         }
+        for (size_t k = 0; k < l->n_asns; k++)
+            fprintf(f, "%sAS%u", k ? ", " : " ", (unsigned)l->asns[k]);
         fputs(" }\n", f);
         first = false;
     }

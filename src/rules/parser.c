@@ -510,8 +510,10 @@ static void parse_list(rules_ctx *c)
             rules_error_tok(c, &open, "unterminated block: list '%s' has no closing '}'", l->name);
             break;
         }
-        if (c->tok.kind != TK_STRING) {
-            unexpected(c, entries->n ? "a string or '}'" : "a string such as \"192.0.2.0/24\"");
+        /* networks are strings; an ASN is a bare word such as AS14061 (checked later) */
+        if (c->tok.kind != TK_STRING && c->tok.kind != TK_IDENT) {
+            unexpected(c, entries->n ? "a string, an ASN or '}'"
+                                     : "a string such as \"192.0.2.0/24\" or an ASN such as AS14061");
             sync(c);
             return;
         }

@@ -17,6 +17,7 @@
  *
  * The language (examples: the .rules files under tests/rules/ok):
  *   list NAME { "198.51.100.0/24", "2001:db8::1", ... }
+ *   list NAME { AS14061, AS16509, ... }                 (autonomous systems)
  *   rule NAME { description STR  severity LEVEL  on TYPE, ...  by user|ip
  *               when EXPR  suppress DURATION  tags STR, ... }
  * Literal lists in expressions use brackets, strings or numbers of one type:
@@ -68,6 +69,9 @@ typedef enum {
     /* `device` as the argument of a window function: the device key (browser,
      * OS and device family), not Clerk's device_type (check.c says why) */
     RULES_F_DEVICE_KEY,
+    /* from the location database (src/ipintel), looked up by the engine */
+    RULES_F_ASN, RULES_F_AS_NAME, RULES_F_IP_COUNTRY, RULES_F_IP_ANONYMOUS_PROXY, RULES_F_IP_SATELLITE,
+    RULES_F_IP_ANYCAST, RULES_F_IP_DROP, RULES_F_IP_PRIVATE,
     RULES_F_COUNT
 } rules_field;
 
@@ -140,6 +144,11 @@ struct rules_list {
     int line, col;
     rules_net *nets;
     size_t n_nets;
+    /* a list of autonomous systems (`list x { AS14061, AS16509 }`) holds no
+     * network: `asn in x` is its only use */
+    bool asn;
+    uint32_t *asns;
+    size_t n_asns;
 };
 
 typedef struct {
@@ -187,6 +196,8 @@ const rules_list *rules_list_find(const rules_set *set, const char *name); /* NU
 /* True when `ip` (textual IPv4 or IPv6) falls in one of the list's networks. An
  * IPv4 address never matches an IPv6 network and vice versa; garbage is false. */
 bool rules_list_contains(const rules_list *list, const char *ip);
+/* True when the ASN list holds asn; false for a list of networks. */
+bool rules_list_contains_asn(const rules_list *list, uint32_t asn);
 
 /* Print the set back in normal form: lists first then rules, file order, one
  * statement per line, canonical durations and spacing, every binary / not / in

@@ -109,6 +109,12 @@ static int opt_rules(http_options *o, const serve_option *opt, const char *v, ch
     return 0;
 }
 
+static int opt_ip_db(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
+{
+    (void)opt;
+    return copy_path(o->ip_db_path, sizeof o->ip_db_path, v, "a location database file, or none", err, errlen);
+}
+
 static int opt_alert(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
 {
     (void)opt;
@@ -241,6 +247,10 @@ static const serve_option serve_options[] = {
     {"rules", opt_rules, "FILE|none", "the installed default.rules",
      "rule file run on every stored event; one with errors, or a missing one, stops start-up; none runs without "
      "detection; SIGHUP reloads it",
+     0, 0, NULL},
+    {"ip-db", opt_ip_db, "FILE|none", IPINTEL_DEFAULT_DB,
+     "the location database for asn, as_name and ip.* (optional: without it those fields are empty; "
+     "`location update` refreshes it, then restart or SIGHUP)",
      0, 0, NULL},
     {"alert", opt_alert, "SPEC", "none",
      "where alerts go, up to 16 sinks; SPEC is one of the forms below. Alerts are stored either way "

@@ -108,12 +108,23 @@ int serve_main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    char ipmsg[UTIL_ERRLEN + 128], qm[2 * sizeof ipmsg];
+    bool ipwarn = false;
+    if (cli_ip_db_open(opt.ip_db_path[0] ? opt.ip_db_path : NULL, &opt.ipdb, ipmsg, sizeof ipmsg, &ipwarn) < 0) {
+        fprintf(stderr, "veille serve: --ip-db: %s\n", ipmsg);
+        return EXIT_USAGE;
+    }
+    log_line(ipwarn ? LOG_WARN : LOG_INFO, "msg=%s", log_quote(ipmsg, qm, sizeof qm));
+
     char qr[PATH_MAX + 8], qdir[PATH_MAX + 8];
     log_line(LOG_INFO, "msg=starting version=%s rules=%s data=%s secrets=%zu max_body=%zu retention_s=%lld",
              VEILLE_VERSION, opt.rules_path[0] ? log_quote(opt.rules_path, qr, sizeof qr) : CLI_RULES_NONE,
              log_quote(opt.data_dir, qdir, sizeof qdir), opt.secrets.count, opt.max_body,
              (long long)(opt.retention_ms / 1000));
-    if (http_serve(&opt, err, sizeof err) < 0) {
+    int served = http_serve(&opt, err, sizeof err);
+    ipintel_close(opt.ipdb); /* the server and its engines are gone */
+    opt.ipdb = NULL;
+    if (served < 0) {
         log_line(LOG_ERROR, "msg=\"cannot start\" error=\"%s\"", err);
         fprintf(stderr, "veille serve: %s\n", err);
         return EXIT_RUNTIME;
