@@ -4,9 +4,10 @@
  *
  * Layout (named databases, keys are raw bytes, big-endian numbers so that
  * LMDB's lexicographic order is the order we scan in):
- *   users        user_id                                     -> msgpack user map
  *   history      kind(1: 'u' user, 'i' ip) key 0x00 be64(at_ms) delivery_id
  *                                                            -> msgpack event map
+ *                'u' user 0x00 0xFF x 8                      -> msgpack user map (after
+ *                                                               the user's newest event)
  *                'u' user 0x01 tag value 0x00 be64(at_ms) delivery_id
  *                                                            -> "" (values index, below)
  *   history_time be64(at_ms) history-key                     -> "" (retention index)
@@ -14,7 +15,8 @@
  *   deliv_time   be64(received_ms) delivery_id               -> "" (pruning index)
  *   alerts, alert_open                                       -> see "alerts" below
  *   outbox, outbox_due, outbox_dead                          -> see "outbox" below
- *   meta         "schema"                                    -> msgpack uint
+ *   meta         "schema", "users", "users_deleted"          -> msgpack uint
+ *   users        (schema 2's user records; empty since schema 3)
  * A session event is stored under its user ('u'); session.created also under
  * its IP ('i') when the IP is known. Keys never exceed LMDB's 511-byte limit
  * because event.h bounds every identifier.
