@@ -283,6 +283,7 @@ static int open_dbs(store *s, char *err, size_t errlen)
             goto fail;
         }
     }
+    ret = STORE_ERR; /* put_schema() left 0 */
     if (s->readonly) {
         MDB_stat st;
         rc = mdb_stat(txn, s->users, &st);

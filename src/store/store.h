@@ -57,7 +57,10 @@ enum {
  * map_size 0: STORE_DEFAULT_MAP_SIZE read-write, the size recorded in the file
  * read-only. STORE_READONLY works while another process has the store open
  * read-write; a directory without a store gives STORE_ERR_MISSING and creates
- * nothing. A store of another schema version is refused.
+ * nothing. A store of another schema version is refused, but for version 2: a
+ * read-write open upgrades it in place (moves its user records into history,
+ * in several transactions) before returning; a read-only one refuses it, and a
+ * store whose upgrade a crash interrupted, saying what to do.
  * A read-write open takes DIR/veille.lock (flock, exclusive, the PID written in
  * it) for the life of the store: a second one fails with STORE_ERR_LOCKED naming
  * the holder's PID. The kernel drops the lock when its holder dies, however it
