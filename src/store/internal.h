@@ -17,6 +17,8 @@
 /* kind + id + 0x00 + be64(at) + delivery id */
 #define HKEY_MAX (1 + EVENT_ID_MAX + 1 + 8 + EVENT_ID_MAX)
 #define TKEY_MAX (8 + HKEY_MAX)
+/* a user's record, in history: 'u' + id + 0x00 + 8 bytes 0xFF (see user_key() in store.c) */
+#define UKEY_MAX (1 + EVENT_ID_MAX + 1 + 8)
 /* values index, in history: kind + id + 0x01 + field tag + value + 0x00 + be64(at) + delivery id */
 #define VKEY_MAX (1 + EVENT_ID_MAX + 1 + 1 + EVENT_ID_MAX + 1 + 8 + EVENT_ID_MAX)
 
@@ -39,6 +41,10 @@ struct store {
 struct store_txn {
     store *s;
     MDB_txn *txn;
+    /* User records this transaction added, and made tombstones: added to the
+     * meta counters at commit, so that counting users reads two numbers
+     * instead of walking every user's key in history. */
+    uint64_t users_added, tombstones_added;
 };
 
 /* Map an LMDB or errno code onto the store's codes, with a message the operator

@@ -22,7 +22,12 @@
 #include "store/internal.h"
 #include "util/util.h"
 
-#define STORE_SCHEMA 2 /* 2: values index, alerts */
+/* 2: values index, alerts. 3: user records in history, next to their events
+ * (the users database stays, empty; a read-write open moves a schema 2 store's
+ * records there). */
+#define STORE_SCHEMA 3
+#define STORE_SCHEMA_USERS_APART 2
+#define STORE_MIGRATE_BATCH 5000 /* user records moved per transaction: bounds its dirty pages */
 #define STORE_MAXDBS 16 /* eight used; room to add some without a schema bump */
 
 static void format_size(uint64_t bytes, char *buf, size_t len)
@@ -181,6 +186,17 @@ static int check_file(store *s, char *err, size_t errlen)
     return ret;
 }
 
+static const char META_SCHEMA[] = "schema";
+
+static int put_schema(store *s, MDB_txn *txn, msgpack_sbuffer *buf, const char *what, char *err, size_t errlen)
+{
+    if (store_codec_uint_encode(buf, STORE_SCHEMA) < 0)
+        return util_err(err, errlen, "store: out of memory encoding the schema version");
+    MDB_val k = mval(META_SCHEMA, sizeof META_SCHEMA - 1), v = mval(buf->data, buf->size);
+    int rc = mdb_put(txn, s->meta, &k, &v, 0);
+    return rc != 0 ? store_fail(s, rc, what, err, errlen) : 0;
+}
+
 /* Open the named databases and check the schema in one transaction; committing
  * it (read-only included) is what makes the dbi handles usable afterwards. */
 static int open_dbs(store *s, char *err, size_t errlen)
@@ -230,24 +246,15 @@ static int open_dbs(store *s, char *err, size_t errlen)
             goto fail;
         }
     }
-    static const char schema_key[] = "schema";
-    MDB_val k = mval(schema_key, sizeof schema_key - 1), v;
+    MDB_val k = mval(META_SCHEMA, sizeof META_SCHEMA - 1), v;
     rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
         if (s->readonly) {
             ret = missing(s->dir, err, errlen);
             goto fail;
         }
-        if (store_codec_uint_encode(&buf, STORE_SCHEMA) < 0) {
-            util_err(err, errlen, "store: out of memory encoding the schema version");
+        if ((ret = put_schema(s, txn, &buf, "writing the schema version", err, errlen)) < 0)
             goto fail;
-        }
-        v = mval(buf.data, buf.size);
-        rc = mdb_put(txn, s->meta, &k, &v, 0);
-        if (rc != 0) {
-            ret = store_fail(s, rc, "writing the schema version", err, errlen);
-            goto fail;
-        }
     } else if (rc != 0) {
         ret = store_fail(s, rc, "reading the schema version", err, errlen);
         goto fail;
@@ -257,11 +264,38 @@ static int open_dbs(store *s, char *err, size_t errlen)
             util_err(err, errlen, "store: %s has an unreadable schema version; not a veille store?", s->dir);
             goto fail;
         }
-        if (version != STORE_SCHEMA) {
+        if (version == STORE_SCHEMA_USERS_APART && !s->readonly) {
+            /* Marked first: an older veille then refuses a store whose users are
+             * half moved, and migrate_users() finishes what a crash left. */
+            if ((ret = put_schema(s, txn, &buf, "upgrading the schema version", err, errlen)) < 0)
+                goto fail;
+        } else if (version == STORE_SCHEMA_USERS_APART) {
+            util_err(err, errlen,
+                     "store: %s has schema version %llu (user records apart from their history); this veille "
+                     "reads version %d: `veille serve --data %s` upgrades it in place when it starts",
+                     s->dir, (unsigned long long)version, STORE_SCHEMA, s->dir);
+            goto fail;
+        } else if (version != STORE_SCHEMA) {
             util_err(err, errlen,
                      "store: %s has schema version %llu but this veille reads version %d; use the matching "
                      "veille release or start a new --data directory",
                      s->dir, (unsigned long long)version, STORE_SCHEMA);
+            goto fail;
+        }
+    }
+    ret = STORE_ERR; /* put_schema() left 0 */
+    if (s->readonly) {
+        MDB_stat st;
+        rc = mdb_stat(txn, s->users, &st);
+        if (rc != 0) {
+            ret = store_fail(s, rc, "reading the users database", err, errlen);
+            goto fail;
+        }
+        if (st.ms_entries != 0) {
+            util_err(err, errlen,
+                     "store: the upgrade of %s to schema version %d was interrupted (%llu user records still to "
+                     "move): `veille serve --data %s` finishes it when it starts",
+                     s->dir, STORE_SCHEMA, (unsigned long long)st.ms_entries, s->dir);
             goto fail;
         }
     }
@@ -279,6 +313,8 @@ fail:
     msgpack_sbuffer_destroy(&buf);
     return ret;
 }
+
+static int migrate_users(store *s, char *err, size_t errlen);
 
 int store_open(store **out, const char *dir, int flags, size_t map_size, char *err, size_t errlen)
 {
@@ -352,6 +388,8 @@ int store_open(store **out, const char *dir, int flags, size_t map_size, char *e
     if (ret < 0)
         goto fail;
     ret = open_dbs(s, err, errlen);
+    if (ret == 0 && !s->readonly)
+        ret = migrate_users(s, err, errlen);
     if (ret < 0)
         goto fail;
     *out = s;
@@ -373,6 +411,46 @@ void store_close(store *s)
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* after the environment: the lock covers the last commit */
     free(s);
+}
+
+/* ---- meta counters ---- */
+
+/* Counts kept in meta so that stats read them rather than walk the store. */
+static const char META_USERS[] = "users";                 /* user records, tombstones included */
+static const char META_USERS_DELETED[] = "users_deleted"; /* tombstones */
+
+static int meta_counter_get(store *s, MDB_txn *txn, const char *name, uint64_t *out, char *err, size_t errlen)
+{
+    *out = 0;
+    MDB_val k = mval(name, strlen(name)), v;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0; /* a store with no user yet */
+    if (rc != 0)
+        return store_fail(s, rc, "reading a counter", err, errlen);
+    if (store_codec_uint_decode(v.mv_data, v.mv_size, out) < 0)
+        return util_err(err, errlen, "store: the %s counter in %s is corrupt", name, s->dir);
+    return 0;
+}
+
+static int meta_counter_add(store_txn *t, const char *name, uint64_t add, char *err, size_t errlen)
+{
+    uint64_t n = 0;
+    int ret = meta_counter_get(t->s, t->txn, name, &n, err, errlen);
+    if (ret < 0)
+        return ret;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    if (store_codec_uint_encode(&buf, n + add) < 0) {
+        ret = util_err(err, errlen, "store: out of memory encoding a counter");
+    } else {
+        MDB_val k = mval(name, strlen(name)), v = mval(buf.data, buf.size);
+        int rc = mdb_put(t->txn, t->s->meta, &k, &v, 0);
+        if (rc != 0)
+            ret = store_fail(t->s, rc, "updating a counter", err, errlen);
+    }
+    msgpack_sbuffer_destroy(&buf);
+    return ret;
 }
 
 /* ---- transactions ---- */
@@ -402,6 +480,8 @@ int store_txn_begin(store *s, store_txn **out, char *err, size_t errlen)
     if (t == NULL)
         return util_err(err, errlen, "store: out of memory");
     t->s = s;
+    t->users_added = 0;
+    t->tombstones_added = 0;
     int rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
     if (rc != 0) {
         free(t);
@@ -414,6 +494,15 @@ int store_txn_begin(store *s, store_txn **out, char *err, size_t errlen)
 int store_txn_commit(store_txn *t, char *err, size_t errlen)
 {
     store *s = t->s;
+    int ret = 0;
+    if (t->users_added != 0)
+        ret = meta_counter_add(t, META_USERS, t->users_added, err, errlen);
+    if (ret == 0 && t->tombstones_added != 0)
+        ret = meta_counter_add(t, META_USERS_DELETED, t->tombstones_added, err, errlen);
+    if (ret < 0) {
+        store_txn_abort(t);
+        return ret;
+    }
     /* mdb_txn_commit frees the transaction on failure too */
     int rc = mdb_txn_commit(t->txn);
     free(t);
@@ -509,12 +598,38 @@ done:
 
 /* ---- users ---- */
 
+/* The record of user id lives in history as 'u' id 0x00 then eight 0xFF bytes:
+ * a time no event has (key_time() stays below 2^63) and no delivery id, so it
+ * sorts right after the user's newest event and before its values index
+ * (0x01). A sign-in appends its event and rewrites last_sign_in_at on the same
+ * leaf page, where a users database of its own cost one more scattered page.
+ * History scans seek below it and never meet it. */
+static size_t user_key(unsigned char *buf, const char *id, size_t len)
+{
+    size_t n = 0;
+    buf[n++] = STORE_KEY_USER;
+    memcpy(buf + n, id, len);
+    n += len;
+    buf[n++] = 0x00;
+    memset(buf + n, 0xFF, 8);
+    return n + 8;
+}
+
+static bool is_user_key(const MDB_val *k)
+{
+    static const unsigned char tail[9] = { 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF };
+    const unsigned char *p = k->mv_data;
+    return k->mv_size > 1 + sizeof tail && k->mv_size <= UKEY_MAX && p[0] == STORE_KEY_USER &&
+           memcmp(p + k->mv_size - sizeof tail, tail, sizeof tail) == 0;
+}
+
 static int txn_get_user(store *s, MDB_txn *txn, const char *id, event_user *u, bool *found, char *err,
                         size_t errlen)
 {
     *found = false;
-    MDB_val k = mval(id, strlen(id)), v;
-    int rc = mdb_get(txn, s->users, &k, &v);
+    unsigned char uk[UKEY_MAX];
+    MDB_val k = mval(uk, user_key(uk, id, strlen(id))), v;
+    int rc = mdb_get(txn, s->history, &k, &v);
     if (rc == MDB_NOTFOUND) {
         memset(u, 0, sizeof *u);
         return 0;
@@ -537,7 +652,10 @@ int store_txn_get_user(store_txn *t, const char *user_id, event_user *out, bool 
     return txn_get_user(t->s, t->txn, user_id, out, found, err, errlen);
 }
 
-static int txn_put_user(store_txn *t, const event_user *u, char *err, size_t errlen)
+/* Write u, whose stored record is before (NULL: none). A record that encodes
+ * to the bytes already stored is not written: a put of the same bytes would
+ * still dirty its leaf page and every branch above it (copy-on-write). */
+static int txn_put_user(store_txn *t, const event_user *u, const event_user *before, char *err, size_t errlen)
 {
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
@@ -546,13 +664,73 @@ static int txn_put_user(store_txn *t, const event_user *u, char *err, size_t err
         ret = util_err(err, errlen, "store: out of memory encoding a user");
         goto done;
     }
-    MDB_val k = mval(u->id, strlen(u->id)), v = mval(buf.data, buf.size);
-    int rc = mdb_put(t->txn, t->s->users, &k, &v, 0);
-    if (rc != 0)
+    unsigned char uk[UKEY_MAX];
+    MDB_val k = mval(uk, user_key(uk, u->id, strlen(u->id))), v;
+    int rc = before != NULL ? mdb_get(t->txn, t->s->history, &k, &v) : MDB_NOTFOUND;
+    if (rc == 0 && v.mv_size == buf.size && memcmp(v.mv_data, buf.data, buf.size) == 0)
+        goto done; /* unchanged */
+    v = mval(buf.data, buf.size);
+    rc = mdb_put(t->txn, t->s->history, &k, &v, 0);
+    if (rc != 0) {
         ret = store_fail(t->s, rc, "writing a user", err, errlen);
+        goto done;
+    }
+    if (before == NULL)
+        t->users_added++;
+    if (u->deleted && (before == NULL || !before->deleted))
+        t->tombstones_added++;
 done:
     msgpack_sbuffer_destroy(&buf);
     return ret;
+}
+
+/* Schema 2 kept user records in a database of their own: move them next to
+ * their history, STORE_MIGRATE_BATCH per transaction (a store of a million
+ * users would not fit one). The schema is already 3 (open_dbs), so what a crash
+ * leaves in users is moved by the next read-write open, and read-only opens
+ * refuse the store until then. A record that does not decode moves as it is:
+ * reading it reports it corrupt, as before. */
+static int migrate_users(store *s, char *err, size_t errlen)
+{
+    for (;;) {
+        store_txn *t = NULL;
+        int ret = store_txn_begin(s, &t, err, errlen);
+        if (ret < 0)
+            return ret;
+        MDB_cursor *cur = NULL;
+        int rc = mdb_cursor_open(t->txn, s->users, &cur);
+        size_t moved = 0;
+        MDB_val k, v;
+        while (rc == 0 && moved < STORE_MIGRATE_BATCH && (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+            if (k.mv_size == 0 || k.mv_size >= EVENT_ID_MAX || memchr(k.mv_data, 0, k.mv_size) != NULL) {
+                rc = MDB_CORRUPTED; /* no veille wrote such a key */
+                break;
+            }
+            event_user u;
+            bool deleted = store_codec_user_decode(v.mv_data, v.mv_size, &u) == 0 && u.deleted;
+            unsigned char uk[UKEY_MAX];
+            MDB_val nk = mval(uk, user_key(uk, k.mv_data, k.mv_size));
+            rc = mdb_put(t->txn, s->history, &nk, &v, 0); /* copies v before the delete below */
+            if (rc == 0)
+                rc = mdb_cursor_del(cur, 0);
+            t->users_added++;
+            t->tombstones_added += deleted;
+            moved++;
+        }
+        if (cur != NULL)
+            mdb_cursor_close(cur);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            store_txn_abort(t);
+            return store_fail(s, rc, "moving user records next to their history (schema upgrade)", err, errlen);
+        }
+        if (moved == 0) {
+            store_txn_abort(t);
+            return 0;
+        }
+        ret = store_txn_commit(t, err, errlen);
+        if (ret < 0)
+            return ret;
+    }
 }
 
 #define COPY_STR(dst, src) util_copy_utf8((dst), sizeof(dst), (src), strnlen((src), sizeof(src)))
@@ -585,7 +763,7 @@ static int apply_user_upsert(store_txn *t, const event_t *ev, store_outcome *out
     /* sign-ins seen through session events may be newer than this snapshot */
     if (found && stored.last_sign_in_at > next.last_sign_in_at)
         next.last_sign_in_at = stored.last_sign_in_at;
-    rc = txn_put_user(t, &next, err, errlen);
+    rc = txn_put_user(t, &next, found ? &stored : NULL, err, errlen);
     if (rc < 0)
         return rc;
     *outcome = STORE_APPLIED;
@@ -618,7 +796,7 @@ static int apply_user_deleted(store_txn *t, const event_t *ev, store_outcome *ou
         COPY_STR(tomb.instance_id, stored.instance_id);
     tomb.deleted = true;
     tomb.deleted_at = deleted_at;
-    return txn_put_user(t, &tomb, err, errlen);
+    return txn_put_user(t, &tomb, found ? &stored : NULL, err, errlen);
 }
 
 static int put_history(store_txn *t, char kind, const char *key, const store_history_entry *e,
@@ -700,6 +878,7 @@ static int apply_session(store_txn *t, const event_t *ev, store_outcome *outcome
     ret = txn_get_user(t->s, t->txn, ss->user_id, &u, &found, err, errlen);
     if (ret < 0)
         goto done;
+    event_user before = u;
     bool changed = false;
     if (!found) {
         COPY_STR(u.id, ss->user_id);
@@ -719,7 +898,7 @@ static int apply_session(store_txn *t, const event_t *ev, store_outcome *outcome
         }
     }
     if (changed)
-        ret = txn_put_user(t, &u, err, errlen);
+        ret = txn_put_user(t, &u, found ? &before : NULL, err, errlen);
 done:
     msgpack_sbuffer_destroy(&buf);
     if (ret == 0)
@@ -897,20 +1076,43 @@ int store_list_users(store *s, store_user_cb cb, void *ctx, char *err, size_t er
     int ret = store_read_begin(s, &txn, err, errlen);
     if (ret < 0)
         return ret;
-    int rc = mdb_cursor_open(txn, s->users, &cur);
+    int rc = mdb_cursor_open(txn, s->history, &cur);
     if (rc != 0) {
         ret = store_fail(s, rc, "listing users", err, errlen);
         goto done;
     }
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        event_user u;
-        if (store_codec_user_decode(v.mv_data, v.mv_size, &u) < 0) {
-            ret = util_err(err, errlen, "store: a user record in %s is corrupt", s->dir);
-            goto done;
+    /* One seek per user rather than a walk of every event: from a user's first
+     * key jump to its record (after its events), then past its values index
+     * (id 0x01 ...) to the next user's first key. Each seek moves forward. */
+    unsigned char seek[UKEY_MAX];
+    const char first = STORE_KEY_USER;
+    MDB_val k = mval(&first, 1), v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+        const unsigned char *p = k.mv_data;
+        const unsigned char *nul = k.mv_size > 1 ? memchr(p + 1, 0x00, k.mv_size - 1) : NULL;
+        if (p[0] != STORE_KEY_USER || nul == NULL || (size_t)(nul - p - 1) >= EVENT_ID_MAX)
+            break; /* past the users ('u' is the last kind) */
+        size_t idlen = (size_t)(nul - p - 1);
+        memcpy(seek, p, 1 + idlen);
+        if (!is_user_key(&k)) {
+            k = mval(seek, user_key(seek, (const char *)p + 1, idlen));
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
         }
-        if (cb(&u, ctx) != 0)
-            break;
+        if (rc == 0) {
+            event_user u;
+            if (store_codec_user_decode(v.mv_data, v.mv_size, &u) < 0) {
+                ret = util_err(err, errlen, "store: a user record in %s is corrupt", s->dir);
+                goto done;
+            }
+            if (cb(&u, ctx) != 0)
+                break;
+        } else if (rc != MDB_NOTFOUND) {
+            break; /* an error */
+        } /* else events without a record: not a user (every version writes one) */
+        seek[1 + idlen] = 0x02;
+        k = mval(seek, 2 + idlen);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     }
     if (rc != 0 && rc != MDB_NOTFOUND)
         ret = store_fail(s, rc, "listing users", err, errlen);
@@ -939,35 +1141,16 @@ int store_get_stats(store *s, store_stats *out, char *err, size_t errlen)
     int ret = store_read_begin(s, &txn, err, errlen);
     if (ret < 0)
         return ret;
-    if ((ret = count_entries(s, txn, s->users, &out->users, err, errlen)) < 0 ||
+    if ((ret = meta_counter_get(s, txn, META_USERS, &out->users, err, errlen)) < 0 ||
+        (ret = meta_counter_get(s, txn, META_USERS_DELETED, &out->users_deleted, err, errlen)) < 0 ||
         /* history_time has one entry per history record; history itself also
          * holds the values index */
         (ret = count_entries(s, txn, s->history_time, &out->history_entries, err, errlen)) < 0 ||
         (ret = count_entries(s, txn, s->deliveries, &out->deliveries, err, errlen)) < 0)
         goto done;
 
-    /* Tombstones are not indexed; a scan of the users is cheap next to history. */
-    int rc = mdb_cursor_open(txn, s->users, &cur);
     MDB_val k, v;
-    for (rc = rc != 0 ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        event_user u;
-        if (store_codec_user_decode(v.mv_data, v.mv_size, &u) < 0) {
-            ret = util_err(err, errlen, "store: a user record in %s is corrupt", s->dir);
-            goto done;
-        }
-        if (u.deleted)
-            out->users_deleted++;
-    }
-    if (rc != MDB_NOTFOUND) {
-        ret = store_fail(s, rc, "counting deleted users", err, errlen);
-        goto done;
-    }
-    if (cur != NULL)
-        mdb_cursor_close(cur);
-    cur = NULL;
-
-    rc = mdb_cursor_open(txn, s->history_time, &cur);
+    int rc = mdb_cursor_open(txn, s->history_time, &cur);
     if (rc == 0) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         if (rc == 0 && k.mv_size >= 8)

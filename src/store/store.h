@@ -4,9 +4,10 @@
  *
  * Layout (named databases, keys are raw bytes, big-endian numbers so that
  * LMDB's lexicographic order is the order we scan in):
- *   users        user_id                                     -> msgpack user map
  *   history      kind(1: 'u' user, 'i' ip) key 0x00 be64(at_ms) delivery_id
  *                                                            -> msgpack event map
+ *                'u' user 0x00 0xFF x 8                      -> msgpack user map (after
+ *                                                               the user's newest event)
  *                'u' user 0x01 tag value 0x00 be64(at_ms) delivery_id
  *                                                            -> "" (values index, below)
  *                'u' user 0x01 'D' be64(at_ms) delivery_id   -> device key (store_txn_value_put)
@@ -15,7 +16,8 @@
  *   deliv_time   be64(received_ms) delivery_id               -> "" (pruning index)
  *   alerts, alert_open                                       -> see "alerts" below
  *   outbox, outbox_due, outbox_dead                          -> see "outbox" below
- *   meta         "schema"                                    -> msgpack uint
+ *   meta         "schema", "users", "users_deleted"          -> msgpack uint
+ *   users        (schema 2's user records; empty since schema 3)
  * A session event is stored under its user ('u'); session.created also under
  * its IP ('i') when the IP is known. Keys never exceed LMDB's 511-byte limit
  * because event.h bounds every identifier.
@@ -56,7 +58,10 @@ enum {
  * map_size 0: STORE_DEFAULT_MAP_SIZE read-write, the size recorded in the file
  * read-only. STORE_READONLY works while another process has the store open
  * read-write; a directory without a store gives STORE_ERR_MISSING and creates
- * nothing. A store of another schema version is refused.
+ * nothing. A store of another schema version is refused, but for version 2: a
+ * read-write open upgrades it in place (moves its user records into history,
+ * in several transactions) before returning; a read-only one refuses it, and a
+ * store whose upgrade a crash interrupted, saying what to do.
  * A read-write open takes DIR/veille.lock (flock, exclusive, the PID written in
  * it) for the life of the store: a second one fails with STORE_ERR_LOCKED naming
  * the holder's PID. The kernel drops the lock when its holder dies, however it
