@@ -57,6 +57,19 @@ static int get_str(const errbuf *e, json_t *obj, const char *path, const char *k
         util_err(e->err, e->errlen, "%s is longer than %zu bytes", full, dstlen - 1);
         return -1;
     }
+    /* An id is part of store keys, where bytes 0x00-0x02 separate a key's parts:
+     * "a\u0001c" as a user id would land inside user "a"'s values index. jansson
+     * refuses \u0000; 0x01 and 0x02 are refused here. Other control bytes are
+     * kept (what an attacker sent is evidence) and escaped wherever text is shown. */
+    if (k == S_ID)
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)s[i] == 0x01 || (unsigned char)s[i] == 0x02) {
+                char full[128];
+                snprintf(full, sizeof full, "%s%s%s", path, *path ? "." : "", key);
+                util_err(e->err, e->errlen, "%s holds byte 0x%02x, which no id may hold (byte %zu)", full,
+                         (unsigned char)s[i], i);
+                return -1;
+            }
     util_copy_utf8(dst, dstlen, s, len);
     return 0;
 }

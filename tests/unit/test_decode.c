@@ -381,6 +381,15 @@ static void test_lengths(void)
     snprintf(body, sizeof body, "{\"type\":\"session.ended\",\"data\":{\"id\":\"s\",\"user_id\":\"%sb\"}}", id);
     CHECK("128-byte user_id refused", decode_str(body, &ev) == INGEST_ERR_BAD_EVENT);
     CHECK("user_id too long message", strcmp(err, "data.user_id is longer than 127 bytes") == 0);
+    /* ids are store keys: a control byte would cross into another user's keys */
+    snprintf(body, sizeof body, "{\"type\":\"session.ended\",\"data\":{\"id\":\"s\",\"user_id\":\"a\\u0001c\"}}");
+    CHECK("user_id with \\u0001 refused", decode_str(body, &ev) == INGEST_ERR_BAD_EVENT);
+    CHECK("user_id key-separator byte message",
+          strcmp(err, "data.user_id holds byte 0x01, which no id may hold (byte 1)") == 0);
+    snprintf(body, sizeof body, "{\"type\":\"user.created\",\"data\":{\"id\":\"u\\u0002x\"}}");
+    CHECK("user id with 0x02 refused", decode_str(body, &ev) == INGEST_ERR_BAD_EVENT);
+    snprintf(body, sizeof body, "{\"type\":\"user.created\",\"data\":{\"id\":\"u\\u001bx\"}}");
+    CHECK("user id with ESC kept (escaped on output)", decode_str(body, &ev) == INGEST_OK);
 
     /* 255 bytes of 'x' then a 2-byte character: it must not be split */
     char name[300];
