@@ -5,7 +5,7 @@
  *
  *   request -> server.c (route, headers, limits)
  *           -> ingest (verify signature on raw bytes, decode JSON)
- *           -> commit.c (batch, one LMDB write txn per batch, fsync)
+ *           -> pipeline/ (batch, one LMDB write txn per batch, fsync)
  *           -> server.c (answer every request of the batch)
  */
 #ifndef VEILLE_HTTP_H

@@ -1,18 +1,26 @@
 /*
- * commit.c: the group committer thread. One LMDB write transaction (one fsync) per
- * batch of deliveries; the loop answers them when the batch comes back. Between
- * batches the same thread prunes old history and delivery ids in bounded steps, so
- * retention never competes with ingestion for the single LMDB writer.
+ * queue.c: serve's group committer thread. One LMDB write transaction (one
+ * fsync) per batch of deliveries; the loop answers them when the batch comes
+ * back. Two batches alternate (one filling, one in flight): while one fsyncs
+ * the loop keeps verifying the next deliveries, which is what makes batches
+ * grow under load. Between batches the same thread prunes old history and
+ * delivery ids in bounded steps, so retention never competes with ingestion
+ * for the single LMDB writer.
  */
-#include "http/commit.h"
+#include "pipeline/pipeline.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <stdio.h>
 #include <unistd.h>
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+#include <h2o/multithread.h>
 
 #include "util/log.h"
 #include "util/util.h"
@@ -21,51 +29,41 @@
 #define PRUNE_INTERVAL_MS 1000
 #define RELEASE_CHECK_MS 20
 
-static void collect_alert(const store_alert *a, void *ctx)
-{
-    commit_queue *q = ctx;
-    if (q->n_alerts == q->cap_alerts) {
-        size_t cap = q->cap_alerts ? 2 * q->cap_alerts : 16;
-        store_alert *p = realloc(q->alerts, cap * sizeof *p);
-        if (p == NULL) {
-            q->n_alerts = SIZE_MAX; /* remembered as a failure by write_items */
-            return;
-        }
-        q->alerts = p;
-        q->cap_alerts = cap;
-    }
-    if (q->n_alerts != SIZE_MAX)
-        q->alerts[q->n_alerts++] = *a;
-}
-
-/* The alerts of a transaction reach the sinks (and disk) before it commits: a
- * crash in between repeats them on retry (same ids) rather than losing them. */
-static int emit_alerts(commit_queue *q, char *err, size_t errlen)
-{
-    if (q->n_alerts == SIZE_MAX)
-        return util_err(err, errlen, "out of memory holding this batch's alerts");
-    for (size_t i = 0; i < q->n_alerts; i++)
-        if (alert_sinks_write(q->sinks, &q->alerts[i], err, errlen) < 0)
-            return STORE_ERR_IO;
-    if (alert_sinks_sync(q->sinks, err, errlen) < 0)
-        return STORE_ERR_IO;
-    return 0;
-}
+struct pipeline_queue {
+    pipeline_queue_config c;
+    pipeline_stages stages;   /* engine, sinks, deliver: what write_items runs */
+    pipeline_txn txn;         /* committer-only */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pipeline_batch batches[2];
+    pipeline_batch *filling, *inflight;
+    /* inflight was handed over and not yet written: the committer's cue */
+    bool inflight_waiting;
+    bool busy, stopping, thread_started;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    h2o_multithread_message_t done_msg;
+    uint64_t pruned_history, pruned_deliveries; /* written by the committer, read under mu */
+    pipeline_health health;   /* written by the committer, read under mu */
+    engine *next_engine;      /* installed once the batch in flight is answered */
+    bool has_next_engine;
+};
 
 /* After each delivery transaction: a commit that wrote something clears the
  * failing state; a failure every delivery would share sets it (keeping the time
  * of the first one). Other failures (one record the store refuses, a bug) say
  * nothing about the next delivery, so they leave it as it is. */
-static void note_health(commit_queue *q, int rc, const commit_item *items, size_t n, const char *err)
+static void note_health(pipeline_queue *q, int rc, const pipeline_item *items, size_t n, const char *err)
 {
     bool wrote = false;
     for (size_t i = 0; rc == 0 && i < n && !wrote; i++)
-        wrote = items[i].result != COMMIT_DUPLICATE;
+        wrote = items[i].answer != PIPELINE_ANSWER_DUPLICATE;
     bool shared_failure = rc == STORE_ERR_FULL || rc == STORE_ERR_IO;
     if (!wrote && !shared_failure)
         return;
     pthread_mutex_lock(&q->mu);
-    commit_store_health *h = &q->health;
+    pipeline_health *h = &q->health;
     if (wrote) {
         h->failing = false;
     } else {
@@ -82,80 +80,40 @@ static void note_health(commit_queue *q, int rc, const commit_item *items, size_
  * with_settles (*settled counts them). On any failure every item of this call is
  * marked failed and nothing of it is stored (the transaction is aborted, and the
  * outcomes wait for the next one). */
-static int write_items(commit_queue *q, commit_item *items, size_t n, bool with_settles, size_t *settled,
+static int write_items(pipeline_queue *q, pipeline_item *items, size_t n, bool with_settles, size_t *settled,
                        uint64_t *alerts, char *err, size_t errlen)
 {
-    store_txn *t = NULL;
-    q->n_alerts = 0;
+    pipeline_txn *p = &q->txn;
     *settled = 0;
-    engine_hooks hooks = {.on_alert = collect_alert, .ctx = q};
     int64_t now = util_now_ms();
-    int rc = store_txn_begin(q->st, &t, err, errlen);
-    if (rc < 0)
-        goto fail;
-    if (with_settles) {
-        rc = deliver_txn_settle(q->deliver, t, now, settled, err, errlen);
-        if (rc < 0)
-            goto fail;
+    int rc = pipeline_txn_begin(p, q->c.st, &q->stages, err, errlen);
+    if (rc == 0 && with_settles)
+        rc = deliver_txn_settle(q->c.deliver, p->t, now, settled, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        pipeline_outcome outcome = PIPELINE_APPLIED;
+        rc = pipeline_apply_event(p, &items[i].ev, items[i].received_ms, now, &outcome, err, errlen);
+        items[i].answer = outcome == PIPELINE_DUPLICATE      ? PIPELINE_ANSWER_DUPLICATE
+                          : outcome == PIPELINE_STALE        ? PIPELINE_ANSWER_STALE
+                          : outcome == PIPELINE_AFTER_DELETE ? PIPELINE_ANSWER_AFTER_DELETE
+                                                             : PIPELINE_ANSWER_STORED;
     }
-    for (size_t i = 0; i < n; i++) {
-        commit_item *it = &items[i];
-        bool seen = false;
-        rc = store_delivery_seen(t, it->ev.delivery_id, &seen, err, errlen);
-        if (rc < 0)
-            goto fail;
-        if (seen) {
-            it->result = COMMIT_DUPLICATE;
-            continue;
-        }
-        store_outcome outcome = STORE_APPLIED;
-        rc = store_apply_event(t, &it->ev, &outcome, err, errlen);
-        if (rc < 0)
-            goto fail;
-        /* ignored updates changed nothing: no rule runs on them */
-        if (q->engine != NULL && outcome == STORE_APPLIED) {
-            rc = engine_eval_event(q->engine, t, &it->ev, now, &hooks, err, errlen);
-            if (rc < 0)
-                goto fail;
-        }
-        rc = store_delivery_mark(t, it->ev.delivery_id, it->ev.type, it->received_ms, err, errlen);
-        if (rc < 0)
-            goto fail;
-        it->result = outcome == STORE_STALE_UPDATE   ? COMMIT_STALE
-                     : outcome == STORE_AFTER_DELETE ? COMMIT_AFTER_DELETE
-                                                     : COMMIT_STORED;
+    size_t raised = p->n_alerts;
+    if (rc == 0)
+        rc = pipeline_txn_commit(p, err, errlen);
+    else
+        pipeline_txn_abort(p);
+    if (rc == 0) {
+        *alerts += raised;
+        note_health(q, 0, items, n, "");
+        return 0;
     }
-    for (size_t i = 0; i < q->n_alerts && q->n_alerts != SIZE_MAX; i++) {
-        rc = deliver_txn_queue(q->deliver, t, &q->alerts[i], err, errlen);
-        if (rc < 0)
-            goto fail;
-    }
-    rc = emit_alerts(q, err, errlen);
-    if (rc < 0)
-        goto fail;
-    rc = store_txn_commit(t, err, errlen);
-    t = NULL; /* commit frees the transaction whatever it returns */
-    if (rc < 0)
-        goto fail;
-    *alerts += q->n_alerts;
-    if (q->engine != NULL)
-        engine_settle(q->engine, true);
-    deliver_txn_end(q->deliver, true);
-    note_health(q, 0, items, n, "");
-    return 0;
-fail:
-    store_txn_abort(t);
-    if (q->engine != NULL)
-        engine_settle(q->engine, false);
-    deliver_txn_end(q->deliver, false);
     for (size_t i = 0; i < n; i++)
-        items[i].result = COMMIT_FAILED;
-    rc = rc < 0 ? rc : STORE_ERR;
+        items[i].answer = PIPELINE_ANSWER_FAILED;
     note_health(q, rc, items, n, err);
     return rc;
 }
 
-static void write_batch(commit_queue *q, commit_batch *b)
+static void write_batch(pipeline_queue *q, pipeline_batch *b)
 {
     int64_t t0 = util_mono_ns();
     b->isolated = false;
@@ -189,13 +147,13 @@ static uint64_t shared_resident_bytes(void)
     return n == 3 ? (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
-static void prune_step(commit_queue *q, bool *more)
+static void prune_step(pipeline_queue *q, bool *more)
 {
     char err[256];
     store_prune_result r;
     memset(&r, 0, sizeof r);
     *more = false;
-    if (store_prune(q->st, util_now_ms(), q->retention_ms, q->delivery_keep_ms, PRUNE_STEP_MAX, &r, err,
+    if (store_prune(q->c.st, util_now_ms(), q->c.retention_ms, q->c.delivery_keep_ms, PRUNE_STEP_MAX, &r, err,
                     sizeof err) < 0) {
         log_line(LOG_WARN, "msg=\"prune failed\" error=\"%s\"", err);
         return;
@@ -211,28 +169,28 @@ static void prune_step(commit_queue *q, bool *more)
 }
 
 /* Outcomes reported while no batch came to carry them: their own transaction. */
-static int settle_step(commit_queue *q)
+static int settle_step(pipeline_queue *q)
 {
     char err[256];
     store_txn *t = NULL;
     size_t settled = 0;
-    int rc = store_txn_begin(q->st, &t, err, sizeof err);
+    int rc = store_txn_begin(q->c.st, &t, err, sizeof err);
     if (rc == 0)
-        rc = deliver_txn_settle(q->deliver, t, util_now_ms(), &settled, err, sizeof err);
+        rc = deliver_txn_settle(q->c.deliver, t, util_now_ms(), &settled, err, sizeof err);
     if (rc == 0) {
         rc = store_txn_commit(t, err, sizeof err);
         t = NULL;
     }
     store_txn_abort(t);
-    deliver_txn_end(q->deliver, rc == 0);
+    deliver_txn_end(q->c.deliver, rc == 0);
     if (rc < 0)
         log_line(LOG_WARN, "msg=\"cannot record alert deliveries; retrying in 1 s\" error=\"%s\"", err);
     return rc;
 }
 
-void commit_wake(void *vq)
+void pipeline_queue_wake(void *vq)
 {
-    commit_queue *q = vq;
+    pipeline_queue *q = vq;
     pthread_mutex_lock(&q->mu);
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
@@ -240,15 +198,15 @@ void commit_wake(void *vq)
 
 static void *committer_main(void *arg)
 {
-    commit_queue *q = arg;
+    pipeline_queue *q = arg;
     int64_t next_prune = util_now_ms() + PRUNE_INTERVAL_MS;
     int64_t last_release_check = 0;
     int64_t settle_after = 0; /* after a failed settle transaction, wait before the next */
     for (;;) {
         pthread_mutex_lock(&q->mu);
-        while (!(q->busy && q->inflight->count > 0 && q->inflight->rc == 1) && !q->stopping) {
+        while (!(q->busy && q->inflight->count > 0 && q->inflight_waiting) && !q->stopping) {
             int64_t now = util_now_ms();
-            if (now >= next_prune || (now >= settle_after && deliver_settles_waiting(q->deliver)))
+            if (now >= next_prune || (now >= settle_after && deliver_settles_waiting(q->c.deliver)))
                 break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -261,9 +219,10 @@ static void *committer_main(void *arg)
             }
             pthread_cond_timedwait(&q->cv, &q->mu, &ts);
         }
-        bool work = q->busy && q->inflight->rc == 1;
+        bool work = q->busy && q->inflight_waiting;
+        q->inflight_waiting = false;
         bool stop = q->stopping;
-        commit_batch *b = q->inflight;
+        pipeline_batch *b = q->inflight;
         pthread_mutex_unlock(&q->mu);
         if (work) {
             write_batch(q, b);
@@ -272,21 +231,21 @@ static void *committer_main(void *arg)
              * about 40% of the throughput), so do it only once the mapped pages
              * pass --map-resident, checked at most every RELEASE_CHECK_MS. */
             int64_t now = util_now_ms();
-            if (q->map_resident != 0 && now - last_release_check >= RELEASE_CHECK_MS) {
+            if (q->c.map_resident != 0 && now - last_release_check >= RELEASE_CHECK_MS) {
                 last_release_check = now;
-                if (shared_resident_bytes() > q->map_resident)
-                    store_release_mapped_pages(q->st);
+                if (shared_resident_bytes() > q->c.map_resident)
+                    store_release_mapped_pages(q->c.st);
             }
             h2o_multithread_send_message(&q->receiver, &q->done_msg);
             continue;
         }
         if (stop) {
             /* what the loop learnt before stopping is not sent again after a restart */
-            if (deliver_settles_waiting(q->deliver))
+            if (deliver_settles_waiting(q->c.deliver))
                 settle_step(q);
             break;
         }
-        if (util_now_ms() >= settle_after && deliver_settles_waiting(q->deliver)) {
+        if (util_now_ms() >= settle_after && deliver_settles_waiting(q->c.deliver)) {
             if (settle_step(q) < 0)
                 settle_after = util_now_ms() + 1000;
             else if (util_now_ms() < next_prune)
@@ -302,40 +261,50 @@ static void *committer_main(void *arg)
 /* On the loop thread: the batch in flight is durable (or failed); answer it. */
 static void on_batch_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    commit_queue *q = H2O_STRUCT_FROM_MEMBER(commit_queue, receiver, receiver);
+    pipeline_queue *q = H2O_STRUCT_FROM_MEMBER(pipeline_queue, receiver, receiver);
     while (!h2o_linklist_is_empty(messages)) {
         h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         h2o_linklist_unlink(&m->link);
     }
-    q->on_done(q->inflight, q->ctx);
+    q->c.on_done(q->inflight, q->c.ctx);
     pthread_mutex_lock(&q->mu);
     q->inflight->count = 0;
     q->busy = false;
     engine *old = NULL;
     if (q->has_next_engine) {
-        old = q->engine;
-        q->engine = q->next_engine;
+        old = q->stages.engine;
+        q->stages.engine = q->next_engine;
         q->next_engine = NULL;
         q->has_next_engine = false;
     }
     pthread_mutex_unlock(&q->mu);
     engine_free(old);
-    commit_kick(q);
+    pipeline_queue_kick(q);
 }
 
-int commit_start(commit_queue *q, h2o_loop_t *loop, char *err, size_t errlen)
+int pipeline_queue_start(pipeline_queue **out, const pipeline_queue_config *c, h2o_loop_t *loop, char *err,
+                         size_t errlen)
 {
+    *out = NULL;
+    pipeline_queue *q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        engine_free(c->engine);
+        return util_err(err, errlen, "out of memory for the committer");
+    }
+    q->c = *c;
+    q->stages.engine = c->engine;
+    q->stages.sinks = c->sinks;
+    q->stages.deliver = c->deliver;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    *out = q; /* from here pipeline_queue_stop frees what was made */
     for (int i = 0; i < 2; i++) {
-        q->batches[i].items = calloc(COMMIT_BATCH_MAX, sizeof(commit_item));
+        q->batches[i].items = calloc(PIPELINE_BATCH_MAX, sizeof(pipeline_item));
         if (q->batches[i].items == NULL)
             return util_err(err, errlen, "out of memory for the commit batches");
-        q->batches[i].count = 0;
     }
     q->filling = &q->batches[0];
     q->inflight = &q->batches[1];
-    q->busy = q->stopping = false;
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
     q->queue = h2o_multithread_create_queue(loop);
     if (q->queue == NULL)
         return util_err(err, errlen, "cannot create the committer's queue");
@@ -355,73 +324,80 @@ int commit_start(commit_queue *q, h2o_loop_t *loop, char *err, size_t errlen)
     return 0;
 }
 
-commit_item *commit_reserve(commit_queue *q)
+pipeline_item *pipeline_queue_reserve(pipeline_queue *q)
 {
-    if (q->filling->count >= COMMIT_BATCH_MAX)
+    if (q->filling->count >= PIPELINE_BATCH_MAX)
         return NULL;
-    commit_item *it = &q->filling->items[q->filling->count++];
+    pipeline_item *it = &q->filling->items[q->filling->count++];
     memset(&it->ev, 0, sizeof it->ev);
     it->slot = NULL;
-    it->result = COMMIT_PENDING;
+    it->answer = PIPELINE_ANSWER_PENDING;
     return it;
 }
 
-void commit_kick(commit_queue *q)
+void pipeline_queue_unreserve(pipeline_queue *q)
+{
+    if (q->filling->count > 0)
+        q->filling->count--;
+}
+
+bool pipeline_queue_full(const pipeline_queue *q)
+{
+    return q->filling->count >= PIPELINE_BATCH_MAX;
+}
+
+void pipeline_queue_kick(pipeline_queue *q)
 {
     pthread_mutex_lock(&q->mu);
     if (!q->busy && q->filling->count > 0) {
-        commit_batch *b = q->filling;
+        pipeline_batch *b = q->filling;
         q->filling = q->inflight;
         q->inflight = b;
-        b->rc = 1; /* marks "handed over, not yet written" for the committer */
+        q->inflight_waiting = true;
         q->busy = true;
         pthread_cond_signal(&q->cv);
     }
     pthread_mutex_unlock(&q->mu);
 }
 
-bool commit_idle(const commit_queue *q)
+bool pipeline_queue_idle(const pipeline_queue *q)
 {
     return !q->busy && q->filling->count == 0;
 }
 
-void commit_stop(commit_queue *q)
+void pipeline_queue_stop(pipeline_queue *q)
 {
+    if (q == NULL)
+        return;
     if (q->thread_started) {
         pthread_mutex_lock(&q->mu);
         q->stopping = true;
         pthread_cond_signal(&q->cv);
         pthread_mutex_unlock(&q->mu);
         pthread_join(q->thread, NULL);
-        q->thread_started = false;
     }
     if (q->queue != NULL) {
         h2o_multithread_unregister_receiver(q->queue, &q->receiver);
         h2o_multithread_destroy_queue(q->queue);
-        q->queue = NULL;
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++)
         free(q->batches[i].items);
-        q->batches[i].items = NULL;
-    }
     engine_free(q->next_engine);
-    q->next_engine = NULL;
-    q->has_next_engine = false;
-    free(q->alerts);
-    q->alerts = NULL;
-    q->n_alerts = q->cap_alerts = 0;
+    engine_free(q->stages.engine);
+    pipeline_txn_free(&q->txn);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
+    free(q);
 }
 
-void commit_set_engine(commit_queue *q, engine *e)
+void pipeline_queue_set_engine(pipeline_queue *q, engine *e)
 {
     engine *old = NULL;
     pthread_mutex_lock(&q->mu);
     if (!q->busy) {
         /* the committer runs the engine only while busy, which only this thread sets */
-        old = q->engine;
-        q->engine = e;
+        old = q->stages.engine;
+        q->stages.engine = e;
     } else {
         old = q->has_next_engine ? q->next_engine : NULL;
         q->next_engine = e;
@@ -431,7 +407,12 @@ void commit_set_engine(commit_queue *q, engine *e)
     engine_free(old);
 }
 
-void commit_pruned_totals(commit_queue *q, uint64_t *history, uint64_t *deliveries)
+const engine *pipeline_queue_engine(const pipeline_queue *q)
+{
+    return q->stages.engine;
+}
+
+void pipeline_queue_pruned_totals(pipeline_queue *q, uint64_t *history, uint64_t *deliveries)
 {
     pthread_mutex_lock(&q->mu);
     *history = q->pruned_history;
@@ -439,7 +420,7 @@ void commit_pruned_totals(commit_queue *q, uint64_t *history, uint64_t *deliveri
     pthread_mutex_unlock(&q->mu);
 }
 
-void commit_health(commit_queue *q, commit_store_health *out)
+void pipeline_queue_health(pipeline_queue *q, pipeline_health *out)
 {
     pthread_mutex_lock(&q->mu);
     *out = q->health;
