@@ -686,7 +686,6 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         .st = srv->st,
         .retention_ms = o->retention_ms,
         .delivery_keep_ms = o->delivery_keep_ms,
-        .map_resident = o->map_resident,
         .engine = eng,
         .sinks = srv->sinks,
         .deliver = srv->deliver,

@@ -123,7 +123,6 @@ typedef struct {
 typedef struct {
     store *st;
     int64_t retention_ms, delivery_keep_ms;
-    uint64_t map_resident;  /* see http_options.map_resident; 0: never release */
     engine *engine;         /* NULL: no rules; the queue owns it from pipeline_queue_start on */
     alert_sinks *sinks;
     deliver *deliver;

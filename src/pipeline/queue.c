@@ -27,7 +27,6 @@
 
 #define PRUNE_STEP_MAX 10000
 #define PRUNE_INTERVAL_MS 1000
-#define RELEASE_CHECK_MS 20
 
 struct pipeline_queue {
     pipeline_queue_config c;
@@ -135,18 +134,6 @@ static void write_batch(pipeline_queue *q, pipeline_batch *b)
     b->commit_ns = util_mono_ns() - t0;
 }
 
-/* Resident file-backed (shared) bytes of this process: almost all of it is the
- * LMDB map. 0 when /proc is unreadable, which disables the release. */
-static uint64_t shared_resident_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, resident = 0, shared = 0;
-    int n = f != NULL ? fscanf(f, "%lu %lu %lu", &size, &resident, &shared) : 0;
-    if (f != NULL)
-        fclose(f);
-    return n == 3 ? (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 static void prune_step(pipeline_queue *q, bool *more)
 {
     char err[256];
@@ -200,7 +187,6 @@ static void *committer_main(void *arg)
 {
     pipeline_queue *q = arg;
     int64_t next_prune = util_now_ms() + PRUNE_INTERVAL_MS;
-    int64_t last_release_check = 0;
     int64_t settle_after = 0; /* after a failed settle transaction, wait before the next */
     for (;;) {
         pthread_mutex_lock(&q->mu);
@@ -226,16 +212,6 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&q->mu);
         if (work) {
             write_batch(q, b);
-            /* Bound RSS: the B-tree pages this thread walks stay mapped until
-             * released. Releasing costs re-faults (when many users share an IP,
-             * about 40% of the throughput), so do it only once the mapped pages
-             * pass --map-resident, checked at most every RELEASE_CHECK_MS. */
-            int64_t now = util_now_ms();
-            if (q->c.map_resident != 0 && now - last_release_check >= RELEASE_CHECK_MS) {
-                last_release_check = now;
-                if (shared_resident_bytes() > q->c.map_resident)
-                    store_release_mapped_pages(q->c.st);
-            }
             h2o_multithread_send_message(&q->receiver, &q->done_msg);
             continue;
         }

@@ -28,11 +28,6 @@ struct store {
     bool has_outbox; /* false: a read-only open of a store no serve of this version opened yet */
     bool readonly;
     char dir[PATH_MAX];
-    /* Where LMDB mapped data.mdb, found lazily by store_release_mapped_pages()
-     * (mdb_env_info only reports it under MDB_FIXEDMAP). */
-    void *map_base;
-    size_t map_len;
-    bool map_located;
 };
 
 struct store_txn {

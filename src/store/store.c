@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1036,47 +1035,3 @@ bool store_is_writable(store *s)
     return mdb_txn_commit(txn) == 0;
 }
 
-/* The mapping of /proc/self/maps that contains p, or false. */
-static bool mapping_containing(const void *p, void **base, size_t *len)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL)
-        return false;
-    char line[512];
-    bool found = false;
-    uintptr_t a = (uintptr_t)p;
-    while (!found && fgets(line, sizeof line, f) != NULL) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
-            *base = (void *)lo;
-            *len = hi - lo;
-            found = true;
-        }
-    }
-    fclose(f);
-    return found;
-}
-
-void store_release_mapped_pages(store *s)
-{
-    if (s == NULL)
-        return;
-    if (!s->map_located) {
-        /* A read transaction returns values as pointers into LMDB's map, so
-         * any stored value names the mapping. */
-        MDB_txn *txn = NULL;
-        if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
-            return;
-        MDB_val k = mval("schema", 6), v;
-        if (mdb_get(txn, s->meta, &k, &v) == 0)
-            s->map_located = mapping_containing(v.mv_data, &s->map_base, &s->map_len);
-        mdb_txn_abort(txn);
-        if (!s->map_located)
-            return;
-    }
-    /* Without MDB_WRITEMAP the map is a read-only MAP_SHARED view of data.mdb:
-     * dropping its page-table entries loses nothing (the pages stay in the page
-     * cache, and a reader touching one faults it back in), it only stops the
-     * whole store from counting as this process's resident memory. */
-    (void)madvise(s->map_base, s->map_len, MADV_DONTNEED);
-}

@@ -165,12 +165,6 @@ typedef struct {
 int store_prune(store *s, int64_t now_ms, int64_t retention_ms, int64_t delivery_keep_ms,
                 size_t max_deletes, store_prune_result *out, char *err, size_t errlen);
 
-/* Drop this process's mappings of store pages it has read (they stay in the
- * kernel's page cache). Safe at any time, also while transactions read: a page
- * touched again is faulted back in. Keeps a long-running server's RSS bounded by
- * what it touches between two calls rather than by the store size. */
-void store_release_mapped_pages(store *s);
-
 /* ---- reads inside a write transaction ----
  * The rules engine reads its windows in the transaction that stores the event,
  * so it sees the event itself and everything stored before it in the same batch,

@@ -793,55 +793,6 @@ static void test_history_oldest_first(void)
     store_close(s);
 }
 
-static long rss_file_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "RssFile: %ld", &v) == 1)
-            break;
-    if (f != NULL)
-        fclose(f);
-    return v;
-}
-
-/* Releasing mapped pages must shrink resident memory and lose nothing. */
-static void test_release_mapped_pages(void)
-{
-    char dir[256];
-    new_dir(dir, sizeof dir);
-    store *s = open_rw(dir, 0);
-    if (s == NULL) {
-        CHECK("release: open", 0);
-        return;
-    }
-    char err[UTIL_ERRLEN];
-    store_txn *t = NULL;
-    int rc = store_txn_begin(s, &t, err, sizeof err);
-    for (int i = 0; i < 20000 && rc == 0; i++) {
-        char d[64], u[32];
-        snprintf(d, sizeof d, "msg_rel_%d", i);
-        snprintf(u, sizeof u, "user_rel_%d", i % 500);
-        event_t ev = session_event(EVENT_SESSION_CREATED, d, u, "203.0.113.5", 1000 + i);
-        store_outcome o;
-        rc = store_apply_event(t, &ev, &o, err, sizeof err);
-    }
-    rc = rc == 0 ? store_txn_commit(t, err, sizeof err) : (store_txn_abort(t), rc);
-    CHECK("release: 20000 events stored", rc == 0);
-    collect before = scan(s, STORE_KEY_IP, "203.0.113.5", 0, INT64_MAX, 0);
-    long touched = rss_file_kib();
-    store_release_mapped_pages(s);
-    long released = rss_file_kib();
-    CHECK("release: the map's pages leave resident memory", touched > 0 && released >= 0 && released < touched - 1024);
-    collect after = scan(s, STORE_KEY_IP, "203.0.113.5", 0, INT64_MAX, 0);
-    CHECK("release: everything is still readable", before.n == 20000 && after.n == 20000);
-    store_release_mapped_pages(s); /* a second call reuses the located mapping */
-    event_user u;
-    CHECK("release: point reads still work", get_user(s, "user_rel_7", &u));
-    store_close(s);
-}
-
 int main(void)
 {
     snprintf(tmproot, sizeof tmproot, "/tmp/veille-test-store-XXXXXX");
@@ -875,7 +826,6 @@ int main(void)
     test_corrupt_and_schema();
     test_codec();
     test_history_oldest_first();
-    test_release_mapped_pages();
 
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmproot);
