@@ -1,12 +1,14 @@
 /*
  * http.h: `veille serve`, the webhook receiver. One h2o event loop thread parses,
- * verifies and decodes deliveries; one committer thread writes them to the store in
- * group-commit batches; answers go out only after the batch's transaction is durable.
+ * verifies and decodes deliveries; the log thread appends them to the write-ahead
+ * log in group-commit batches; answers go out once the batch is durable there;
+ * the apply thread moves them into the store behind (src/pipeline/).
  *
- *   request -> server.c (route, headers, limits)
+ *   request -> server.c (route, headers, limits, backpressure)
  *           -> ingest (verify signature on raw bytes, decode JSON)
- *           -> pipeline/ (batch, one LMDB write txn per batch, fsync)
+ *           -> pipeline/ (batch, one log append + fdatasync per batch)
  *           -> server.c (answer every request of the batch)
+ *           ... pipeline/ apply thread: log -> LMDB, rules, alerts
  */
 #ifndef VEILLE_HTTP_H
 #define VEILLE_HTTP_H
@@ -40,6 +42,7 @@ typedef struct {
     int64_t retention_ms;          /* history older than this is pruned */
     int64_t delivery_keep_ms;      /* idempotency records kept at least this long */
     size_t map_size;               /* LMDB map size */
+    uint64_t max_backlog;          /* log bytes waiting to be applied past which deliveries get 503 */
     size_t map_resident;           /* file-backed resident bytes past which the committer
                                       drops the map's pages from the page tables; 0: never */
     ingest_secrets secrets;

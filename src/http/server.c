@@ -73,6 +73,13 @@ static void wake_committer(void *ctx)
         pipeline_queue_wake(srv->commits);
 }
 
+/* pipeline_queue_config.on_alerts: they are in the outbox now */
+static void alerts_applied(void *ctx)
+{
+    struct server *srv = ctx;
+    deliver_kick(srv->deliver);
+}
+
 static void on_signal(int sig)
 {
     if (sig == SIGHUP)
@@ -248,12 +255,19 @@ static int handle_webhook(struct server *srv, h2o_req_t *req)
     if (id.len >= EVENT_ID_MAX)
         return reject_delivery(srv, req, INGEST_ERR_MISSING_HEADERS, EVENT_UNKNOWN, id_str, "delivery id too long");
 
-    pipeline_item *it = pipeline_queue_reserve(srv->commits);
+    /* Backpressure before the work: a delivery that cannot be acknowledged now
+     * costs no decoding, and Svix retries it. */
+    pipeline_admission adm;
+    pipeline_queue_admission(srv->commits, &adm);
+    pipeline_item *it = adm.refusal == PIPELINE_ADMIT ? pipeline_queue_reserve(srv->commits) : NULL;
     if (it == NULL) {
         srv->metrics.deliveries[EVENT_UNKNOWN][METRICS_UNAVAILABLE]++;
-        log_line(LOG_WARN, "msg=\"commit queue full, answering 503\" id=%s", id_str);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        return send_error(req, 503, "Service Unavailable", "server busy, retry later");
+        char qr[sizeof adm.reason + 8], ra[16];
+        log_line(LOG_WARN, "msg=\"not accepting, answering 503\" id=%s reason=%s", id_str,
+                 log_quote(adm.reason, qr, sizeof qr));
+        snprintf(ra, sizeof ra, "%d", adm.retry_after_s);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, ra, strlen(ra));
+        return send_error(req, 503, "Service Unavailable", adm.reason);
     }
     r = ingest_decode_event((const char *)body, req->entity.len, id_str, &it->ev, err, sizeof err);
     if (r != INGEST_OK || it->ev.type == EVENT_UNKNOWN) {
@@ -278,16 +292,13 @@ static int handle_webhook(struct server *srv, h2o_req_t *req)
 }
 
 /* IPs the decoder dropped: counted and logged once per delivery id, which is
- * simply "when this delivery is recorded": stored, stale or after_delete all
- * mark the id, so a Svix retry of it is a duplicate and says nothing; a failed
- * commit marks nothing and its retry is the first time. The values are the
+ * simply "when this delivery is accepted": a Svix retry of it is a duplicate
+ * and says nothing; a failed append logs nothing and its retry is the first time. The values are the
  * sender's: log_quote keeps a "\n" in one from starting a forged log line. */
 static void count_invalid_ips(struct server *srv, const pipeline_item *it)
 {
     const event_ip_drops *d = &it->ev.invalid_ips;
-    if (d->count == 0 ||
-        (it->answer != PIPELINE_ANSWER_STORED && it->answer != PIPELINE_ANSWER_STALE &&
-         it->answer != PIPELINE_ANSWER_AFTER_DELETE))
+    if (d->count == 0 || it->answer != PIPELINE_ANSWER_ACCEPTED)
         return;
     char fields[EVENT_IP_FIELD_COUNT * 192] = "", qid[160], qv[2 * EVENT_IP_MAX + 4];
     size_t n = 0;
@@ -311,10 +322,8 @@ static void answer_item(struct server *srv, pipeline_item *it, const pipeline_ba
     metrics_outcome outcome;
     const char *status_word;
     switch (it->answer) {
-    case PIPELINE_ANSWER_STORED: outcome = METRICS_STORED; status_word = "stored"; break;
+    case PIPELINE_ANSWER_ACCEPTED: outcome = METRICS_ACCEPTED; status_word = "accepted"; break;
     case PIPELINE_ANSWER_DUPLICATE: outcome = METRICS_DUPLICATE; status_word = "duplicate"; break;
-    case PIPELINE_ANSWER_STALE: outcome = METRICS_STALE; status_word = "stale"; break;
-    case PIPELINE_ANSWER_AFTER_DELETE: outcome = METRICS_STALE; status_word = "after_delete"; break;
     default: outcome = METRICS_UNAVAILABLE; status_word = "failed"; break;
     }
     srv->metrics.deliveries[type][outcome]++;
@@ -322,7 +331,7 @@ static void answer_item(struct server *srv, pipeline_item *it, const pipeline_ba
         srv->metrics.duplicates++;
     count_invalid_ips(srv, it);
     char qid[160];
-    log_line(it->answer == PIPELINE_ANSWER_STORED ? LOG_DEBUG : it->answer == PIPELINE_ANSWER_FAILED ? LOG_ERROR : LOG_INFO,
+    log_line(it->answer == PIPELINE_ANSWER_ACCEPTED ? LOG_DEBUG : it->answer == PIPELINE_ANSWER_FAILED ? LOG_ERROR : LOG_INFO,
              "msg=delivery id=%s type=%s outcome=%s latency_us=%lld%s", log_quote(it->ev.delivery_id, qid, sizeof qid),
              event_type_name(type), status_word, (long long)((util_mono_ns() - it->received_ns) / 1000),
              it->slot == NULL ? " client=gone" : "");
@@ -332,15 +341,9 @@ static void answer_item(struct server *srv, pipeline_item *it, const pipeline_ba
     it->slot->item = NULL;
     it->slot = NULL;
     switch (it->answer) {
-    case PIPELINE_ANSWER_STORED:
+    case PIPELINE_ANSWER_ACCEPTED:
     case PIPELINE_ANSWER_DUPLICATE:
         send_status(req, status_word);
-        break;
-    case PIPELINE_ANSWER_STALE:
-        send_json(req, 200, "OK", json_pack("{s:s,s:s}", "status", "ignored", "reason", "older than the stored user record"));
-        break;
-    case PIPELINE_ANSWER_AFTER_DELETE:
-        send_json(req, 200, "OK", json_pack("{s:s,s:s}", "status", "ignored", "reason", "user is deleted"));
         break;
     default:
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
@@ -353,21 +356,24 @@ static void answer_batch(pipeline_batch *b, void *ctx)
 {
     struct server *srv = ctx;
     metrics_record_batch(&srv->metrics, b->count, b->commit_ns, b->rc < 0);
-    srv->metrics.alerts += b->alerts;
-    if (b->alerts > 0)
-        deliver_kick(srv->deliver); /* they are in the outbox now */
     if (b->rc < 0)
-        log_line(LOG_ERROR, "msg=\"batch commit failed\" size=%zu isolated=%s error=\"%s\"", b->count,
-                 b->isolated ? "yes" : "no", b->err);
+        log_line(LOG_ERROR, "msg=\"write-ahead log append failed\" size=%zu error=\"%s\"", b->count, b->err);
     for (size_t i = 0; i < b->count; i++)
         answer_item(srv, &b->items[i], b);
 }
 
+typedef struct {
+    struct server *srv;
+    char *buf;
+    size_t len, n;
+} rule_metrics_out;
+
 /* Per-rule counters of the running engine (they restart at 0 on a reload). */
-static size_t render_rule_metrics(struct server *srv, char *buf, size_t len)
+static void render_rule_metrics(const engine *e, void *vctx)
 {
-    const engine *e = pipeline_queue_engine(srv->commits);
-    size_t n = 0;
+    rule_metrics_out *o = vctx;
+    char *buf = o->buf;
+    size_t len = o->len, n = 0;
 #define OUT(...)                                                     \
     do {                                                             \
         if (n < len) {                                               \
@@ -392,22 +398,26 @@ static size_t render_rule_metrics(struct server *srv, char *buf, size_t len)
                 (unsigned long long)v[k]);
         }
     }
-    OUT("# HELP veille_alerts_total Alerts raised and committed since start.\n# TYPE veille_alerts_total counter\n"
-        "veille_alerts_total %llu\n", (unsigned long long)srv->metrics.alerts);
     OUT("# HELP veille_rules_reloads_total SIGHUP reloads, by result.\n# TYPE veille_rules_reloads_total counter\n"
         "veille_rules_reloads_total{result=\"ok\"} %llu\nveille_rules_reloads_total{result=\"refused\"} %llu\n",
-        (unsigned long long)srv->metrics.rules_reloads, (unsigned long long)srv->metrics.rules_reload_failures);
+        (unsigned long long)o->srv->metrics.rules_reloads, (unsigned long long)o->srv->metrics.rules_reload_failures);
 #undef OUT
-    return n;
+    o->n = n;
 }
 
 static int handle_metrics(struct server *srv, h2o_req_t *req)
 {
-    pipeline_queue_pruned_totals(srv->commits, &srv->metrics.history_pruned, &srv->metrics.deliveries_pruned);
+    pipeline_stats ps;
+    pipeline_queue_stats(srv->commits, &ps);
+    srv->metrics.history_pruned = ps.pruned_history;
+    srv->metrics.deliveries_pruned = ps.pruned_deliveries;
     size_t cap = 65536;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap);
     size_t n = metrics_render(&srv->metrics, buf, cap);
-    n += render_rule_metrics(srv, buf + n, cap - n);
+    n += metrics_render_pipeline(&ps, buf + n, cap - n);
+    rule_metrics_out ro = {srv, buf + n, cap - n, 0};
+    pipeline_queue_with_engine(srv->commits, render_rule_metrics, &ro);
+    n += ro.n;
     n += deliver_render_metrics(srv->deliver, buf + n, cap - n);
     req->res.status = 200;
     req->res.reason = "OK";
@@ -417,34 +427,39 @@ static int handle_metrics(struct server *srv, h2o_req_t *req)
     return 0;
 }
 
-/* GET /healthz: what a delivery would get now. 503 while stopping, while the
- * store refuses commits every delivery shares (full, I/O error: see
- * pipeline_health), while the commit queue is full, or when no write
- * transaction can be begun; 200 otherwise. The reason is the one a delivery
- * would get, so a load balancer's log says what to fix. */
+/* GET /healthz: what a delivery would get now (pipeline_queue_admission): 503
+ * while stopping, while the log or the store refuses (the store's failures are
+ * those every delivery shares: full, I/O error), while the backlog waiting to
+ * be applied passes its bound, while the batch being filled is full, or when
+ * no write transaction can be begun; 200 otherwise. The reason is the one a
+ * delivery would get, so a load balancer's log says what to fix. The backlog
+ * is shown either way. */
 static int handle_healthz(struct server *srv, h2o_req_t *req)
 {
-    pipeline_health h;
-    pipeline_queue_health(srv->commits, &h);
-    char reason[512], since[UTIL_RFC3339_LEN] = "";
-    const char *retry_after = "5";
-    if (stop_requested) {
-        snprintf(reason, sizeof reason, "shutting down");
-    } else if (h.failing) {
-        util_format_rfc3339(h.since_ms, since, sizeof since);
-        snprintf(reason, sizeof reason, "%s: %s", h.rc == STORE_ERR_FULL ? "store full" : "store I/O error", h.err);
-    } else if (pipeline_queue_full(srv->commits)) {
-        snprintf(reason, sizeof reason, "server busy: %d deliveries waiting to be committed", PIPELINE_BATCH_MAX);
-        retry_after = "1";
-    } else if (!store_is_writable(srv->st)) {
-        snprintf(reason, sizeof reason, "store is not writable");
-    } else {
-        return send_status(req, "ok");
+    pipeline_admission adm;
+    pipeline_queue_admission(srv->commits, &adm);
+    pipeline_stats ps;
+    pipeline_queue_stats(srv->commits, &ps);
+    json_t *backlog = json_pack("{s:I,s:I,s:f}", "records", (json_int_t)ps.backlog_records, "bytes",
+                                (json_int_t)ps.backlog_bytes, "oldest_seconds", (double)ps.backlog_oldest_ms / 1000.0);
+    if (stop_requested && adm.refusal == PIPELINE_ADMIT) {
+        adm.refusal = PIPELINE_REFUSE_STOPPING;
+        snprintf(adm.reason, sizeof adm.reason, "shutting down");
     }
-    json_t *body = json_pack("{s:s,s:s}", "status", "unavailable", "reason", reason);
-    if (since[0] != '\0')
+    if (adm.refusal == PIPELINE_ADMIT && !store_is_writable(srv->st)) {
+        adm.refusal = PIPELINE_REFUSE_STORE;
+        snprintf(adm.reason, sizeof adm.reason, "store is not writable");
+    }
+    if (adm.refusal == PIPELINE_ADMIT)
+        return send_json(req, 200, "OK", json_pack("{s:s,s:o}", "status", "ok", "backlog", backlog));
+    char since[UTIL_RFC3339_LEN] = "", ra[16];
+    json_t *body = json_pack("{s:s,s:s,s:o}", "status", "unavailable", "reason", adm.reason, "backlog", backlog);
+    if (adm.since_ms > 0) {
+        util_format_rfc3339(adm.since_ms, since, sizeof since);
         json_object_set_new(body, "since", json_string(since));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry_after, strlen(retry_after));
+    }
+    snprintf(ra, sizeof ra, "%d", adm.retry_after_s);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, ra, strlen(ra));
     return send_json(req, 503, "Service Unavailable", body);
 }
 
@@ -612,13 +627,15 @@ void http_options_defaults(http_options *o)
     o->retention_ms = (int64_t)90 * 86400 * 1000;
     o->delivery_keep_ms = (int64_t)72 * 3600 * 1000;
     o->map_size = STORE_DEFAULT_MAP_SIZE;
+    o->max_backlog = PIPELINE_DEFAULT_MAX_BACKLOG;
     o->map_resident = (size_t)24 << 20;
     o->alert_retry_for_ms = (int64_t)72 * 3600 * 1000;
     o->outbox_max = 100000;
     o->alert_timeout_ms = 10000;
 }
 
-/* Stop accepting, let the batches in flight commit and be answered, then return. */
+/* Stop accepting, let the batches in flight reach the log and be answered,
+ * then return (pipeline_queue_stop applies what the log holds). */
 static void drain(struct server *srv)
 {
     if (srv->listener != NULL) {
@@ -655,7 +672,8 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     /* sinks first: a bad one must not leave a new, empty store behind */
     if (alert_sinks_open(o->alerts, o->alert_count, &srv->sinks, err, errlen) < 0)
         goto out;
-    if (store_open(&srv->st, o->data_dir, 0, o->map_size, err, errlen) < 0)
+    /* NOMETASYNC: the write-ahead log replays a transaction a crash rolls back */
+    if (store_open(&srv->st, o->data_dir, STORE_NOMETASYNC, o->map_size, err, errlen) < 0)
         goto out;
     deliver_options dopt = {
         .retry_for_ms = o->alert_retry_for_ms,
@@ -684,6 +702,10 @@ int http_serve(const http_options *o, char *err, size_t errlen)
 
     pipeline_queue_config qc = {
         .st = srv->st,
+        .data_dir = o->data_dir,
+        .max_backlog_bytes = o->max_backlog,
+        .max_backlog_age_ms = PIPELINE_DEFAULT_MAX_BACKLOG_AGE_MS,
+        .on_alerts = alerts_applied,
         .retention_ms = o->retention_ms,
         .delivery_keep_ms = o->delivery_keep_ms,
         .engine = eng,
@@ -722,6 +744,7 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         pipeline_queue_kick(srv->commits);
     }
     log_line(LOG_INFO, "msg=\"stopping: finishing deliveries in flight\"");
+    pipeline_queue_refuse(srv->commits);
     drain(srv);
     rc = 0;
 out_commit:

@@ -1,261 +1,236 @@
 /*
- * queue.c: serve's group committer thread. One LMDB write transaction (one
- * fsync) per batch of deliveries; the loop answers them when the batch comes
- * back. Two batches alternate (one filling, one in flight): while one fsyncs
- * the loop keeps verifying the next deliveries, which is what makes batches
- * grow under load. Between batches the same thread prunes old history and
- * delivery ids in bounded steps, so retention never competes with ingestion
- * for the single LMDB writer.
+ * queue.c: serve's side of the pipeline: the batches the event loop fills, the
+ * log thread that makes each one durable in the write-ahead log (one
+ * fdatasync per batch: group commit) and hands it back to be answered, the
+ * backpressure the loop asks before accepting, and start and stop.
  */
-#include "pipeline/pipeline.h"
+#include "pipeline/internal.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <stdio.h>
-#include <unistd.h>
-
-#define H2O_USE_LIBUV 0
-#include <h2o.h>
-#include <h2o/multithread.h>
 
 #include "util/log.h"
 #include "util/util.h"
 
-#define PRUNE_STEP_MAX 10000
-#define PRUNE_INTERVAL_MS 1000
+/* ---- the log thread ---- */
 
-struct pipeline_queue {
-    pipeline_queue_config c;
-    pipeline_stages stages;   /* engine, sinks, deliver: what write_items runs */
-    pipeline_txn txn;         /* committer-only */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pipeline_batch batches[2];
-    pipeline_batch *filling, *inflight;
-    /* inflight was handed over and not yet written: the committer's cue */
-    bool inflight_waiting;
-    bool busy, stopping, thread_started;
-    h2o_multithread_queue_t *queue;
-    h2o_multithread_receiver_t receiver;
-    h2o_multithread_message_t done_msg;
-    uint64_t pruned_history, pruned_deliveries; /* written by the committer, read under mu */
-    pipeline_health health;   /* written by the committer, read under mu */
-    engine *next_engine;      /* installed once the batch in flight is answered */
-    bool has_next_engine;
-};
-
-/* After each delivery transaction: a commit that wrote something clears the
- * failing state; a failure every delivery would share sets it (keeping the time
- * of the first one). Other failures (one record the store refuses, a bug) say
- * nothing about the next delivery, so they leave it as it is. */
-static void note_health(pipeline_queue *q, int rc, const pipeline_item *items, size_t n, const char *err)
+static void remove_pending(pipeline_queue *q, pipeline_item *items, size_t n, const bool *added)
 {
-    bool wrote = false;
-    for (size_t i = 0; rc == 0 && i < n && !wrote; i++)
-        wrote = items[i].answer != PIPELINE_ANSWER_DUPLICATE;
-    bool shared_failure = rc == STORE_ERR_FULL || rc == STORE_ERR_IO;
-    if (!wrote && !shared_failure)
-        return;
     pthread_mutex_lock(&q->mu);
-    pipeline_health *h = &q->health;
-    if (wrote) {
-        h->failing = false;
-    } else {
-        if (!h->failing)
-            h->since_ms = util_now_ms();
-        h->failing = true;
-        h->rc = rc;
-        snprintf(h->err, sizeof h->err, "%s", err);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (added[i] && items[i].answer != PIPELINE_ANSWER_ACCEPTED)
+            pipeline_pending_remove(&q->pending, items[i].ev.delivery_id);
     pthread_mutex_unlock(&q->mu);
 }
 
-/* Write items[0..n) in one transaction, with the delivery outcomes waiting when
- * with_settles (*settled counts them). On any failure every item of this call is
- * marked failed and nothing of it is stored (the transaction is aborted, and the
- * outcomes wait for the next one). */
-static int write_items(pipeline_queue *q, pipeline_item *items, size_t n, bool with_settles, size_t *settled,
-                       uint64_t *alerts, char *err, size_t errlen)
+static void fail_new(pipeline_batch *b, const bool *added, int rc, const char *err)
 {
-    pipeline_txn *p = &q->txn;
-    *settled = 0;
-    int64_t now = util_now_ms();
-    int rc = pipeline_txn_begin(p, q->c.st, &q->stages, err, errlen);
-    if (rc == 0 && with_settles)
-        rc = deliver_txn_settle(q->c.deliver, p->t, now, settled, err, errlen);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        pipeline_outcome outcome = PIPELINE_APPLIED;
-        rc = pipeline_apply_event(p, &items[i].ev, items[i].received_ms, now, &outcome, err, errlen);
-        items[i].answer = outcome == PIPELINE_DUPLICATE      ? PIPELINE_ANSWER_DUPLICATE
-                          : outcome == PIPELINE_STALE        ? PIPELINE_ANSWER_STALE
-                          : outcome == PIPELINE_AFTER_DELETE ? PIPELINE_ANSWER_AFTER_DELETE
-                                                             : PIPELINE_ANSWER_STORED;
+    for (size_t i = 0; i < b->count; i++)
+        if (added[i] && b->items[i].answer == PIPELINE_ANSWER_PENDING)
+            b->items[i].answer = PIPELINE_ANSWER_FAILED;
+    if (b->rc == 0) {
+        b->rc = rc < 0 ? rc : -1;
+        snprintf(b->err, sizeof b->err, "%s", err);
     }
-    size_t raised = p->n_alerts;
-    if (rc == 0)
-        rc = pipeline_txn_commit(p, err, errlen);
-    else
-        pipeline_txn_abort(p);
-    if (rc == 0) {
-        *alerts += raised;
-        note_health(q, 0, items, n, "");
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++)
-        items[i].answer = PIPELINE_ANSWER_FAILED;
-    note_health(q, rc, items, n, err);
-    return rc;
 }
 
-static void write_batch(pipeline_queue *q, pipeline_batch *b)
+/* Duplicates first: an id pending in the log (checked and added under the
+ * lock), then the store. The order is what makes the answer exact: the apply
+ * removes an id from the pending set only after its transaction committed, so
+ * an id missing from the set at the check is visible to a read transaction
+ * begun after it. */
+static void log_batch(pipeline_queue *q, pipeline_batch *b, bool *added, const char **ids, bool *seen,
+                      size_t *at)
 {
     int64_t t0 = util_mono_ns();
-    b->isolated = false;
-    b->alerts = 0;
-    size_t settled = 0;
-    b->rc = write_items(q, b->items, b->count, true, &settled, &b->alerts, b->err, sizeof b->err);
-    if (b->rc < 0 && settled > 0) /* the outcomes must never be what keeps events out */
-        b->rc = write_items(q, b->items, b->count, false, &settled, &b->alerts, b->err, sizeof b->err);
-    if (b->rc < 0 && b->count > 1) {
-        /* One bad delivery must not cost its neighbours their answer: retry each
-         * alone so only the deliveries that really fail get a 503. */
-        b->isolated = true;
-        char err[256];
-        for (size_t i = 0; i < b->count; i++)
-            if (write_items(q, &b->items[i], 1, false, &settled, &b->alerts, err, sizeof err) < 0)
-                log_line(LOG_ERROR, "msg=\"delivery not stored\" id=%s error=\"%s\"", b->items[i].ev.delivery_id,
-                         err);
+    b->rc = 0;
+    b->err[0] = '\0';
+    size_t n_new = 0;
+    pthread_mutex_lock(&q->mu);
+    bool log_failed = q->log_failed;
+    for (size_t i = 0; i < b->count; i++) {
+        pipeline_item *it = &b->items[i];
+        added[i] = false;
+        if (pipeline_pending_has(&q->pending, it->ev.delivery_id)) {
+            it->answer = PIPELINE_ANSWER_DUPLICATE;
+        } else if (pipeline_pending_add(&q->pending, it->ev.delivery_id) < 0) {
+            it->answer = PIPELINE_ANSWER_FAILED;
+            b->rc = STORE_ERR;
+            snprintf(b->err, sizeof b->err, "out of memory tracking pending deliveries");
+        } else {
+            added[i] = true;
+            at[n_new] = i;
+            ids[n_new++] = it->ev.delivery_id;
+        }
     }
+    pthread_mutex_unlock(&q->mu);
+    char err[256];
+    if (log_failed) {
+        /* log_err is written once, before log_failed is set, and never again */
+        fail_new(b, added, WAL_EPOISONED, q->log_err);
+        goto out;
+    }
+    int rc = n_new > 0 ? store_deliveries_seen(q->c.st, ids, n_new, seen, err, sizeof err) : 0;
+    if (rc < 0) {
+        fail_new(b, added, rc, err);
+        goto out;
+    }
+    size_t appended = 0;
+    unsigned char rec[STORE_EVENT_RECORD_MAX];
+    store_event_record r;
+    for (size_t k = 0; k < n_new; k++) {
+        pipeline_item *it = &b->items[at[k]];
+        if (seen[k]) {
+            it->answer = PIPELINE_ANSWER_DUPLICATE;
+            continue;
+        }
+        r.ev = it->ev;
+        r.received_ms = it->received_ms;
+        size_t len = 0;
+        uint64_t pos = 0;
+        if (store_event_record_encode(&r, rec, sizeof rec, &len) < 0) {
+            /* cannot happen within event.h's bounds; refuse this one alone */
+            it->answer = PIPELINE_ANSWER_FAILED;
+            log_line(LOG_ERROR, "msg=\"delivery not logged: record too large\" id=%s", it->ev.delivery_id);
+            continue;
+        }
+        rc = wal_append(q->log, rec, len, &pos, err, sizeof err);
+        if (rc < 0)
+            break;
+        appended++;
+    }
+    uint64_t durable = 0;
+    if (rc == 0 && appended > 0)
+        rc = wal_sync(q->log, &durable, err, sizeof err);
+    if (rc < 0) {
+        /* poisoned: nothing of this batch is acknowledged, and nothing after it
+         * until a restart reopens (and checks) the log */
+        pthread_mutex_lock(&q->mu);
+        if (!q->log_failed) {
+            q->log_failed = true;
+            q->log_failed_ms = util_now_ms();
+            snprintf(q->log_err, sizeof q->log_err, "write-ahead log: %s; restart veille once the disk is fixed",
+                     err);
+        }
+        pthread_mutex_unlock(&q->mu);
+        log_line(LOG_ERROR, "msg=\"write-ahead log failed: refusing deliveries until a restart\" error=\"%s\"", err);
+        fail_new(b, added, rc, err);
+        goto out;
+    }
+    for (size_t k = 0; k < n_new; k++)
+        if (b->items[at[k]].answer == PIPELINE_ANSWER_PENDING)
+            b->items[at[k]].answer = PIPELINE_ANSWER_ACCEPTED;
+    if (appended > 0) {
+        pthread_mutex_lock(&q->mu);
+        q->durable = durable;
+        pthread_cond_signal(&q->apply_cv);
+        pthread_mutex_unlock(&q->mu);
+    }
+out:
+    remove_pending(q, b->items, b->count, added);
     b->commit_ns = util_mono_ns() - t0;
 }
 
-static void prune_step(pipeline_queue *q, bool *more)
-{
-    char err[256];
-    store_prune_result r;
-    memset(&r, 0, sizeof r);
-    *more = false;
-    if (store_prune(q->c.st, util_now_ms(), q->c.retention_ms, q->c.delivery_keep_ms, PRUNE_STEP_MAX, &r, err,
-                    sizeof err) < 0) {
-        log_line(LOG_WARN, "msg=\"prune failed\" error=\"%s\"", err);
-        return;
-    }
-    if (r.history_pruned || r.deliveries_pruned)
-        log_line(LOG_DEBUG, "msg=pruned history=%llu delivery_ids=%llu", (unsigned long long)r.history_pruned,
-                 (unsigned long long)r.deliveries_pruned);
-    pthread_mutex_lock(&q->mu);
-    q->pruned_history += r.history_pruned;
-    q->pruned_deliveries += r.deliveries_pruned;
-    pthread_mutex_unlock(&q->mu);
-    *more = r.more;
-}
-
-/* Outcomes reported while no batch came to carry them: their own transaction. */
-static int settle_step(pipeline_queue *q)
-{
-    char err[256];
-    store_txn *t = NULL;
-    size_t settled = 0;
-    int rc = store_txn_begin(q->c.st, &t, err, sizeof err);
-    if (rc == 0)
-        rc = deliver_txn_settle(q->c.deliver, t, util_now_ms(), &settled, err, sizeof err);
-    if (rc == 0) {
-        rc = store_txn_commit(t, err, sizeof err);
-        t = NULL;
-    }
-    store_txn_abort(t);
-    deliver_txn_end(q->c.deliver, rc == 0);
-    if (rc < 0)
-        log_line(LOG_WARN, "msg=\"cannot record alert deliveries; retrying in 1 s\" error=\"%s\"", err);
-    return rc;
-}
-
-void pipeline_queue_wake(void *vq)
-{
-    pipeline_queue *q = vq;
-    pthread_mutex_lock(&q->mu);
-    pthread_cond_signal(&q->cv);
-    pthread_mutex_unlock(&q->mu);
-}
-
-static void *committer_main(void *arg)
+static void *log_main(void *arg)
 {
     pipeline_queue *q = arg;
-    int64_t next_prune = util_now_ms() + PRUNE_INTERVAL_MS;
-    int64_t settle_after = 0; /* after a failed settle transaction, wait before the next */
+    bool *added = calloc(PIPELINE_BATCH_MAX, sizeof *added);
+    bool *seen = calloc(PIPELINE_BATCH_MAX, sizeof *seen);
+    const char **ids = calloc(PIPELINE_BATCH_MAX, sizeof *ids);
+    size_t *at = calloc(PIPELINE_BATCH_MAX, sizeof *at);
     for (;;) {
         pthread_mutex_lock(&q->mu);
-        while (!(q->busy && q->inflight->count > 0 && q->inflight_waiting) && !q->stopping) {
-            int64_t now = util_now_ms();
-            if (now >= next_prune || (now >= settle_after && deliver_settles_waiting(q->c.deliver)))
-                break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t wait_ms = next_prune - now;
-            ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += (wait_ms % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&q->cv, &q->mu, &ts);
-        }
-        bool work = q->busy && q->inflight_waiting;
+        while (!q->inflight_waiting && !q->stop_log)
+            pthread_cond_wait(&q->log_cv, &q->mu);
+        bool work = q->inflight_waiting;
         q->inflight_waiting = false;
-        bool stop = q->stopping;
         pipeline_batch *b = q->inflight;
         pthread_mutex_unlock(&q->mu);
-        if (work) {
-            write_batch(q, b);
-            h2o_multithread_send_message(&q->receiver, &q->done_msg);
-            continue;
-        }
-        if (stop) {
-            /* what the loop learnt before stopping is not sent again after a restart */
-            if (deliver_settles_waiting(q->c.deliver))
-                settle_step(q);
+        if (!work)
             break;
+        if (added == NULL || seen == NULL || ids == NULL || at == NULL) {
+            for (size_t i = 0; i < b->count; i++)
+                b->items[i].answer = PIPELINE_ANSWER_FAILED;
+            b->rc = STORE_ERR;
+            snprintf(b->err, sizeof b->err, "out of memory in the log thread");
+        } else {
+            log_batch(q, b, added, ids, seen, at);
         }
-        if (util_now_ms() >= settle_after && deliver_settles_waiting(q->c.deliver)) {
-            if (settle_step(q) < 0)
-                settle_after = util_now_ms() + 1000;
-            else if (util_now_ms() < next_prune)
-                continue;
-        }
-        bool more = false;
-        prune_step(q, &more);
-        next_prune = util_now_ms() + (more ? 0 : PRUNE_INTERVAL_MS);
+        h2o_multithread_send_message(&q->done_receiver, &q->done_msg);
     }
+    free(added);
+    free(seen);
+    free(ids);
+    free(at);
     return NULL;
 }
 
-/* On the loop thread: the batch in flight is durable (or failed); answer it. */
-static void on_batch_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+/* ---- the loop's side ---- */
+
+static void drain_messages(h2o_linklist_t *messages)
 {
-    pipeline_queue *q = H2O_STRUCT_FROM_MEMBER(pipeline_queue, receiver, receiver);
     while (!h2o_linklist_is_empty(messages)) {
         h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         h2o_linklist_unlink(&m->link);
     }
+}
+
+/* On the loop thread: the batch in flight is durable in the log (or failed); answer it. */
+static void on_batch_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    pipeline_queue *q = H2O_STRUCT_FROM_MEMBER(pipeline_queue, done_receiver, receiver);
+    drain_messages(messages);
     q->c.on_done(q->inflight, q->c.ctx);
     pthread_mutex_lock(&q->mu);
     q->inflight->count = 0;
     q->busy = false;
-    engine *old = NULL;
-    if (q->has_next_engine) {
-        old = q->stages.engine;
-        q->stages.engine = q->next_engine;
-        q->next_engine = NULL;
-        q->has_next_engine = false;
-    }
     pthread_mutex_unlock(&q->mu);
-    engine_free(old);
     pipeline_queue_kick(q);
+}
+
+static void on_alerts_applied(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    pipeline_queue *q = H2O_STRUCT_FROM_MEMBER(pipeline_queue, alerts_receiver, receiver);
+    drain_messages(messages);
+    pthread_mutex_lock(&q->mu);
+    uint64_t n = q->alerts_unsent;
+    q->alerts_unsent = 0;
+    pthread_mutex_unlock(&q->mu);
+    if (n > 0 && q->c.on_alerts != NULL)
+        q->c.on_alerts(q->c.ctx);
+}
+
+static void log_cut(const wal_cut *cut, void *ctx)
+{
+    (void)ctx;
+    char qf[PATH_MAX + 8];
+    log_line(LOG_WARN,
+             "msg=\"write-ahead log: torn tail cut (a crash mid-append; that record was never acknowledged)\" "
+             "file=%s offset=%llu bytes=%llu last_kept=%llu reason=\"%s\"",
+             log_quote(cut->file, qf, sizeof qf), (unsigned long long)cut->offset, (unsigned long long)cut->bytes,
+             (unsigned long long)cut->last_pos, cut->reason);
+}
+
+static int start_thread(pipeline_queue *q, pthread_t *t, void *(*fn)(void *), const char *name, char *err,
+                        size_t errlen)
+{
+    /* Signals belong to the loop thread: SIGTERM must interrupt its epoll_wait. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(t, NULL, fn, q);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return util_err(err, errlen, "cannot start the %s thread: %s", name, strerror(rc));
+    /* A name an operator sees in top -H and /proc, and bench/run.sh reads to split
+     * CPU time between threads. Failing to name it is harmless. */
+    char tname[16];
+    snprintf(tname, sizeof tname, "veille-%s", name);
+    (void)pthread_setname_np(*t, tname);
+    return 0;
 }
 
 int pipeline_queue_start(pipeline_queue **out, const pipeline_queue_config *c, h2o_loop_t *loop, char *err,
@@ -265,39 +240,98 @@ int pipeline_queue_start(pipeline_queue **out, const pipeline_queue_config *c, h
     pipeline_queue *q = calloc(1, sizeof *q);
     if (q == NULL) {
         engine_free(c->engine);
-        return util_err(err, errlen, "out of memory for the committer");
+        return util_err(err, errlen, "out of memory for the pipeline");
     }
     q->c = *c;
     q->stages.engine = c->engine;
     q->stages.sinks = c->sinks;
     q->stages.deliver = c->deliver;
     pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
+    pthread_cond_init(&q->log_cv, NULL);
+    pthread_cond_init(&q->apply_cv, NULL);
     *out = q; /* from here pipeline_queue_stop frees what was made */
     for (int i = 0; i < 2; i++) {
         q->batches[i].items = calloc(PIPELINE_BATCH_MAX, sizeof(pipeline_item));
         if (q->batches[i].items == NULL)
-            return util_err(err, errlen, "out of memory for the commit batches");
+            return util_err(err, errlen, "out of memory for the log batches");
     }
     q->filling = &q->batches[0];
     q->inflight = &q->batches[1];
+    q->applied_ids = calloc(PIPELINE_APPLY_EVENTS, sizeof *q->applied_ids);
+    q->applied_received = calloc(PIPELINE_APPLY_EVENTS, sizeof *q->applied_received);
+    if (q->applied_ids == NULL || q->applied_received == NULL)
+        return util_err(err, errlen, "out of memory for the apply thread");
+
+    uint64_t applied = 0;
+    if (store_get_applied(c->st, &applied, err, errlen) < 0)
+        return -1;
+    /* a new log continues the positions the store has applied */
+    wal_options wo = {.max_record = STORE_EVENT_RECORD_MAX, .first_seq = applied + 1, .on_cut = log_cut};
+    if (wal_open(&q->log, c->data_dir, &wo, err, errlen) < 0)
+        return -1;
+    q->applied = q->released = q->before_last = applied;
+    if (pipeline_applier_recover(q, err, errlen) < 0)
+        return -1;
+
     q->queue = h2o_multithread_create_queue(loop);
     if (q->queue == NULL)
-        return util_err(err, errlen, "cannot create the committer's queue");
-    h2o_multithread_register_receiver(q->queue, &q->receiver, on_batch_done);
-    /* Signals belong to the loop thread: SIGTERM must interrupt its epoll_wait. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&q->thread, NULL, committer_main, q);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        return util_err(err, errlen, "cannot start the committer thread: %s", strerror(rc));
-    /* A name an operator sees in top -H and /proc, and bench/run.sh reads to split
-     * CPU time between the loop and the committer. Failing to name it is harmless. */
-    (void)pthread_setname_np(q->thread, "veille-commit");
-    q->thread_started = true;
+        return util_err(err, errlen, "cannot create the pipeline's queue");
+    h2o_multithread_register_receiver(q->queue, &q->done_receiver, on_batch_done);
+    h2o_multithread_register_receiver(q->queue, &q->alerts_receiver, on_alerts_applied);
+    if (start_thread(q, &q->log_thread, log_main, "log", err, errlen) < 0)
+        return -1;
+    q->log_started = true;
+    if (start_thread(q, &q->apply_thread, pipeline_applier_main, "apply", err, errlen) < 0)
+        return -1;
+    q->apply_started = true;
     return 0;
+}
+
+void pipeline_queue_admission(pipeline_queue *q, pipeline_admission *out)
+{
+    memset(out, 0, sizeof *out);
+    out->retry_after_s = 5;
+    pthread_mutex_lock(&q->mu);
+    bool refusing = q->refusing, log_failed = q->log_failed;
+    pipeline_store_health h = q->health;
+    uint64_t records = q->durable - q->applied;
+    if (log_failed) {
+        snprintf(out->reason, sizeof out->reason, "%s", q->log_err);
+        out->since_ms = q->log_failed_ms;
+    }
+    pthread_mutex_unlock(&q->mu);
+    wal_stats_info ws;
+    wal_stats(q->log, &ws);
+    if (refusing) {
+        out->refusal = PIPELINE_REFUSE_STOPPING;
+        snprintf(out->reason, sizeof out->reason, "shutting down");
+    } else if (log_failed) {
+        out->refusal = PIPELINE_REFUSE_LOG;
+    } else if (h.failing) {
+        out->refusal = PIPELINE_REFUSE_STORE;
+        out->since_ms = h.since_ms;
+        /* the deliveries kept in the log are in /healthz's backlog */
+        snprintf(out->reason, sizeof out->reason, "%s: %s", h.rc == STORE_ERR_FULL ? "store full" : "store I/O error",
+                 h.err);
+    } else if (records > 0 && ws.backlog_bytes > q->c.max_backlog_bytes) {
+        out->refusal = PIPELINE_REFUSE_BACKLOG;
+        out->retry_after_s = 2;
+        snprintf(out->reason, sizeof out->reason,
+                 "server busy: %llu bytes (%llu deliveries) wait to be applied, past --max-backlog %llu",
+                 (unsigned long long)ws.backlog_bytes, (unsigned long long)records,
+                 (unsigned long long)q->c.max_backlog_bytes);
+    } else if (records > 0 && ws.oldest_age_ms > q->c.max_backlog_age_ms) {
+        out->refusal = PIPELINE_REFUSE_BACKLOG;
+        out->retry_after_s = 2;
+        snprintf(out->reason, sizeof out->reason,
+                 "server busy: the oldest delivery waiting to be applied was logged %lld ms ago (bound %lld ms)",
+                 (long long)ws.oldest_age_ms, (long long)q->c.max_backlog_age_ms);
+    } else if (q->filling->count >= PIPELINE_BATCH_MAX) {
+        out->refusal = PIPELINE_REFUSE_BUSY;
+        out->retry_after_s = 1;
+        snprintf(out->reason, sizeof out->reason, "server busy: %d deliveries waiting to be logged",
+                 PIPELINE_BATCH_MAX);
+    }
 }
 
 pipeline_item *pipeline_queue_reserve(pipeline_queue *q)
@@ -317,11 +351,6 @@ void pipeline_queue_unreserve(pipeline_queue *q)
         q->filling->count--;
 }
 
-bool pipeline_queue_full(const pipeline_queue *q)
-{
-    return q->filling->count >= PIPELINE_BATCH_MAX;
-}
-
 void pipeline_queue_kick(pipeline_queue *q)
 {
     pthread_mutex_lock(&q->mu);
@@ -331,7 +360,7 @@ void pipeline_queue_kick(pipeline_queue *q)
         q->inflight = b;
         q->inflight_waiting = true;
         q->busy = true;
-        pthread_cond_signal(&q->cv);
+        pthread_cond_signal(&q->log_cv);
     }
     pthread_mutex_unlock(&q->mu);
 }
@@ -341,64 +370,86 @@ bool pipeline_queue_idle(const pipeline_queue *q)
     return !q->busy && q->filling->count == 0;
 }
 
+void pipeline_queue_refuse(pipeline_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->refusing = true;
+    pthread_mutex_unlock(&q->mu);
+}
+
 void pipeline_queue_stop(pipeline_queue *q)
 {
     if (q == NULL)
         return;
-    if (q->thread_started) {
-        pthread_mutex_lock(&q->mu);
-        q->stopping = true;
-        pthread_cond_signal(&q->cv);
-        pthread_mutex_unlock(&q->mu);
-        pthread_join(q->thread, NULL);
-    }
+    pthread_mutex_lock(&q->mu);
+    q->refusing = q->stop_log = true;
+    pthread_cond_signal(&q->log_cv);
+    pthread_mutex_unlock(&q->mu);
+    if (q->log_started)
+        pthread_join(q->log_thread, NULL);
+    pthread_mutex_lock(&q->mu);
+    q->stop_apply = true;
+    pthread_cond_signal(&q->apply_cv);
+    pthread_mutex_unlock(&q->mu);
+    if (q->apply_started)
+        pthread_join(q->apply_thread, NULL);
     if (q->queue != NULL) {
-        h2o_multithread_unregister_receiver(q->queue, &q->receiver);
+        h2o_multithread_unregister_receiver(q->queue, &q->done_receiver);
+        h2o_multithread_unregister_receiver(q->queue, &q->alerts_receiver);
         h2o_multithread_destroy_queue(q->queue);
     }
+    wal_close(q->log);
     for (int i = 0; i < 2; i++)
         free(q->batches[i].items);
+    free(q->applied_ids);
+    free(q->applied_received);
     engine_free(q->next_engine);
     engine_free(q->stages.engine);
     pipeline_txn_free(&q->txn);
+    pipeline_pending_free(&q->pending);
     pthread_mutex_destroy(&q->mu);
-    pthread_cond_destroy(&q->cv);
+    pthread_cond_destroy(&q->log_cv);
+    pthread_cond_destroy(&q->apply_cv);
     free(q);
 }
 
 void pipeline_queue_set_engine(pipeline_queue *q, engine *e)
 {
-    engine *old = NULL;
     pthread_mutex_lock(&q->mu);
-    if (!q->busy) {
-        /* the committer runs the engine only while busy, which only this thread sets */
-        old = q->stages.engine;
-        q->stages.engine = e;
-    } else {
-        old = q->has_next_engine ? q->next_engine : NULL;
-        q->next_engine = e;
-        q->has_next_engine = true;
-    }
+    engine *old = q->has_next_engine ? q->next_engine : NULL;
+    q->next_engine = e;
+    q->has_next_engine = true;
+    pthread_cond_signal(&q->apply_cv);
     pthread_mutex_unlock(&q->mu);
     engine_free(old);
 }
 
-const engine *pipeline_queue_engine(const pipeline_queue *q)
+void pipeline_queue_with_engine(pipeline_queue *q, void (*fn)(const engine *e, void *ctx), void *ctx)
 {
-    return q->stages.engine;
-}
-
-void pipeline_queue_pruned_totals(pipeline_queue *q, uint64_t *history, uint64_t *deliveries)
-{
+    /* the apply thread replaces (and frees) the engine only under mu */
     pthread_mutex_lock(&q->mu);
-    *history = q->pruned_history;
-    *deliveries = q->pruned_deliveries;
+    fn(q->stages.engine, ctx);
     pthread_mutex_unlock(&q->mu);
 }
 
-void pipeline_queue_health(pipeline_queue *q, pipeline_health *out)
+void pipeline_queue_stats(pipeline_queue *q, pipeline_stats *out)
 {
     pthread_mutex_lock(&q->mu);
-    *out = q->health;
+    *out = q->stats;
+    out->log_position = q->durable;
+    out->applied_position = q->applied;
+    out->backlog_records = q->durable - q->applied;
+    pthread_mutex_unlock(&q->mu);
+    wal_stats_info ws;
+    wal_stats(q->log, &ws);
+    out->backlog_bytes = out->backlog_records > 0 ? ws.backlog_bytes : 0;
+    out->backlog_oldest_ms = out->backlog_records > 0 ? ws.oldest_age_ms : 0;
+}
+
+void pipeline_queue_wake(void *vq)
+{
+    pipeline_queue *q = vq;
+    pthread_mutex_lock(&q->mu);
+    pthread_cond_signal(&q->apply_cv);
     pthread_mutex_unlock(&q->mu);
 }

@@ -1,8 +1,8 @@
 // Interop: /healthz tells what a delivery would get, and requests whose body
 // framing is ambiguous (request smuggling) are refused.
 // 1. A store that fills up (tiny --map-size, like durability.test.mjs): /healthz
-//    answers 503 with the reason and Retry-After while commits fail, and 200 again
-//    once a commit that stores a delivery succeeds.
+//    answers 503 with the reason and Retry-After while the apply fails, and 200
+//    again once an apply commits (retention frees room).
 // 2. While stopping (SIGTERM), /healthz answers 503 "shutting down".
 // 3. Two Content-Length headers, or Content-Length with Transfer-Encoding, sent by
 //    hand on a raw socket: 400 with a JSON reason, the connection closed, nothing
@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { Agent, request } from 'node:http';
 import { Webhook } from 'svix';
-import { envelope, session, untilListening } from './payloads.mjs';
+import { envelope, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const SECRET = 'whsec_' + randomBytes(32).toString('base64');
@@ -100,7 +100,7 @@ function parseResponse(text) {
 
 // ---- (1) a full store ----
 
-test('/healthz answers 503 with the reason while the store is full, 200 once a commit succeeds again', async () => {
+test('/healthz answers 503 with the reason while the store is full, 200 once an apply succeeds again', async () => {
   // event times 52 s ago with --retention 1m: once the store is full they become
   // prunable a few seconds later, which frees the space for new deliveries
   const s = await startServer(['--map-size', '1M', '--retention', '1m']);
@@ -123,6 +123,7 @@ test('/healthz answers 503 with the reason while the store is full, 200 once a c
     const h = await healthz(s);
     assert.equal(h.status, 503, JSON.stringify(h.json));
     assert.equal(h.json.status, 'unavailable');
+    assert.ok(h.json.backlog.records > 0, `the log keeps what the store refused: ${JSON.stringify(h.json)}`);
     assert.match(h.json.reason, /^store full: store is full \(map size 1 MiB\)/);
     assert.ok(h.json.reason.endsWith(JSON.parse(refused.text).error), `the reason a delivery got: ${refused.text}`);
     assert.ok(h.retryAfter, 'Retry-After');
@@ -141,9 +142,11 @@ test('/healthz answers 503 with the reason while the store is full, 200 once a c
       else assert.equal((await healthz(s)).status, 503, 'unhealthy while deliveries get 503');
     }
     assert.ok(stored, `a delivery was stored again after pruning\n${s.log}`);
+    await untilApplied(s.base);
     const after = await healthz(s);
     assert.equal(after.status, 200, JSON.stringify(after.json));
-    assert.deepEqual(after.json, { status: 'ok' });
+    assert.equal(after.json.status, 'ok');
+    assert.equal(after.json.backlog.records, 0, 'what the log kept while full is applied');
     agent.destroy();
   } finally {
     await stopServer(s);
@@ -175,7 +178,8 @@ test('/healthz answers 503 "shutting down" once SIGTERM is received', async () =
     sock.destroy();
     const r = parseResponse(data);
     assert.equal(r.status, 503, data);
-    assert.deepEqual(JSON.parse(r.body), { status: 'unavailable', reason: 'shutting down' });
+    const b = JSON.parse(r.body);
+    assert.deepEqual([b.status, b.reason], ['unavailable', 'shutting down']);
     assert.ok(r.headers['retry-after'], 'Retry-After');
   } finally {
     await stopServer(s);
@@ -216,7 +220,7 @@ test('two Content-Length headers, or Content-Length with Transfer-Encoding: 400,
       // not stored: the same delivery sent properly is new, not a duplicate
       const again = await post(s.port, agent, id, body);
       assert.equal(again.status, 200, again.text);
-      assert.deepEqual(JSON.parse(again.text), { status: 'stored' }, `${c.name}: was stored by the refused request`);
+      assert.deepEqual(JSON.parse(again.text), { status: 'accepted' }, `${c.name}: was stored by the refused request`);
     }
     // the control: one Content-Length, sent the same way, is taken
     const body = envelope('session.created', session('sess_smuggle_ok', 'user_smuggle', Date.now()));
@@ -224,7 +228,7 @@ test('two Content-Length headers, or Content-Length with Transfer-Encoding: 400,
       Object.entries(signedHeaders('msg_smuggle_ok', body)).map(([k, v]) => `${k}: ${v}\r\n`).join('');
     const ok = parseResponse((await raw(s.port, `${head}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)).data);
     assert.equal(ok.status, 200, ok.body);
-    assert.deepEqual(JSON.parse(ok.body), { status: 'stored' });
+    assert.deepEqual(JSON.parse(ok.body), { status: 'accepted' });
     assert.match(s.log, /msg="refused: ambiguous body framing"/);
   } finally {
     await stopServer(s);
