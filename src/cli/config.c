@@ -127,15 +127,13 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
             return util_err(err, errlen, "map-size: at least 1M");
         return 0;
     }
-    if (strcmp(key, "map-resident") == 0) {
-        if (strcmp(value, "off") == 0) {
-            o->map_resident = 0;
-            return 0;
-        }
-        if (parse_size(value, &o->map_resident, sub, sizeof sub) < 0)
-            return util_err(err, errlen, "map-resident: %s, or off", sub);
-        if (o->map_resident < 1024 * 1024)
-            return util_err(err, errlen, "map-resident: at least 1M, or off");
+    if (strcmp(key, "max-backlog") == 0) {
+        size_t bytes;
+        if (parse_size(value, &bytes, sub, sizeof sub) < 0)
+            return util_err(err, errlen, "max-backlog: %s", sub);
+        if (bytes < 1024 * 1024)
+            return util_err(err, errlen, "max-backlog: at least 1M");
+        o->max_backlog = bytes;
         return 0;
     }
     if (strcmp(key, "retention") == 0) {
@@ -154,7 +152,7 @@ int cli_config_set(http_options *o, const char *key, const char *value, char *er
     }
     return util_err(err, errlen, "%s: unknown setting (listen, data, rules, alert, min-severity, facility, header, "
                                  "ca, alert-retry-for, alert-timeout, outbox-max, max-body, retention, map-size, "
-                                 "map-resident, log-level)", key);
+                                 "max-backlog, log-level)", key);
 }
 
 static char *trim(char *s)

@@ -20,11 +20,11 @@ static const char serve_usage[] =
     "usage: veille serve [--listen HOST:PORT] [--data DIR] [--rules FILE|none] [--alert SPEC]...\n"
     "                    [--alert-retry-for DUR] [--alert-timeout DUR] [--outbox-max N]\n"
     "                    [--max-body BYTES] [--retention DUR] [--map-size BYTES]\n"
-    "                    [--map-resident BYTES|off] [--log-level error|warn|info|debug] [--config FILE]\n"
+    "                    [--max-backlog BYTES] [--log-level error|warn|info|debug] [--config FILE]\n"
     "Signing secrets come from VEILLE_WEBHOOK_SECRET (or CLERK_WEBHOOK_SIGNING_SECRET):\n"
     "one or several whsec_... values separated by spaces or commas.\n"
     "--alert SPEC (repeatable):\n"
-    "  stdout, file:PATH           JSON lines, written and fsync'd before the answer\n"
+    "  stdout, file:PATH           JSON lines, written and fsync'd before the apply commits\n"
     "  syslog, syslog:PATH         local syslog socket (/dev/log by default)\n"
     "  syslog://HOST:PORT          RFC 5424 over UDP (fire-and-forget)\n"
     "  syslog+tcp://HOST:PORT      RFC 5424 over TCP, octet-counted frames\n"
@@ -56,7 +56,7 @@ int cli_serve(int argc, char **argv)
     }
     static const char *const keys[] = {"listen", "data", "rules", "alert", "min-severity", "facility", "header", "ca",
                                        "alert-retry-for", "alert-timeout", "outbox-max", "max-body", "retention",
-                                       "map-size", "map-resident", "log-level"};
+                                       "map-size", "max-backlog", "log-level"};
     for (int i = 0; i < argc; i++) {
         const char *v;
         int m = cli_flag_value(argc, argv, &i, "--config", &v);

@@ -43,8 +43,6 @@ typedef struct {
     int64_t delivery_keep_ms;      /* idempotency records kept at least this long */
     size_t map_size;               /* LMDB map size */
     uint64_t max_backlog;          /* log bytes waiting to be applied past which deliveries get 503 */
-    size_t map_resident;           /* file-backed resident bytes past which the committer
-                                      drops the map's pages from the page tables; 0: never */
     ingest_secrets secrets;
 } http_options;
 

@@ -628,7 +628,6 @@ void http_options_defaults(http_options *o)
     o->delivery_keep_ms = (int64_t)72 * 3600 * 1000;
     o->map_size = STORE_DEFAULT_MAP_SIZE;
     o->max_backlog = PIPELINE_DEFAULT_MAX_BACKLOG;
-    o->map_resident = (size_t)24 << 20;
     o->alert_retry_for_ms = (int64_t)72 * 3600 * 1000;
     o->outbox_max = 100000;
     o->alert_timeout_ms = 10000;
