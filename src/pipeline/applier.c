@@ -33,6 +33,11 @@
 #define SETTLE_RETRY_MS 1000
 #define RELEASE_SYNC_MS 1000
 #define RECOVER_PAD_MAX 100000 /* positions a cut log tail may have lost (see recover) */
+/* The log could not be read (WAL_ECORRUPT...). Trap: the wal codes overlap the
+ * store's (WAL_ECORRUPT == STORE_ERR_FULL == -2), so they never travel as
+ * they are: a log read failure must be retried, never mistaken for one
+ * record's fault and skipped. */
+#define APPLY_ERR_LOG (-100)
 
 const double pipeline_lag_le[PIPELINE_LAG_BUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
 
@@ -77,9 +82,15 @@ static int apply_record(uint64_t pos, const void *rec, size_t len, void *vctx)
     return 0;
 }
 
+/* A failure every record shares: the apply stops and retries, deliveries are refused. */
+static bool shared_failure(int rc)
+{
+    return rc == STORE_ERR_FULL || rc == STORE_ERR_IO || rc == APPLY_ERR_LOG;
+}
+
 static void note_failure(pipeline_queue *q, int rc, const char *err)
 {
-    bool shared = rc == STORE_ERR_FULL || rc == STORE_ERR_IO;
+    bool shared = shared_failure(rc);
     pthread_mutex_lock(&q->mu);
     q->stats.apply_failures++;
     pipeline_store_health *h = &q->health;
@@ -123,8 +134,8 @@ static int apply_once(pipeline_queue *q, size_t max_events, bool with_settles, s
         rc = deliver_txn_settle(q->c.deliver, q->txn.t, c.now_ms, settled, err, errlen);
     if (rc == 0) {
         rc = wal_read_from(q->log, q->applied, apply_record, &c, NULL, err, errlen);
-        if (rc < 0 && c.rc < 0)
-            rc = c.rc; /* the store's code, not the reader's */
+        if (rc < 0)
+            rc = c.rc < 0 ? c.rc : APPLY_ERR_LOG; /* the store's code, or the reader's failure */
     }
     if (rc == 0 && c.last > q->applied)
         rc = store_txn_set_applied(q->txn.t, c.last, err, errlen);
@@ -161,8 +172,8 @@ static int apply_once(pipeline_queue *q, size_t max_events, bool with_settles, s
     uint64_t before = q->applied;
     q->applied = c.last;
     pthread_mutex_unlock(&q->mu);
-    if (alerts > 0 && q->queue != NULL)
-        h2o_multithread_send_message(&q->alerts_receiver, &q->alerts_msg);
+    if (alerts > 0)
+        pipeline_notify_alerts(q);
     *done = c.last - before;
     /* see RELEASING THE LOG */
     release_log(q, q->before_last);
@@ -180,7 +191,7 @@ static int apply_step(pipeline_queue *q, uint64_t *done)
     int rc = apply_once(q, PIPELINE_APPLY_EVENTS, true, &settled, done, err, sizeof err);
     if (rc < 0 && settled > 0) /* the outcomes must never be what keeps events out */
         rc = apply_once(q, PIPELINE_APPLY_EVENTS, false, &settled, done, err, sizeof err);
-    if (rc == 0 || rc == STORE_ERR_FULL || rc == STORE_ERR_IO) {
+    if (rc == 0 || shared_failure(rc)) {
         if (rc < 0)
             note_failure(q, rc, err);
         return rc;
@@ -188,7 +199,7 @@ static int apply_step(pipeline_queue *q, uint64_t *done)
     rc = apply_once(q, 1, false, &settled, done, err, sizeof err);
     if (rc == 0)
         return 0; /* the culprit is further on: the next steps find it */
-    if (rc == STORE_ERR_FULL || rc == STORE_ERR_IO) {
+    if (shared_failure(rc)) {
         note_failure(q, rc, err);
         return rc;
     }

@@ -33,7 +33,7 @@ void pipeline_pending_free(pipeline_pending *p);
  * full, I/O error), and no apply has committed since. */
 typedef struct {
     bool failing;
-    int rc;           /* STORE_ERR_FULL or STORE_ERR_IO */
+    int rc;           /* STORE_ERR_FULL, STORE_ERR_IO, or the log unreadable (another value) */
     int64_t since_ms; /* wall clock of the first failure in a row */
     char err[256];
 } pipeline_store_health;
@@ -56,6 +56,7 @@ struct pipeline_queue {
     bool inflight_waiting; /* inflight was handed over and the log thread has not taken it */
     bool stop_log, stop_apply, refusing;
     h2o_multithread_queue_t *queue;
+    h2o_loop_t *loop;
     h2o_multithread_receiver_t done_receiver, alerts_receiver;
     h2o_multithread_message_t done_msg, alerts_msg;
 
@@ -69,6 +70,12 @@ struct pipeline_queue {
     pipeline_store_health health;
     pipeline_stats stats; /* the apply's figures; backlog filled in when read */
     uint64_t alerts_unsent; /* raised since the loop last kicked the deliverer */
+    /* alerts_msg is queued to the loop and not yet handled. Trap: h2o links the
+     * message itself into the receiver's list, so sending it again before the
+     * loop took it would corrupt the list; and a receiver must be empty when it
+     * is unregistered. */
+    bool alerts_msg_queued;
+    bool loop_stopped; /* pipeline_queue_stop runs: handlers no longer call back */
     engine *next_engine;
     bool has_next_engine;
 
@@ -80,6 +87,9 @@ struct pipeline_queue {
     char (*applied_ids)[EVENT_ID_MAX]; /* of the transaction being written */
     int64_t *applied_received;
 };
+
+/* The apply thread's notice to the loop that alerts were raised (at most one queued). */
+void pipeline_notify_alerts(pipeline_queue *q);
 
 /* applier.c */
 int pipeline_applier_recover(pipeline_queue *q, char *err, size_t errlen);

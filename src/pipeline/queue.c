@@ -191,15 +191,28 @@ static void on_batch_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
     pipeline_queue_kick(q);
 }
 
+void pipeline_notify_alerts(pipeline_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    bool send = q->queue != NULL && !q->alerts_msg_queued;
+    q->alerts_msg_queued = q->alerts_msg_queued || send;
+    pthread_mutex_unlock(&q->mu);
+    if (send)
+        h2o_multithread_send_message(&q->alerts_receiver, &q->alerts_msg);
+}
+
 static void on_alerts_applied(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     pipeline_queue *q = H2O_STRUCT_FROM_MEMBER(pipeline_queue, alerts_receiver, receiver);
     drain_messages(messages);
     pthread_mutex_lock(&q->mu);
+    q->alerts_msg_queued = false;
     uint64_t n = q->alerts_unsent;
     q->alerts_unsent = 0;
+    bool stopped = q->loop_stopped;
     pthread_mutex_unlock(&q->mu);
-    if (n > 0 && q->c.on_alerts != NULL)
+    /* at stop the outbox keeps them: they go out after the restart */
+    if (n > 0 && !stopped && q->c.on_alerts != NULL)
         q->c.on_alerts(q->c.ctx);
 }
 
@@ -273,6 +286,7 @@ int pipeline_queue_start(pipeline_queue **out, const pipeline_queue_config *c, h
     if (pipeline_applier_recover(q, err, errlen) < 0)
         return -1;
 
+    q->loop = loop;
     q->queue = h2o_multithread_create_queue(loop);
     if (q->queue == NULL)
         return util_err(err, errlen, "cannot create the pipeline's queue");
@@ -311,7 +325,8 @@ void pipeline_queue_admission(pipeline_queue *q, pipeline_admission *out)
         out->refusal = PIPELINE_REFUSE_STORE;
         out->since_ms = h.since_ms;
         /* the deliveries kept in the log are in /healthz's backlog */
-        snprintf(out->reason, sizeof out->reason, "%s: %s", h.rc == STORE_ERR_FULL ? "store full" : "store I/O error",
+        snprintf(out->reason, sizeof out->reason, "%s: %s",
+                 h.rc == STORE_ERR_FULL ? "store full" : h.rc == STORE_ERR_IO ? "store I/O error" : "cannot apply",
                  h.err);
     } else if (records > 0 && ws.backlog_bytes > q->c.max_backlog_bytes) {
         out->refusal = PIPELINE_REFUSE_BACKLOG;
@@ -393,6 +408,13 @@ void pipeline_queue_stop(pipeline_queue *q)
     pthread_mutex_unlock(&q->mu);
     if (q->apply_started)
         pthread_join(q->apply_thread, NULL);
+    /* a receiver must be empty when unregistered: let the loop take what the
+     * threads sent last (a batch answered late, the last alerts notice) */
+    pthread_mutex_lock(&q->mu);
+    q->loop_stopped = true;
+    pthread_mutex_unlock(&q->mu);
+    for (int i = 0; q->queue != NULL && i < 100 && (q->busy || q->alerts_msg_queued); i++)
+        h2o_evloop_run(q->loop, 10);
     if (q->queue != NULL) {
         h2o_multithread_unregister_receiver(q->queue, &q->done_receiver);
         h2o_multithread_unregister_receiver(q->queue, &q->alerts_receiver);
