@@ -116,7 +116,7 @@ typedef struct {
     pipeline_item *items;
     size_t count;
     int rc;                      /* 0, or the error of a batch that failed */
-    char err[256];
+    char err[384];               /* room for the log's failure (pipeline_queue's log_err) */
     int64_t commit_ns;           /* the log's append + fdatasync */
 } pipeline_batch;
 
