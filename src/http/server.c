@@ -429,9 +429,12 @@ static int handle_metrics(struct server *srv, h2o_req_t *req)
 
 /* GET /healthz: what a delivery would get now (pipeline_queue_admission): 503
  * while stopping, while the log or the store refuses (the store's failures are
- * those every delivery shares: full, I/O error), while the backlog waiting to
- * be applied passes its bound, while the batch being filled is full, or when
- * no write transaction can be begun; 200 otherwise. The reason is the one a
+ * those every delivery shares: full, I/O error, no write transaction), while
+ * the backlog waiting to be applied passes its bound, or while the batch being
+ * filled is full; 200 otherwise. Trap: it must not try a write transaction
+ * itself (store_is_writable): that waits for LMDB's writer lock, held by every
+ * apply transaction (and by any other process writing the store), and the
+ * event loop would stall behind it. The reason is the one a
  * delivery would get, so a load balancer's log says what to fix. The backlog
  * is shown either way. */
 static int handle_healthz(struct server *srv, h2o_req_t *req)
@@ -445,10 +448,6 @@ static int handle_healthz(struct server *srv, h2o_req_t *req)
     if (stop_requested && adm.refusal == PIPELINE_ADMIT) {
         adm.refusal = PIPELINE_REFUSE_STOPPING;
         snprintf(adm.reason, sizeof adm.reason, "shutting down");
-    }
-    if (adm.refusal == PIPELINE_ADMIT && !store_is_writable(srv->st)) {
-        adm.refusal = PIPELINE_REFUSE_STORE;
-        snprintf(adm.reason, sizeof adm.reason, "store is not writable");
     }
     if (adm.refusal == PIPELINE_ADMIT)
         return send_json(req, 200, "OK", json_pack("{s:s,s:o}", "status", "ok", "backlog", backlog));

@@ -38,6 +38,8 @@
  * they are: a log read failure must be retried, never mistaken for one
  * record's fault and skipped. */
 #define APPLY_ERR_LOG (-100)
+/* No write transaction could be begun (an env in panic state): every record shares it. */
+#define APPLY_ERR_BEGIN (-101)
 
 const double pipeline_lag_le[PIPELINE_LAG_BUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
 
@@ -85,7 +87,7 @@ static int apply_record(uint64_t pos, const void *rec, size_t len, void *vctx)
 /* A failure every record shares: the apply stops and retries, deliveries are refused. */
 static bool shared_failure(int rc)
 {
-    return rc == STORE_ERR_FULL || rc == STORE_ERR_IO || rc == APPLY_ERR_LOG;
+    return rc == STORE_ERR_FULL || rc == STORE_ERR_IO || rc == APPLY_ERR_LOG || rc == APPLY_ERR_BEGIN;
 }
 
 static void note_failure(pipeline_queue *q, int rc, const char *err)
@@ -130,6 +132,8 @@ static int apply_once(pipeline_queue *q, size_t max_events, bool with_settles, s
     *settled = 0;
     *done = 0;
     int rc = pipeline_txn_begin(&q->txn, q->c.st, &q->stages, err, errlen);
+    if (rc == STORE_ERR)
+        return APPLY_ERR_BEGIN;
     if (rc == 0 && with_settles && q->c.deliver != NULL)
         rc = deliver_txn_settle(q->c.deliver, q->txn.t, c.now_ms, settled, err, errlen);
     if (rc == 0) {
