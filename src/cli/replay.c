@@ -17,6 +17,7 @@
 #include "cli/internal.h"
 #include "engine/engine.h"
 #include "ingest/ingest.h"
+#include "pipeline/pipeline.h"
 #include "rules/rules.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -183,7 +184,10 @@ int cli_replay(int argc, char **argv)
     }
 
     replay_ctx rc = {0};
-    engine_hooks hooks = {.on_alert = print_alert, .on_explain = explain ? print_explain : NULL, .ctx = &rc};
+    /* the server's pipeline, with stdout for sinks and no outbox */
+    pipeline_stages stages = {.engine = eng, .on_alert = print_alert, .on_explain = explain ? print_explain : NULL,
+                              .ctx = &rc};
+    pipeline_txn p = {0};
     event_t *ev = malloc(sizeof *ev);
     if (ev == NULL) {
         fprintf(stderr, "veille replay: out of memory\n");
@@ -191,7 +195,6 @@ int cli_replay(int argc, char **argv)
         goto out;
     }
     uint64_t lines = 0, stored = 0, duplicates = 0, ignored = 0, rejected = 0;
-    store_txn *t = NULL;
     size_t in_txn = 0;
     char *line = NULL;
     size_t cap = 0;
@@ -227,31 +230,19 @@ int cli_replay(int argc, char **argv)
                 fprintf(stderr, "%s:%zu: warning: %s is not an IP address, dropped: %s\n", name, rc.line,
                         event_ip_field_name((event_ip_field)f), log_quote(ev->invalid_ips.value[f], qv, sizeof qv));
         }
-        bool seen = false;
-        store_outcome outcome;
-        if ((t == NULL && store_txn_begin(st, &t, err, sizeof err) < 0) ||
-            store_delivery_seen(t, id, &seen, err, sizeof err) < 0) {
+        pipeline_outcome outcome;
+        int64_t now = util_now_ms();
+        if ((p.t == NULL && pipeline_txn_begin(&p, st, &stages, err, sizeof err) < 0) ||
+            pipeline_apply_event(&p, ev, now, now, &outcome, err, sizeof err) < 0) {
             store_failed = true;
             break;
         }
-        if (seen) {
-            duplicates++;
-            continue;
-        }
-        if (store_apply_event(t, ev, &outcome, err, sizeof err) < 0 ||
-            (outcome == STORE_APPLIED && engine_eval_event(eng, t, ev, util_now_ms(), &hooks, err, sizeof err) < 0) ||
-            store_delivery_mark(t, id, ev->type, util_now_ms(), err, sizeof err) < 0) {
-            store_failed = true;
-            break;
-        }
-        stored += outcome == STORE_APPLIED;
-        ignored += outcome != STORE_APPLIED;
+        duplicates += outcome == PIPELINE_DUPLICATE;
+        stored += outcome == PIPELINE_APPLIED;
+        ignored += outcome == PIPELINE_STALE || outcome == PIPELINE_AFTER_DELETE;
         if (++in_txn >= REPLAY_TXN_EVENTS) {
-            int c = store_txn_commit(t, err, sizeof err);
-            engine_settle(eng, c == 0);
-            t = NULL;
             in_txn = 0;
-            if (c < 0) {
+            if (pipeline_txn_commit(&p, err, sizeof err) < 0) {
                 store_failed = true;
                 break;
             }
@@ -259,12 +250,9 @@ int cli_replay(int argc, char **argv)
     }
     bool read_failed = ferror(in) != 0;
     bool failed = store_failed || read_failed;
-    if (!failed && t != NULL) {
-        failed = store_txn_commit(t, err, sizeof err) < 0;
-        engine_settle(eng, !failed);
-        t = NULL;
-    }
-    store_txn_abort(t);
+    if (!failed && p.t != NULL)
+        failed = pipeline_txn_commit(&p, err, sizeof err) < 0;
+    pipeline_txn_free(&p);
     free(line);
     free(ev);
     fflush(stdout);

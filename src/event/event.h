@@ -93,6 +93,10 @@ typedef struct {
     char value[EVENT_IP_FIELD_COUNT][EVENT_IP_MAX]; /* as received, cut to fit; hostile: quote it */
 } event_ip_drops;
 
+/* Trap: every field of event_t (and of the structs in it) that apply or the
+ * rules read must also be a row of event_record_fields in src/store/codec.c:
+ * that is the write-ahead log's record, and a field missing there is silently
+ * empty between the acknowledgement and the apply. */
 typedef struct {
     event_type type;
     char type_name[64];           /* as delivered, cut to fit; for metrics on unknown types */

@@ -1,12 +1,14 @@
 /*
  * http.h: `veille serve`, the webhook receiver. One h2o event loop thread parses,
- * verifies and decodes deliveries; one committer thread writes them to the store in
- * group-commit batches; answers go out only after the batch's transaction is durable.
+ * verifies and decodes deliveries; the log thread appends them to the write-ahead
+ * log in group-commit batches; answers go out once the batch is durable there;
+ * the apply thread moves them into the store behind (src/pipeline/).
  *
- *   request -> server.c (route, headers, limits)
+ *   request -> server.c (route, headers, limits, backpressure)
  *           -> ingest (verify signature on raw bytes, decode JSON)
- *           -> commit.c (batch, one LMDB write txn per batch, fsync)
+ *           -> pipeline/ (batch, one log append + fdatasync per batch)
  *           -> server.c (answer every request of the batch)
+ *           ... pipeline/ apply thread: log -> LMDB, rules, alerts
  */
 #ifndef VEILLE_HTTP_H
 #define VEILLE_HTTP_H
@@ -42,8 +44,7 @@ typedef struct {
     int64_t delivery_keep_ms;      /* idempotency records kept at least this long */
     size_t map_size;               /* LMDB map size */
     bool init_store;               /* --init: a zero-length data.mdb starts a new store (else refused) */
-    size_t map_resident;           /* file-backed resident bytes past which the committer
-                                      drops the map's pages from the page tables; 0: never */
+    size_t max_backlog;             /* log bytes waiting to be applied past which deliveries get 503 */
     ingest_secrets secrets;
     char ip_db_path[PATH_MAX];     /* --ip-db FILE|none; "" the default (IPINTEL_DEFAULT_DB, optional) */
     ipintel *ipdb;                 /* opened by the caller, borrowed by the server; NULL: none */

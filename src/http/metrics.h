@@ -11,13 +11,13 @@
 
 #include "event/event.h"
 #include "ingest/ingest.h"
+#include "pipeline/pipeline.h"
 
 /* Delivery outcomes, one Prometheus label each. */
 typedef enum {
-    METRICS_STORED = 0,
+    METRICS_ACCEPTED = 0, /* durable in the write-ahead log */
     METRICS_DUPLICATE,
     METRICS_IGNORED_TYPE,
-    METRICS_STALE,
     METRICS_REJECTED,     /* 4xx: signature, headers, JSON, size */
     METRICS_UNAVAILABLE,  /* 503: storage failure or overload */
     METRICS_OUTCOME_COUNT
@@ -40,7 +40,6 @@ typedef struct {
     uint64_t commit_latency_bucket[METRICS_LATENCY_BUCKETS]; /* le .5,1,2,5,10,25,50,100,250ms,+Inf */
     uint64_t history_pruned;
     uint64_t deliveries_pruned;
-    uint64_t alerts;
     uint64_t rules_reloads, rules_reload_failures;
     int64_t started_ms;
 } metrics_counters;
@@ -49,5 +48,7 @@ void metrics_record_batch(metrics_counters *m, size_t size, int64_t commit_ns, i
 
 /* Prometheus text exposition into buf; returns the length written (cut at len). */
 size_t metrics_render(const metrics_counters *m, char *buf, size_t len);
+/* The write-ahead log's backlog and the apply (its lag is the time to alert). */
+size_t metrics_render_pipeline(const pipeline_stats *s, char *buf, size_t len);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * server.c: the h2o side of `veille serve`: listening socket, routes, request
  * limits, and the answers. Verification and decoding happen here on the loop thread
- * (they are CPU-only); storage happens in commit.c.
+ * (they are CPU-only); storage happens in src/pipeline/.
  *
  * Routes: POST /webhooks/clerk, GET /healthz, GET /metrics.
  */
@@ -20,8 +20,8 @@
 
 #include <jansson.h>
 
-#include "http/commit.h"
 #include "http/metrics.h"
+#include "pipeline/pipeline.h"
 #include "rules/rules.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -40,7 +40,8 @@ struct server {
     h2o_evloop_t *loop;
     h2o_socket_t *listener;
     store *st;
-    commit_queue commits;
+    pipeline_queue *commits;
+    alert_sinks *sinks;
     deliver *deliver;
     metrics_counters metrics;
 };
@@ -52,16 +53,31 @@ struct route_handler {
 
 /* Lives in the request's pool; the pool's destructor tells the batch that the
  * request is gone (client closed), so the answer is not sent to freed memory. */
-struct commit_slot {
+struct pipeline_slot {
     h2o_req_t *req;
-    commit_item *item;
+    pipeline_item *item;
 };
 
 static void on_slot_dispose(void *p)
 {
-    struct commit_slot *slot = p;
+    struct pipeline_slot *slot = p;
     if (slot->item != NULL)
         slot->item->slot = NULL;
+}
+
+/* deliver_options.wake_committer: the deliverer exists before the queue does */
+static void wake_committer(void *ctx)
+{
+    struct server *srv = ctx;
+    if (srv->commits != NULL)
+        pipeline_queue_wake(srv->commits);
+}
+
+/* pipeline_queue_config.on_alerts: they are in the outbox now */
+static void alerts_applied(void *ctx)
+{
+    struct server *srv = ctx;
+    deliver_kick(srv->deliver);
 }
 
 static void on_signal(int sig)
@@ -121,7 +137,7 @@ static void reload_rules(struct server *srv)
         return;
     }
     engine_set_ipintel(e, srv->opt->ipdb);
-    commit_set_engine(&srv->commits, e);
+    pipeline_queue_set_engine(srv->commits, e);
     srv->metrics.rules_reloads++;
     log_line(LOG_INFO, "msg=\"rules reloaded\" rules=%s count=%zu", qp, n);
 }
@@ -240,18 +256,25 @@ static int handle_webhook(struct server *srv, h2o_req_t *req)
     if (id.len >= EVENT_ID_MAX)
         return reject_delivery(srv, req, INGEST_ERR_MISSING_HEADERS, EVENT_UNKNOWN, id_str, "delivery id too long");
 
-    commit_item *it = commit_reserve(&srv->commits);
+    /* Backpressure before the work: a delivery that cannot be acknowledged now
+     * costs no decoding, and Svix retries it. */
+    pipeline_admission adm;
+    pipeline_queue_admission(srv->commits, &adm);
+    pipeline_item *it = adm.refusal == PIPELINE_ADMIT ? pipeline_queue_reserve(srv->commits) : NULL;
     if (it == NULL) {
         srv->metrics.deliveries[EVENT_UNKNOWN][METRICS_UNAVAILABLE]++;
-        log_line(LOG_WARN, "msg=\"commit queue full, answering 503\" id=%s", id_str);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        return send_error(req, 503, "Service Unavailable", "server busy, retry later");
+        char qr[sizeof adm.reason + 8], ra[16];
+        log_line(LOG_WARN, "msg=\"not accepting, answering 503\" id=%s reason=%s", id_str,
+                 log_quote(adm.reason, qr, sizeof qr));
+        snprintf(ra, sizeof ra, "%d", adm.retry_after_s);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, ra, strlen(ra));
+        return send_error(req, 503, "Service Unavailable", adm.reason);
     }
     r = ingest_decode_event((const char *)body, req->entity.len, id_str, &it->ev, err, sizeof err);
     if (r != INGEST_OK || it->ev.type == EVENT_UNKNOWN) {
         char type_name[64];
         memcpy(type_name, it->ev.type_name, sizeof type_name);
-        srv->commits.filling->count--; /* give the slot back: nothing to store */
+        pipeline_queue_unreserve(srv->commits); /* nothing to store */
         if (r != INGEST_OK)
             return reject_delivery(srv, req, r, EVENT_UNKNOWN, id_str, err);
         srv->metrics.deliveries[EVENT_UNKNOWN][METRICS_IGNORED_TYPE]++;
@@ -262,7 +285,7 @@ static int handle_webhook(struct server *srv, h2o_req_t *req)
     }
     it->received_ms = now_ms;
     it->received_ns = util_mono_ns();
-    struct commit_slot *slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_slot_dispose);
+    struct pipeline_slot *slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_slot_dispose);
     slot->req = req;
     slot->item = it;
     it->slot = slot;
@@ -270,15 +293,13 @@ static int handle_webhook(struct server *srv, h2o_req_t *req)
 }
 
 /* IPs the decoder dropped: counted and logged once per delivery id, which is
- * simply "when this delivery is recorded": stored, stale or after_delete all
- * mark the id, so a Svix retry of it is a duplicate and says nothing; a failed
- * commit marks nothing and its retry is the first time. The values are the
+ * simply "when this delivery is accepted": a Svix retry of it is a duplicate
+ * and says nothing; a failed append logs nothing and its retry is the first time. The values are the
  * sender's: log_quote keeps a "\n" in one from starting a forged log line. */
-static void count_invalid_ips(struct server *srv, const commit_item *it)
+static void count_invalid_ips(struct server *srv, const pipeline_item *it)
 {
     const event_ip_drops *d = &it->ev.invalid_ips;
-    if (d->count == 0 ||
-        (it->result != COMMIT_STORED && it->result != COMMIT_STALE && it->result != COMMIT_AFTER_DELETE))
+    if (d->count == 0 || it->answer != PIPELINE_ANSWER_ACCEPTED)
         return;
     char fields[EVENT_IP_FIELD_COUNT * 192] = "", qid[160], qv[2 * EVENT_IP_MAX + 4];
     size_t n = 0;
@@ -296,24 +317,22 @@ static void count_invalid_ips(struct server *srv, const commit_item *it)
              event_type_name(it->ev.type), fields);
 }
 
-static void answer_item(struct server *srv, commit_item *it, const commit_batch *b)
+static void answer_item(struct server *srv, pipeline_item *it, const pipeline_batch *b)
 {
     event_type type = it->ev.type;
     metrics_outcome outcome;
     const char *status_word;
-    switch (it->result) {
-    case COMMIT_STORED: outcome = METRICS_STORED; status_word = "stored"; break;
-    case COMMIT_DUPLICATE: outcome = METRICS_DUPLICATE; status_word = "duplicate"; break;
-    case COMMIT_STALE: outcome = METRICS_STALE; status_word = "stale"; break;
-    case COMMIT_AFTER_DELETE: outcome = METRICS_STALE; status_word = "after_delete"; break;
+    switch (it->answer) {
+    case PIPELINE_ANSWER_ACCEPTED: outcome = METRICS_ACCEPTED; status_word = "accepted"; break;
+    case PIPELINE_ANSWER_DUPLICATE: outcome = METRICS_DUPLICATE; status_word = "duplicate"; break;
     default: outcome = METRICS_UNAVAILABLE; status_word = "failed"; break;
     }
     srv->metrics.deliveries[type][outcome]++;
-    if (it->result == COMMIT_DUPLICATE)
+    if (it->answer == PIPELINE_ANSWER_DUPLICATE)
         srv->metrics.duplicates++;
     count_invalid_ips(srv, it);
     char qid[160];
-    log_line(it->result == COMMIT_STORED ? LOG_DEBUG : it->result == COMMIT_FAILED ? LOG_ERROR : LOG_INFO,
+    log_line(it->answer == PIPELINE_ANSWER_ACCEPTED ? LOG_DEBUG : it->answer == PIPELINE_ANSWER_FAILED ? LOG_ERROR : LOG_INFO,
              "msg=delivery id=%s type=%s outcome=%s latency_us=%lld%s", log_quote(it->ev.delivery_id, qid, sizeof qid),
              event_type_name(type), status_word, (long long)((util_mono_ns() - it->received_ns) / 1000),
              it->slot == NULL ? " client=gone" : "");
@@ -322,16 +341,10 @@ static void answer_item(struct server *srv, commit_item *it, const commit_batch 
     h2o_req_t *req = it->slot->req;
     it->slot->item = NULL;
     it->slot = NULL;
-    switch (it->result) {
-    case COMMIT_STORED:
-    case COMMIT_DUPLICATE:
+    switch (it->answer) {
+    case PIPELINE_ANSWER_ACCEPTED:
+    case PIPELINE_ANSWER_DUPLICATE:
         send_status(req, status_word);
-        break;
-    case COMMIT_STALE:
-        send_json(req, 200, "OK", json_pack("{s:s,s:s}", "status", "ignored", "reason", "older than the stored user record"));
-        break;
-    case COMMIT_AFTER_DELETE:
-        send_json(req, 200, "OK", json_pack("{s:s,s:s}", "status", "ignored", "reason", "user is deleted"));
         break;
     default:
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
@@ -340,25 +353,28 @@ static void answer_item(struct server *srv, commit_item *it, const commit_batch 
     }
 }
 
-static void answer_batch(commit_batch *b, void *ctx)
+static void answer_batch(pipeline_batch *b, void *ctx)
 {
     struct server *srv = ctx;
     metrics_record_batch(&srv->metrics, b->count, b->commit_ns, b->rc < 0);
-    srv->metrics.alerts += b->alerts;
-    if (b->alerts > 0)
-        deliver_kick(srv->deliver); /* they are in the outbox now */
     if (b->rc < 0)
-        log_line(LOG_ERROR, "msg=\"batch commit failed\" size=%zu isolated=%s error=\"%s\"", b->count,
-                 b->isolated ? "yes" : "no", b->err);
+        log_line(LOG_ERROR, "msg=\"write-ahead log append failed\" size=%zu error=\"%s\"", b->count, b->err);
     for (size_t i = 0; i < b->count; i++)
         answer_item(srv, &b->items[i], b);
 }
 
+typedef struct {
+    struct server *srv;
+    char *buf;
+    size_t len, n;
+} rule_metrics_out;
+
 /* Per-rule counters of the running engine (they restart at 0 on a reload). */
-static size_t render_rule_metrics(struct server *srv, char *buf, size_t len)
+static void render_rule_metrics(const engine *e, void *vctx)
 {
-    const engine *e = srv->commits.engine;
-    size_t n = 0;
+    rule_metrics_out *o = vctx;
+    char *buf = o->buf;
+    size_t len = o->len, n = 0;
 #define OUT(...)                                                     \
     do {                                                             \
         if (n < len) {                                               \
@@ -383,22 +399,26 @@ static size_t render_rule_metrics(struct server *srv, char *buf, size_t len)
                 (unsigned long long)v[k]);
         }
     }
-    OUT("# HELP veille_alerts_total Alerts raised and committed since start.\n# TYPE veille_alerts_total counter\n"
-        "veille_alerts_total %llu\n", (unsigned long long)srv->metrics.alerts);
     OUT("# HELP veille_rules_reloads_total SIGHUP reloads, by result.\n# TYPE veille_rules_reloads_total counter\n"
         "veille_rules_reloads_total{result=\"ok\"} %llu\nveille_rules_reloads_total{result=\"refused\"} %llu\n",
-        (unsigned long long)srv->metrics.rules_reloads, (unsigned long long)srv->metrics.rules_reload_failures);
+        (unsigned long long)o->srv->metrics.rules_reloads, (unsigned long long)o->srv->metrics.rules_reload_failures);
 #undef OUT
-    return n;
+    o->n = n;
 }
 
 static int handle_metrics(struct server *srv, h2o_req_t *req)
 {
-    commit_pruned_totals(&srv->commits, &srv->metrics.history_pruned, &srv->metrics.deliveries_pruned);
+    pipeline_stats ps;
+    pipeline_queue_stats(srv->commits, &ps);
+    srv->metrics.history_pruned = ps.pruned_history;
+    srv->metrics.deliveries_pruned = ps.pruned_deliveries;
     size_t cap = 65536;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap);
     size_t n = metrics_render(&srv->metrics, buf, cap);
-    n += render_rule_metrics(srv, buf + n, cap - n);
+    n += metrics_render_pipeline(&ps, buf + n, cap - n);
+    rule_metrics_out ro = {srv, buf + n, cap - n, 0};
+    pipeline_queue_with_engine(srv->commits, render_rule_metrics, &ro);
+    n += ro.n;
     n += deliver_render_metrics(srv->deliver, buf + n, cap - n);
     req->res.status = 200;
     req->res.reason = "OK";
@@ -408,34 +428,38 @@ static int handle_metrics(struct server *srv, h2o_req_t *req)
     return 0;
 }
 
-/* GET /healthz: what a delivery would get now. 503 while stopping, while the
- * store refuses commits every delivery shares (full, I/O error: see
- * commit_store_health), while the commit queue is full, or when no write
- * transaction can be begun; 200 otherwise. The reason is the one a delivery
- * would get, so a load balancer's log says what to fix. */
+/* GET /healthz: what a delivery would get now (pipeline_queue_admission): 503
+ * while stopping, while the log or the store refuses (the store's failures are
+ * those every delivery shares: full, I/O error, no write transaction), while
+ * the backlog waiting to be applied passes its bound, or while the batch being
+ * filled is full; 200 otherwise. Trap: it must not try a write transaction
+ * itself (store_is_writable): that waits for LMDB's writer lock, held by every
+ * apply transaction (and by any other process writing the store), and the
+ * event loop would stall behind it. The reason is the one a
+ * delivery would get, so a load balancer's log says what to fix. The backlog
+ * is shown either way. */
 static int handle_healthz(struct server *srv, h2o_req_t *req)
 {
-    commit_store_health h;
-    commit_health(&srv->commits, &h);
-    char reason[512], since[UTIL_RFC3339_LEN] = "";
-    const char *retry_after = "5";
-    if (stop_requested) {
-        snprintf(reason, sizeof reason, "shutting down");
-    } else if (h.failing) {
-        util_format_rfc3339(h.since_ms, since, sizeof since);
-        snprintf(reason, sizeof reason, "%s: %s", h.rc == STORE_ERR_FULL ? "store full" : "store I/O error", h.err);
-    } else if (srv->commits.filling->count >= COMMIT_BATCH_MAX) {
-        snprintf(reason, sizeof reason, "server busy: %d deliveries waiting to be committed", COMMIT_BATCH_MAX);
-        retry_after = "1";
-    } else if (!store_is_writable(srv->st)) {
-        snprintf(reason, sizeof reason, "store is not writable");
-    } else {
-        return send_status(req, "ok");
+    pipeline_admission adm;
+    pipeline_queue_admission(srv->commits, &adm);
+    pipeline_stats ps;
+    pipeline_queue_stats(srv->commits, &ps);
+    json_t *backlog = json_pack("{s:I,s:I,s:f}", "records", (json_int_t)ps.backlog_records, "bytes",
+                                (json_int_t)ps.backlog_bytes, "oldest_seconds", (double)ps.backlog_oldest_ms / 1000.0);
+    if (stop_requested && adm.refusal == PIPELINE_ADMIT) {
+        adm.refusal = PIPELINE_REFUSE_STOPPING;
+        snprintf(adm.reason, sizeof adm.reason, "shutting down");
     }
-    json_t *body = json_pack("{s:s,s:s}", "status", "unavailable", "reason", reason);
-    if (since[0] != '\0')
+    if (adm.refusal == PIPELINE_ADMIT)
+        return send_json(req, 200, "OK", json_pack("{s:s,s:o}", "status", "ok", "backlog", backlog));
+    char since[UTIL_RFC3339_LEN] = "", ra[16];
+    json_t *body = json_pack("{s:s,s:s,s:o}", "status", "unavailable", "reason", adm.reason, "backlog", backlog);
+    if (adm.since_ms > 0) {
+        util_format_rfc3339(adm.since_ms, since, sizeof since);
         json_object_set_new(body, "since", json_string(since));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry_after, strlen(retry_after));
+    }
+    snprintf(ra, sizeof ra, "%d", adm.retry_after_s);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, ra, strlen(ra));
     return send_json(req, 503, "Service Unavailable", body);
 }
 
@@ -603,13 +627,14 @@ void http_options_defaults(http_options *o)
     o->retention_ms = (int64_t)90 * 86400 * 1000;
     o->delivery_keep_ms = (int64_t)72 * 3600 * 1000;
     o->map_size = STORE_DEFAULT_MAP_SIZE;
-    o->map_resident = (size_t)24 << 20;
+    o->max_backlog = PIPELINE_DEFAULT_MAX_BACKLOG;
     o->alert_retry_for_ms = (int64_t)72 * 3600 * 1000;
     o->outbox_max = 100000;
     o->alert_timeout_ms = 10000;
 }
 
-/* Stop accepting, let the batches in flight commit and be answered, then return. */
+/* Stop accepting, let the batches in flight reach the log and be answered,
+ * then return (pipeline_queue_stop applies what the log holds). */
 static void drain(struct server *srv)
 {
     if (srv->listener != NULL) {
@@ -618,8 +643,8 @@ static void drain(struct server *srv)
         srv->listener = NULL;
     }
     int64_t deadline = util_now_ms() + SHUTDOWN_DRAIN_MS;
-    while (!commit_idle(&srv->commits) && util_now_ms() < deadline) {
-        commit_kick(&srv->commits);
+    while (!pipeline_queue_idle(srv->commits) && util_now_ms() < deadline) {
+        pipeline_queue_kick(srv->commits);
         h2o_evloop_run(srv->loop, 10);
     }
     /* give the answers a moment to leave the socket buffers */
@@ -637,30 +662,32 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     srv->opt = o;
     srv->metrics.started_ms = util_now_ms();
     /* the rules are ours from here whatever happens: settle that first */
-    if (o->rules != NULL && engine_new(o->rules, &srv->commits.engine, err, errlen) < 0) {
+    engine *eng = NULL; /* the committer's once it starts */
+    if (o->rules != NULL && engine_new(o->rules, &eng, err, errlen) < 0) {
         free(srv);
         return -1;
     }
-    if (srv->commits.engine != NULL)
-        engine_set_ipintel(srv->commits.engine, o->ipdb);
+    if (eng != NULL)
+        engine_set_ipintel(eng, o->ipdb);
 
     /* sinks first: a bad one must not leave a new, empty store behind */
-    if (alert_sinks_open(o->alerts, o->alert_count, &srv->commits.sinks, err, errlen) < 0)
+    if (alert_sinks_open(o->alerts, o->alert_count, &srv->sinks, err, errlen) < 0)
         goto out;
-    /* takes DIR/veille.lock for the life of the server: one serve per store */
-    if (store_open(&srv->st, o->data_dir, o->init_store ? STORE_INIT : 0, o->map_size, err, errlen) < 0)
+    /* takes DIR/veille.lock for the life of the server: one serve per store.
+     * NOMETASYNC: the write-ahead log replays a transaction a crash rolls back */
+    if (store_open(&srv->st, o->data_dir, STORE_NOMETASYNC | (o->init_store ? STORE_INIT : 0), o->map_size, err,
+                   errlen) < 0)
         goto out;
     deliver_options dopt = {
         .retry_for_ms = o->alert_retry_for_ms,
         .outbox_max = o->outbox_max,
         .timeout_ms = o->alert_timeout_ms,
         .secret = o->has_alert_secret ? &o->alert_secret : NULL,
-        .wake_committer = commit_wake,
-        .wake_ctx = &srv->commits,
+        .wake_committer = wake_committer,
+        .wake_ctx = srv,
     };
     if (deliver_new(srv->st, o->alerts, o->alert_count, &dopt, &srv->deliver, err, errlen) < 0)
         goto out;
-    srv->commits.deliver = srv->deliver;
 
     h2o_config_init(&srv->config);
     srv->config.max_request_entity_size = o->max_body;
@@ -676,14 +703,23 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     srv->accept_ctx.ctx = &srv->ctx;
     srv->accept_ctx.hosts = srv->config.hosts;
 
-    srv->commits.st = srv->st;
-    srv->commits.retention_ms = o->retention_ms;
-    srv->commits.delivery_keep_ms = o->delivery_keep_ms;
-    srv->commits.map_resident = o->map_resident;
-    srv->commits.on_done = answer_batch;
-    srv->commits.ctx = srv;
-    if (commit_start(&srv->commits, srv->loop, err, errlen) < 0)
-        goto out_ctx;
+    pipeline_queue_config qc = {
+        .st = srv->st,
+        .data_dir = o->data_dir,
+        .max_backlog_bytes = o->max_backlog,
+        .max_backlog_age_ms = PIPELINE_DEFAULT_MAX_BACKLOG_AGE_MS,
+        .on_alerts = alerts_applied,
+        .retention_ms = o->retention_ms,
+        .delivery_keep_ms = o->delivery_keep_ms,
+        .engine = eng,
+        .sinks = srv->sinks,
+        .deliver = srv->deliver,
+        .on_done = answer_batch,
+        .ctx = srv,
+    };
+    eng = NULL; /* the queue's now, whatever pipeline_queue_start returns */
+    if (pipeline_queue_start(&srv->commits, &qc, srv->loop, err, errlen) < 0)
+        goto out_commit;
     if (deliver_start(srv->deliver, srv->loop, err, errlen) < 0)
         goto out_commit;
     /* Handlers before the listener logs `listening`: a SIGHUP (systemctl reload, a
@@ -698,7 +734,6 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     if (open_listener(srv, err, errlen) < 0)
         goto out_commit;
 
-
     while (!stop_requested) {
         if (reload_requested) {
             reload_requested = 0;
@@ -707,17 +742,18 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         /* Block only when nothing waits to be committed; otherwise poll and hand
          * the batch over as soon as the committer is free. */
         int64_t due = deliver_run_due(srv->deliver);
-        h2o_evloop_run(srv->loop, commit_idle(&srv->commits) ? (int32_t)due : 1);
-        commit_kick(&srv->commits);
+        h2o_evloop_run(srv->loop, pipeline_queue_idle(srv->commits) ? (int32_t)due : 1);
+        pipeline_queue_kick(srv->commits);
     }
     log_line(LOG_INFO, "msg=\"stopping: finishing deliveries in flight\"");
+    pipeline_queue_refuse(srv->commits);
     drain(srv);
     rc = 0;
 out_commit:
     /* alerts in flight to a sink stay in the outbox and go out after a restart */
     deliver_stop(srv->deliver);
-    commit_stop(&srv->commits);
-out_ctx:
+    pipeline_queue_stop(srv->commits);
+    srv->commits = NULL;
     if (srv->listener != NULL)
         h2o_socket_close(srv->listener);
     /* h2o 2.2.5 cannot dispose a context or destroy an evloop while client
@@ -729,8 +765,8 @@ out_ctx:
     }
 out:
     deliver_free(srv->deliver);
-    alert_sinks_close(srv->commits.sinks);
-    engine_free(srv->commits.engine);
+    alert_sinks_close(srv->sinks);
+    engine_free(eng);
     store_close(srv->st);
     if (rc == 0)
         log_line(LOG_INFO, "msg=stopped");

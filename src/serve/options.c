@@ -197,19 +197,6 @@ static int opt_size(http_options *o, const serve_option *opt, const char *v, cha
     return 0;
 }
 
-/* A size, or "off" for 0. */
-static int opt_size_or_off(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
-{
-    if (strcmp(v, "off") == 0) {
-        *(size_t *)field_of(o, opt) = 0;
-        return 0;
-    }
-    char sub[UTIL_ERRLEN];
-    if (opt_size(o, opt, v, sub, sizeof sub) < 0)
-        return util_err(err, errlen, "%s, or off", sub);
-    return 0;
-}
-
 static int opt_bool(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
 {
     bool *b = field_of(o, opt);
@@ -238,7 +225,7 @@ static int opt_log_level(http_options *o, const serve_option *opt, const char *v
  *
  * Adding an option is one row, e.g. a size in http_options.max_backlog:
  *   {"max-backlog", opt_size, "BYTES", "64M", "what it bounds", 0, FIELD_SIZE(max_backlog), "1M"},
- * and removing one (--map-resident) is deleting its row; then the same line in
+ * and removing one is deleting its row; then the same line in
  * README "Configuration", whose flags and defaults a test compares with --help. */
 static const serve_option serve_options[] = {
     {"listen", opt_listen, "HOST:PORT", "127.0.0.1:8080",
@@ -286,10 +273,10 @@ static const serve_option serve_options[] = {
      FIELD_I64(retention_ms), "1m"},
     {"map-size", opt_size, "BYTES", "8G", "LMDB map size: the most the store may grow to (sparse on disk)", 0,
      FIELD_SIZE(map_size), "1M"},
-    {"map-resident", opt_size_or_off, "BYTES|off", "24M",
-     "file-backed resident memory past which the map's pages are dropped from veille's page tables; off never "
-     "drops them",
-     0, FIELD_SIZE(map_resident), "1M"},
+    {"max-backlog", opt_size, "BYTES", "64M",
+     "log bytes acknowledged but not yet applied to the store past which deliveries get 503 with Retry-After "
+     "(so does a backlog older than 30 s)",
+     0, FIELD_SIZE(max_backlog), "1M"},
     {"init", opt_bool, "", "off",
      "start a new, empty store on a zero-length DIR/data.mdb, which is otherwise refused as a store whose "
      "contents were lost",

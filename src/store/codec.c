@@ -62,6 +62,50 @@ static const field history_fields[] = {
     STR("iid", store_history_entry, instance_id),
 };
 
+/* A decoded delivery waiting in the write-ahead log (store_event_record). The
+ * decoder's IP-drop notes are not kept: the server counted them when it
+ * acknowledged the delivery. */
+#define EV(k, kind, m) { k, kind, offsetof(store_event_record, m), sizeof(((store_event_record *)0)->m) }
+static const field event_record_fields[] = {
+    EV("rcv", F_I64, received_ms),
+    EV("t", F_TYPE, ev.type),
+    EV("did", F_STR, ev.delivery_id),
+    EV("ts", F_I64, ev.timestamp_ms),
+    EV("at", F_I64, ev.at_ms),
+    EV("iid", F_STR, ev.instance_id),
+    EV("ua", F_STR, ev.user_agent),
+    EV("cip", F_STR, ev.client_ip),
+    EV("hu", F_BOOL, ev.has_user),
+    EV("u.id", F_STR, ev.user.id),
+    EV("u.em", F_STR, ev.user.email),
+    EV("u.fn", F_STR, ev.user.first_name),
+    EV("u.ln", F_STR, ev.user.last_name),
+    EV("u.un", F_STR, ev.user.username),
+    EV("u.xid", F_STR, ev.user.external_id),
+    EV("u.ca", F_I64, ev.user.created_at),
+    EV("u.ua", F_I64, ev.user.updated_at),
+    EV("u.ls", F_I64, ev.user.last_sign_in_at),
+    EV("u.b", F_BOOL, ev.user.banned),
+    EV("u.l", F_BOOL, ev.user.locked),
+    EV("u.d", F_BOOL, ev.user.deleted),
+    EV("u.da", F_I64, ev.user.deleted_at),
+    EV("u.p", F_BOOL, ev.user.placeholder),
+    EV("u.iid", F_STR, ev.user.instance_id),
+    EV("s.id", F_STR, ev.session.session_id),
+    EV("s.uid", F_STR, ev.session.user_id),
+    EV("s.cid", F_STR, ev.session.client_id),
+    EV("s.st", F_STR, ev.session.status),
+    EV("s.ca", F_I64, ev.session.created_at),
+    EV("s.ua", F_I64, ev.session.updated_at),
+    EV("s.ex", F_I64, ev.session.expire_at),
+    EV("s.ip", F_STR, ev.session.ip),
+    EV("s.co", F_STR, ev.session.country),
+    EV("s.ci", F_STR, ev.session.city),
+    EV("s.br", F_STR, ev.session.browser),
+    EV("s.dv", F_STR, ev.session.device),
+    EV("s.m", F_BOOL, ev.session.is_mobile),
+};
+
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 static int pack_key(msgpack_packer *pk, const char *k)
@@ -469,6 +513,46 @@ static int decode_fields(const void *data, size_t len, const field *fs, size_t n
     if (data == NULL || len == 0 || read_fields(&r, fs, n, rec) < 0 || r.p != r.end) {
         /* never hand back half a record */
         memset(rec, 0, recsize);
+        return -1;
+    }
+    return 0;
+}
+
+/* msgpack-c writes into a caller's fixed buffer: past its end the packer fails. */
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+} fixed_buffer;
+
+static int fixed_write(void *data, const char *buf, size_t len)
+{
+    fixed_buffer *f = data;
+    if (len > f->cap - f->len)
+        return -1;
+    memcpy(f->p + f->len, buf, len);
+    f->len += len;
+    return 0;
+}
+
+int store_event_record_encode(const store_event_record *r, void *buf, size_t cap, size_t *len)
+{
+    fixed_buffer f = {buf, 0, cap};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &f, fixed_write);
+    *len = 0;
+    if (encode_fields_into(&pk, event_record_fields, NFIELDS(event_record_fields), r, 0) < 0)
+        return -1;
+    *len = f.len;
+    return 0;
+}
+
+int store_event_record_decode(const void *data, size_t len, store_event_record *out)
+{
+    if (decode_fields(data, len, event_record_fields, NFIELDS(event_record_fields), out, sizeof *out) < 0)
+        return -1;
+    /* an event veille stores has a type and an id: anything else is not a record of ours */
+    if (out->ev.type == EVENT_UNKNOWN || out->ev.delivery_id[0] == '\0') {
+        memset(out, 0, sizeof *out);
         return -1;
     }
     return 0;

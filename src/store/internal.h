@@ -31,11 +31,6 @@ struct store {
     bool readonly;
     int lock_fd; /* DIR/veille.lock, flock'd exclusive while read-write; -1 read-only */
     char dir[PATH_MAX];
-    /* Where LMDB mapped data.mdb, found lazily by store_release_mapped_pages()
-     * (mdb_env_info only reports it under MDB_FIXEDMAP). */
-    void *map_base;
-    size_t map_len;
-    bool map_located;
 };
 
 struct store_txn {

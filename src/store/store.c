@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -373,9 +372,11 @@ int store_open(store **out, const char *dir, int flags, size_t map_size, char *e
         util_err(err, errlen, "store: cannot open %s: %s", dir, mdb_strerror(rc));
         goto fail;
     }
-    /* NOTLS: read transactions belong to the caller, not to a thread. No NOSYNC
-     * or NOMETASYNC: a 2xx promises the event survives a crash. */
-    unsigned envflags = MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0);
+    /* NOTLS: read transactions belong to the caller, not to a thread. Never
+     * NOSYNC: a commit must reach the disk. NOMETASYNC only when asked: the
+     * caller can replay the last transaction (see STORE_NOMETASYNC). */
+    unsigned envflags = MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0) |
+                        (!s->readonly && (flags & STORE_NOMETASYNC) ? MDB_NOMETASYNC : 0);
     rc = mdb_env_open(s->env, dir, envflags, 0600);
     if (rc != 0) {
         if (s->readonly && rc == ENOENT)
@@ -543,6 +544,60 @@ int store_delivery_seen(store_txn *t, const char *delivery_id, bool *seen, char 
         return store_fail(t->s, rc, "looking up a delivery id", err, errlen);
     *seen = true;
     return 0;
+}
+
+int store_deliveries_seen(store *s, const char *const *ids, size_t n, bool *seen, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    int ret = store_read_begin(s, &txn, err, errlen);
+    for (size_t i = 0; ret == 0 && i < n; i++) {
+        seen[i] = false;
+        MDB_val k = mval(ids[i], strlen(ids[i])), v;
+        int rc = ids[i][0] != '\0' ? mdb_get(txn, s->deliveries, &k, &v) : MDB_NOTFOUND;
+        if (rc == 0)
+            seen[i] = true;
+        else if (rc != MDB_NOTFOUND)
+            ret = store_fail(s, rc, "looking up a delivery id", err, errlen);
+    }
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    return ret;
+}
+
+static const char applied_key[] = "wal_applied";
+
+int store_txn_set_applied(store_txn *t, uint64_t pos, char *err, size_t errlen)
+{
+    unsigned char be[8];
+    util_put_be64(be, pos);
+    MDB_val k = mval(applied_key, sizeof applied_key - 1), v = mval(be, sizeof be);
+    int rc = mdb_put(t->txn, t->s->meta, &k, &v, 0);
+    return rc != 0 ? store_fail(t->s, rc, "recording the applied log position", err, errlen) : 0;
+}
+
+int store_get_applied(store *s, uint64_t *pos, char *err, size_t errlen)
+{
+    *pos = 0;
+    MDB_txn *txn = NULL;
+    int ret = store_read_begin(s, &txn, err, errlen);
+    if (ret < 0)
+        return ret;
+    MDB_val k = mval(applied_key, sizeof applied_key - 1), v;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        *pos = util_get_be64(v.mv_data);
+    else if (rc == 0)
+        ret = util_err(err, errlen, "store: %s has a damaged applied log position (%zu bytes)", s->dir, v.mv_size);
+    else if (rc != MDB_NOTFOUND)
+        ret = store_fail(s, rc, "reading the applied log position", err, errlen);
+    mdb_txn_abort(txn);
+    return ret;
+}
+
+int store_sync(store *s, char *err, size_t errlen)
+{
+    int rc = mdb_env_sync(s->env, 1);
+    return rc != 0 ? store_fail(s, rc, "syncing the store to disk", err, errlen) : 0;
 }
 
 static size_t deliv_time_key(unsigned char *buf, int64_t received_ms, const char *id)
@@ -1326,47 +1381,3 @@ bool store_is_writable(store *s)
     return mdb_txn_commit(txn) == 0;
 }
 
-/* The mapping of /proc/self/maps that contains p, or false. */
-static bool mapping_containing(const void *p, void **base, size_t *len)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL)
-        return false;
-    char line[512];
-    bool found = false;
-    uintptr_t a = (uintptr_t)p;
-    while (!found && fgets(line, sizeof line, f) != NULL) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
-            *base = (void *)lo;
-            *len = hi - lo;
-            found = true;
-        }
-    }
-    fclose(f);
-    return found;
-}
-
-void store_release_mapped_pages(store *s)
-{
-    if (s == NULL)
-        return;
-    if (!s->map_located) {
-        /* A read transaction returns values as pointers into LMDB's map, so
-         * any stored value names the mapping. */
-        MDB_txn *txn = NULL;
-        if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
-            return;
-        MDB_val k = mval("schema", 6), v;
-        if (mdb_get(txn, s->meta, &k, &v) == 0)
-            s->map_located = mapping_containing(v.mv_data, &s->map_base, &s->map_len);
-        mdb_txn_abort(txn);
-        if (!s->map_located)
-            return;
-    }
-    /* Without MDB_WRITEMAP the map is a read-only MAP_SHARED view of data.mdb:
-     * dropping its page-table entries loses nothing (the pages stay in the page
-     * cache, and a reader touching one faults it back in), it only stops the
-     * whole store from counting as this process's resident memory. */
-    (void)madvise(s->map_base, s->map_len, MADV_DONTNEED);
-}

@@ -17,6 +17,7 @@
  *   alerts, alert_open                                       -> see "alerts" below
  *   outbox, outbox_due, outbox_dead                          -> see "outbox" below
  *   meta         "schema", "users", "users_deleted"          -> msgpack uint
+ *                "wal_applied"                               -> be64 log position
  *   users        (schema 2's user records; empty since schema 3)
  * A session event is stored under its user ('u'); session.created also under
  * its IP ('i') when the IP is known. Keys never exceed LMDB's 511-byte limit
@@ -52,6 +53,11 @@ enum {
 /* Read-write: a zero-length data.mdb starts a new, empty store rather than
  * being refused as a store whose contents were lost (serve --init). */
 #define STORE_INIT 0x2
+/* MDB_NOMETASYNC: a commit fdatasyncs its data pages but not the meta page, so a
+ * crash may roll back the last committed transaction (never corrupt the store).
+ * Only for a writer that can replay that transaction (serve, from its
+ * write-ahead log). The next commit's fdatasync, or store_sync, makes it durable. */
+#define STORE_NOMETASYNC 0x4
 #define STORE_DEFAULT_MAP_SIZE ((size_t)8 << 30) /* sparse; grows nothing on disk by itself */
 
 /* Open (and in read-write mode create, with its directory) the store in dir.
@@ -122,7 +128,31 @@ typedef enum {
  * EVENT_UNKNOWN must not be passed. */
 int store_apply_event(store_txn *t, const event_t *ev, store_outcome *outcome, char *err, size_t errlen);
 
+/* The write-ahead log position applied so far (meta "wal_applied"; 0 when
+ * never set), written in the transaction that applies the records. */
+int store_txn_set_applied(store_txn *t, uint64_t pos, char *err, size_t errlen);
+int store_get_applied(store *s, uint64_t *pos, char *err, size_t errlen);
+/* Flush everything committed to disk, meta page included (mdb_env_sync force):
+ * under STORE_NOMETASYNC, what makes the last commit durable. */
+int store_sync(store *s, char *err, size_t errlen);
+
+/* A decoded delivery as the write-ahead log keeps it: the event (without its
+ * invalid_ips notes) and when it was received. Encoded as a msgpack map of
+ * short keys, zero fields left out (a sign-in is about 400 bytes); decoding is
+ * bounds-checked against the buffer and every field's array. Returns 0, or -1
+ * (encode: it does not fit in cap; decode: not such a record). */
+typedef struct {
+    event_t ev;
+    int64_t received_ms;
+} store_event_record;
+#define STORE_EVENT_RECORD_MAX 8192 /* above any event event.h's bounds allow */
+int store_event_record_encode(const store_event_record *r, void *buf, size_t cap, size_t *len);
+int store_event_record_decode(const void *data, size_t len, store_event_record *out);
+
 /* ---- reads (each opens its own read-only transaction) ---- */
+
+/* seen[i]: delivery ids[i] was recorded, in one read transaction. */
+int store_deliveries_seen(store *s, const char *const *ids, size_t n, bool *seen, char *err, size_t errlen);
 
 /* *found false (and 0 returned) when the id is unknown. */
 int store_get_user(store *s, const char *user_id, event_user *out, bool *found, char *err, size_t errlen);
@@ -195,12 +225,6 @@ typedef struct {
 
 int store_prune(store *s, int64_t now_ms, int64_t retention_ms, int64_t delivery_keep_ms,
                 size_t max_deletes, store_prune_result *out, char *err, size_t errlen);
-
-/* Drop this process's mappings of store pages it has read (they stay in the
- * kernel's page cache). Safe at any time, also while transactions read: a page
- * touched again is faulted back in. Keeps a long-running server's RSS bounded by
- * what it touches between two calls rather than by the store size. */
-void store_release_mapped_pages(store *s);
 
 /* ---- reads inside a write transaction ----
  * The rules engine reads its windows in the transaction that stores the event,

@@ -3,7 +3,7 @@
  * caller decides what goes in them) in segment files under DIR/wal/, made
  * durable a group at a time by fdatasync, read back in order from any position,
  * and deleted a segment at a time once the caller says it has applied them.
- * Not yet wired into `veille serve` (see README.md, "Write-ahead log (format)").
+ * `veille serve` acknowledges from it (src/pipeline/; README.md, "Write-ahead log (format)").
  *
  * POSITIONS
  *   Every record has a position: its sequence number, 1 for the first record of

@@ -99,7 +99,8 @@ test('a bad flag value: exit 2, and the message names the flag exactly once', ()
     ['serve', '--alert', 'syslog', '--header', 'X-A: b'], ['serve', '--alert', 'syslog', '--ca', '/x.pem'],
     ['serve', '--alert-retry-for', '5'], ['serve', '--alert-retry-for', '100ms'], ['serve', '--alert-timeout', 'x'],
     ['serve', '--outbox-max', '0'], ['serve', '--max-body', 'lots'], ['serve', '--map-size', '1K'],
-    ['serve', '--map-resident', 'x'], ['serve', '--retention', '1s'], ['serve', '--retention', '90'],
+    ['serve', '--max-backlog', 'x'], ['serve', '--max-backlog', '512K'],
+    ['serve', '--retention', '1s'], ['serve', '--retention', '90'],
     ['serve', '--log-level', 'chatty'],
     ['test-alert', '--alert', 'syslog', '--facility', 'local9'], ['test-alert', '--alert', 'stdout', '--header', 'A: b'],
     ['test-alert', '--alert', 'bogus'], ['test-alert', '--alert', 'stdout', '--severity', 'loud'],
@@ -118,12 +119,20 @@ test('a bad flag value: exit 2, and the message names the flag exactly once', ()
   }
 });
 
+// the map's pages are page cache, not veille's memory: nothing to bound (README "Store layout")
+test('--map-resident is gone: refused as an unknown argument (and as an unknown setting in a config file)', () => {
+  const r = run(['serve', '--map-resident', '24M'], { timeout: 5000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /unknown argument '--map-resident'/);
+  assert.doesNotMatch(r.stderr, /msg=listening/);
+});
+
 test('a bad config line: FILE:LINE: setting: message, the setting named once', () => {
   const dir = mkdtempSync(join(tmpdir(), 'veille-cli-conf-'));
   try {
     for (const [line, key] of [['max-body = lots', 'max-body'], ['alert = bogus', 'alert'],
       ['min-severity = loud', 'min-severity'], ['retention = 1s', 'retention'], ['colour = blue', 'colour'],
-      ['listen = nowhere', 'listen']]) {
+      ['listen = nowhere', 'listen'], ['max-backlog = 1K', 'max-backlog'], ['map-resident = 24M', 'map-resident']]) {
       const conf = join(dir, 'veille.conf');
       writeFileSync(conf, `# comment\nalert = stdout\n${line}\n`);
       const r = run(['serve', '--config', conf], { timeout: 5000 });

@@ -1,23 +1,26 @@
 // Interop: /healthz tells what a delivery would get, and requests whose body
 // framing is ambiguous (request smuggling) are refused.
 // 1. A store that fills up (tiny --map-size, like durability.test.mjs): /healthz
-//    answers 503 with the reason and Retry-After while commits fail, and 200 again
-//    once a commit that stores a delivery succeeds.
+//    answers 503 with the reason and Retry-After while the apply fails, and 200
+//    again once an apply commits (retention frees room).
 // 2. While stopping (SIGTERM), /healthz answers 503 "shutting down".
+// 3. Past --max-backlog (the apply held back by another process holding the
+//    store's writer lock), deliveries and /healthz get 503 "server busy" with the
+//    backlog; once it is applied, 200 again.
 // 3. Two Content-Length headers, or Content-Length with Transfer-Encoding, sent by
 //    hand on a raw socket: 400 with a JSON reason, the connection closed, nothing
 //    stored. h2o 2.2.5 alone takes the first Content-Length (or the chunked body).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { Agent, request } from 'node:http';
 import { Webhook } from 'svix';
-import { envelope, session, untilListening } from './payloads.mjs';
+import { envelope, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const SECRET = 'whsec_' + randomBytes(32).toString('base64');
@@ -33,12 +36,12 @@ async function startServer(extra = []) {
   return s;
 }
 
-async function stopServer(s) {
+async function stopServer(s, { keep = false } = {}) {
   if (s.proc.exitCode === null && s.proc.signalCode === null) {
     s.proc.kill('SIGTERM');
     await new Promise((ok) => s.proc.once('exit', ok));
   }
-  rmSync(s.dataDir, { recursive: true, force: true });
+  if (!keep) rmSync(s.dataDir, { recursive: true, force: true });
 }
 
 function signedHeaders(id, body) {
@@ -100,7 +103,7 @@ function parseResponse(text) {
 
 // ---- (1) a full store ----
 
-test('/healthz answers 503 with the reason while the store is full, 200 once a commit succeeds again', async () => {
+test('/healthz answers 503 with the reason while the store is full, 200 once an apply succeeds again', async () => {
   // event times 52 s ago with --retention 1m: once the store is full they become
   // prunable a few seconds later, which frees the space for new deliveries
   const s = await startServer(['--map-size', '1M', '--retention', '1m']);
@@ -123,6 +126,7 @@ test('/healthz answers 503 with the reason while the store is full, 200 once a c
     const h = await healthz(s);
     assert.equal(h.status, 503, JSON.stringify(h.json));
     assert.equal(h.json.status, 'unavailable');
+    assert.ok(h.json.backlog.records > 0, `the log keeps what the store refused: ${JSON.stringify(h.json)}`);
     assert.match(h.json.reason, /^store full: store is full \(map size 1 MiB\)/);
     assert.ok(h.json.reason.endsWith(JSON.parse(refused.text).error), `the reason a delivery got: ${refused.text}`);
     assert.ok(h.retryAfter, 'Retry-After');
@@ -130,20 +134,30 @@ test('/healthz answers 503 with the reason while the store is full, 200 once a c
     // still full on a second look: nothing has been committed since
     assert.equal((await healthz(s)).status, 503);
 
-    // a small delivery fits in what is left (and retention soon prunes the old
-    // history, if not): the first one stored again turns /healthz back to 200
+    // retention prunes the old history, the apply's retry then commits what the
+    // log kept: /healthz and the deliveries turn back to 200 together
     let stored = false;
     for (let i = 0; i < 100 && !stored; i++) {
       await new Promise((ok) => setTimeout(ok, 200));
       const r = await post(s.port, agent, `msg_health_after_${i}`,
         envelope('session.created', session(`sess_health_after_${i}`, 'user_health_after', Date.now())));
-      if (r.status === 200) stored = true;
-      else assert.equal((await healthz(s)).status, 503, 'unhealthy while deliveries get 503');
+      if (r.status === 200) {
+        stored = true;
+      } else if ((await healthz(s)).status !== 503) {
+        // the apply's retry (every second) committed between the two: then the
+        // next delivery must be accepted, as /healthz says
+        const next = await post(s.port, agent, `msg_health_next_${i}`,
+          envelope('session.created', session(`sess_health_next_${i}`, 'user_health_after', Date.now())));
+        assert.equal(next.status, 200, `/healthz said ok, a delivery got ${next.status}: ${next.text}`);
+        stored = true;
+      }
     }
     assert.ok(stored, `a delivery was stored again after pruning\n${s.log}`);
+    await untilApplied(s.base);
     const after = await healthz(s);
     assert.equal(after.status, 200, JSON.stringify(after.json));
-    assert.deepEqual(after.json, { status: 'ok' });
+    assert.equal(after.json.status, 'ok');
+    assert.equal(after.json.backlog.records, 0, 'what the log kept while full is applied');
     agent.destroy();
   } finally {
     await stopServer(s);
@@ -175,14 +189,74 @@ test('/healthz answers 503 "shutting down" once SIGTERM is received', async () =
     sock.destroy();
     const r = parseResponse(data);
     assert.equal(r.status, 503, data);
-    assert.deepEqual(JSON.parse(r.body), { status: 'unavailable', reason: 'shutting down' });
+    const b = JSON.parse(r.body);
+    assert.deepEqual([b.status, b.reason], ['unavailable', 'shutting down']);
     assert.ok(r.headers['retry-after'], 'Retry-After');
   } finally {
     await stopServer(s);
   }
 });
 
-// ---- (3) ambiguous body framing ----
+// ---- (3) backpressure: the backlog waiting to be applied ----
+
+// tests/hold-writer holds the store's LMDB writer lock from another process:
+// veille's apply waits on it, the log keeps accepting, the backlog grows.
+const HOLD_WRITER = join(dirname(BIN), 'tests', 'hold-writer');
+
+test('past --max-backlog, 503 "server busy" with Retry-After and the backlog in /healthz; everything accepted is applied', { timeout: 120000 }, async () => {
+  const s = await startServer(['--max-backlog', '1M']);
+  const holder = spawn(HOLD_WRITER, [s.dataDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    await new Promise((ok, fail) => {
+      holder.stdout.on('data', (d) => { if (String(d).includes('held')) ok(); });
+      holder.once('exit', (code) => fail(new Error(`hold-writer exited with ${code}`)));
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+    const at = Date.now() - 3600000;
+    const accepted = [];
+    let busy = null;
+    // about 370 bytes of log per sign-in: 1 MiB is some 2,800 of them
+    for (let i = 0; i < 20000 && busy === null; i += 256) {
+      const answers = await Promise.all(Array.from({ length: 256 }, async (_, k) => {
+        const n = i + k;
+        const r = await post(s.port, agent, `msg_busy_${n}`,
+          envelope('session.created', session(`sess_busy_${n}`, 'user_busy', at + n)));
+        return { n, ...r };
+      }));
+      for (const r of answers) {
+        if (r.status === 200) accepted.push(`sess_busy_${r.n}`);
+        else if (r.status === 503) busy = busy ?? r;
+        else assert.fail(`delivery ${r.n}: ${r.status} ${r.text}`);
+      }
+    }
+    agent.destroy();
+    assert.ok(busy, 'the backlog passed --max-backlog');
+    assert.ok(accepted.length > 2000, `accepted until the bound: ${accepted.length}`);
+    assert.match(JSON.parse(busy.text).error,
+      /^server busy: \d+ bytes \(\d+ deliveries\) wait to be applied, past --max-backlog 1048576$/);
+    const h = await healthz(s);
+    assert.equal(h.status, 503, JSON.stringify(h.json));
+    assert.match(h.json.reason, /^server busy: .* past --max-backlog 1048576$/);
+    assert.ok(h.retryAfter, 'Retry-After');
+    assert.equal(h.json.backlog.records, accepted.length, JSON.stringify(h.json));
+    assert.ok(h.json.backlog.bytes > 1048576, JSON.stringify(h.json));
+    // the writer lock released: the apply catches up, and veille accepts again
+    holder.stdin.end();
+    await untilApplied(s.base, 30000);
+    assert.equal((await healthz(s)).status, 200);
+    await stopServer(s, { keep: true });
+    const r = spawnSync(BIN, ['history', 'user_busy', '--limit', '100000', '--json', '--data', s.dataDir],
+      { encoding: 'utf8', maxBuffer: 256 << 20 });
+    assert.equal(r.status, 0, r.stderr);
+    const stored = new Set(r.stdout.trim().split('\n').map((l) => JSON.parse(l).session_id));
+    assert.deepEqual(accepted.filter((sid) => !stored.has(sid)), [], 'accepted but not applied');
+  } finally {
+    holder.stdin.end();
+    await stopServer(s);
+  }
+});
+
+// ---- (4) ambiguous body framing ----
 
 test('two Content-Length headers, or Content-Length with Transfer-Encoding: 400, connection closed, nothing stored', async () => {
   const s = await startServer();
@@ -216,7 +290,7 @@ test('two Content-Length headers, or Content-Length with Transfer-Encoding: 400,
       // not stored: the same delivery sent properly is new, not a duplicate
       const again = await post(s.port, agent, id, body);
       assert.equal(again.status, 200, again.text);
-      assert.deepEqual(JSON.parse(again.text), { status: 'stored' }, `${c.name}: was stored by the refused request`);
+      assert.deepEqual(JSON.parse(again.text), { status: 'accepted' }, `${c.name}: was stored by the refused request`);
     }
     // the control: one Content-Length, sent the same way, is taken
     const body = envelope('session.created', session('sess_smuggle_ok', 'user_smuggle', Date.now()));
@@ -224,7 +298,7 @@ test('two Content-Length headers, or Content-Length with Transfer-Encoding: 400,
       Object.entries(signedHeaders('msg_smuggle_ok', body)).map(([k, v]) => `${k}: ${v}\r\n`).join('');
     const ok = parseResponse((await raw(s.port, `${head}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)).data);
     assert.equal(ok.status, 200, ok.body);
-    assert.deepEqual(JSON.parse(ok.body), { status: 'stored' });
+    assert.deepEqual(JSON.parse(ok.body), { status: 'accepted' });
     assert.match(s.log, /msg="refused: ambiguous body framing"/);
   } finally {
     await stopServer(s);

@@ -40,3 +40,17 @@ export function untilListening(s) {
     s.proc.once('exit', (code) => { clearTimeout(timer); fail(new Error(`veille exited with ${code}:\n${s.log}`)); });
   });
 }
+
+// Resolves once every delivery `veille serve` at base has acknowledged is applied
+// to the store (its rules run, its alerts raised): "accepted" means durable in the
+// write-ahead log, and the apply follows within milliseconds. A delivery answered
+// 2xx is already counted in the log position, so a backlog of 0 covers it.
+export async function untilApplied(base, timeoutMs = 10000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await (await fetch(base + '/metrics')).text();
+    if (/^veille_backlog_records 0$/m.test(text)) return;
+    if (Date.now() > end) throw new Error('the backlog was not applied within ' + timeoutMs + ' ms');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

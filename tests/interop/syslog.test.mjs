@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { Webhook } from 'svix';
-import { envelope, session, untilListening } from './payloads.mjs';
+import { envelope, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -356,7 +356,9 @@ async function deliver(srv, body, id = newId()) {
     'svix-timestamp': String(Math.floor(when.getTime() / 1000)),
     'svix-signature': new Webhook(SECRET).sign(id, when, body) };
   const res = await fetch(srv.base + '/webhooks/clerk', { method: 'POST', headers, body, signal: AbortSignal.timeout(5000) });
-  return { id, status: res.status, text: await res.text() };
+  const text = await res.text();
+  if (res.status === 200) await untilApplied(srv.base); // alerts are raised at apply
+  return { id, status: res.status, text };
 }
 
 // n session.created for one user, 10 s of event time apart, the first 4 min ago.

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
-import { envelope as clerkEnvelope, session } from './payloads.mjs';
+import { envelope as clerkEnvelope, session, untilApplied } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const secret = (n) => 'whsec_' + randomBytes(32).toString('base64');
@@ -50,6 +50,7 @@ async function post(body, headers) {
   const text = await res.text();
   let json = null;
   try { json = JSON.parse(text); } catch { /* asserted by callers */ }
+  if (res.status === 200) await untilApplied(base); // the CLI reads the store next
   return { status: res.status, json, text };
 }
 
@@ -82,13 +83,13 @@ after(() => {
 test('healthz answers 200 when the store is writable', async () => {
   const r = await fetch(base + '/healthz');
   assert.equal(r.status, 200);
-  assert.deepEqual(await r.json(), { status: 'ok' });
+  assert.deepEqual(await r.json(), { status: 'ok', backlog: { records: 0, bytes: 0, oldest_seconds: 0 } });
 });
 
 test('a valid delivery is stored and readable with the CLI', async () => {
   const r = await deliver(envelope('session.created', session('sess_valid', 'user_ada', nowMs - 5000)));
   assert.equal(r.status, 200, r.text);
-  assert.deepEqual(r.json, { status: 'stored' });
+  assert.deepEqual(r.json, { status: 'accepted' });
   const events = cliJson('history', 'user_ada');
   const e = events.find((x) => x.session_id === 'sess_valid');
   assert.ok(e, 'history shows the session');
@@ -256,11 +257,15 @@ test('the CLI says so for an unknown user and a missing store', () => {
 
 test('metrics count deliveries, signature failures and duplicates', async () => {
   const text = await (await fetch(base + '/metrics')).text();
-  assert.match(text, /veille_deliveries_total\{type="session.created",outcome="stored"\} [1-9]/);
+  assert.match(text, /veille_deliveries_total\{type="session.created",outcome="accepted"\} [1-9]/);
   assert.match(text, /veille_signature_failures_total\{reason="too_old"\} 1/);
   assert.match(text, /veille_signature_failures_total\{reason="too_new"\} 1/);
   assert.match(text, /veille_duplicates_total 1/);
   assert.match(text, /veille_commit_batch_size_count [1-9]/);
+  // the apply: every accepted delivery applied, the stale update too, and its lag measured
+  assert.match(text, /veille_backlog_records 0\n/);
+  assert.match(text, /veille_applied_total\{outcome="stale"\} [1-9]/);
+  assert.match(text, /veille_apply_lag_seconds_count [1-9]/);
 });
 
 test('stats and users list what was stored', () => {

@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook as SvixWebhook } from 'svix';
 import { Webhook } from 'standardwebhooks';
-import { RAPID, envelope, session, untilListening } from './payloads.mjs';
+import { RAPID, envelope, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -242,6 +242,7 @@ async function deliver(s, body, id = newId()) {
   }
   let json = null;
   try { json = JSON.parse(text); } catch { /* asserted by callers */ }
+  if (res.status === 200) await untilApplied(s.base); // alerts are raised at apply
   return { id, status: res.status, json, text };
 }
 
@@ -252,7 +253,7 @@ async function burst(s, userId, n, ip = '198.51.100.7') {
   for (let i = 1; i <= n; i++) {
     const r = await deliver(s, envelope('session.created', session(`sess_${userId}_${i}`, userId, t0 + (i - 1) * 10000, ip)));
     assert.equal(r.status, 200, `delivery ${i} for ${userId}: ${r.text}\n${s.log}`);
-    assert.deepEqual(r.json, { status: 'stored' });
+    assert.deepEqual(r.json, { status: 'accepted' });
     sent.push(r.id);
   }
   return sent;
@@ -424,7 +425,7 @@ test('an alert is POSTed once, signed (standardwebhooks verifies), webhook-id = 
     // a 7th sign-in folds into the open alert: stored suppressed 1, the sink still saw 0
     const seventh = await deliver(s, envelope('session.created',
       session('sess_user_wh_ok_7', 'user_wh_ok', Date.now() - 170000, '198.51.100.7')));
-    assert.deepEqual(seventh.json, { status: 'stored' }, seventh.text);
+    assert.deepEqual(seventh.json, { status: 'accepted' }, seventh.text);
     const [now] = await cliJson(s.dataDir, 'alerts', '--user', 'user_wh_ok');
     assert.equal(now.id, alert.id);
     assert.equal(now.suppressed, 1, 'the 7th sign-in is counted on the stored alert');
@@ -562,7 +563,7 @@ test('a receiver that does not answer does not slow down ingestion', { timeout: 
       const d = await deliver(s, envelope('session.created', session(`sess_${tag}_${i}`, `user_${tag}_${i}`, at, '198.51.100.20')));
       ms.push(performance.now() - t);
       assert.equal(d.status, 200, `${tag} delivery ${i}: ${d.text}`);
-      assert.deepEqual(d.json, { status: 'stored' });
+      assert.deepEqual(d.json, { status: 'accepted' });
     }
     return ms;
   }
