@@ -121,6 +121,7 @@ static void reload_rules(struct server *srv)
         return;
     }
     engine_set_ipintel(e, srv->opt->ipdb);
+    engine_set_risk(e, srv->opt->risk_history_ms, srv->opt->risk_min_history);
     commit_set_engine(&srv->commits, e);
     srv->metrics.rules_reloads++;
     log_line(LOG_INFO, "msg=\"rules reloaded\" rules=%s count=%zu", qp, n);
@@ -601,6 +602,8 @@ void http_options_defaults(http_options *o)
     snprintf(o->rules_path, sizeof o->rules_path, "rules/default.rules");
     o->max_body = 1024 * 1024;
     o->retention_ms = (int64_t)90 * 86400 * 1000;
+    o->risk_history_ms = ENGINE_RISK_HISTORY_DEFAULT_MS;
+    o->risk_min_history = ENGINE_RISK_MIN_HISTORY_DEFAULT;
     o->delivery_keep_ms = (int64_t)72 * 3600 * 1000;
     o->map_size = STORE_DEFAULT_MAP_SIZE;
     o->map_resident = (size_t)24 << 20;
@@ -641,8 +644,10 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         free(srv);
         return -1;
     }
-    if (srv->commits.engine != NULL)
+    if (srv->commits.engine != NULL) {
         engine_set_ipintel(srv->commits.engine, o->ipdb);
+        engine_set_risk(srv->commits.engine, o->risk_history_ms, o->risk_min_history);
+    }
 
     /* sinks first: a bad one must not leave a new, empty store behind */
     if (alert_sinks_open(o->alerts, o->alert_count, &srv->commits.sinks, err, errlen) < 0)

@@ -42,6 +42,9 @@ static const field user_fields[] = {
     I64("da", event_user, deleted_at),
     BOOL("p", event_user, placeholder),
     STR("iid", event_user, instance_id),
+    I64("lx", event_user, lockout_expires_in_s),
+    BOOL("wb", event_user, was_banned),
+    BOOL("wl", event_user, was_locked),
 };
 
 static const field history_fields[] = {
