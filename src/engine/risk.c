@@ -87,7 +87,8 @@ int engine_risk(eval_ctx *c, value *v)
     uint64_t n_user = 0;
     for (size_t i = 0; i < ENGINE_RISK_LEVELS; i++) {
         store_risk_user u;
-        int rc = store_txn_risk_user(c->t, user, levels[i].tag, vals[i], since, c->at, &u, c->err, c->errlen);
+        int rc = store_txn_risk_user(c->t, user, levels[i].tag, vals[i], since, c->at, true, &u, c->err,
+                                     c->errlen);
         if (rc < 0)
             return rc;
         if (u.bounded)

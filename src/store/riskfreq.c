@@ -153,7 +153,7 @@ int store_txn_risk_record(store_txn *t, const char *user, char level, const char
 }
 
 int store_txn_risk_user(store_txn *t, const char *user, char level, const char *value, int64_t since_ms,
-                        int64_t until_ms, store_risk_user *out, char *err, size_t errlen)
+                        int64_t until_ms, bool forget_older, store_risk_user *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     int rc = risk_db(t, err, errlen);
@@ -191,6 +191,16 @@ int store_txn_risk_user(store_txn *t, const char *user, char level, const char *
             continue; /* not an entry we wrote */
         size_t n = (size_t)(nul - (kp + pn));
         uint64_t at = util_get_be64(nul + 1);
+        if (at < since && forget_older) {
+            /* older than any later read's window too (since only grows with
+             * the event time it is read at): drop it. After a delete the cursor
+             * is on the next entry, which MDB_NEXT then returns. */
+            rc = mdb_cursor_del(cur, 0);
+            if (rc != 0)
+                break;
+            out->forgotten++;
+            continue;
+        }
         if (at < since || at > until)
             continue;
         out->n++;

@@ -265,6 +265,7 @@ typedef struct {
     uint64_t distinct; /* distinct values among them */
     uint64_t count;    /* of which equal the value asked for */
     bool bounded;      /* the read stopped at STORE_RISK_USER_VISIT_MAX */
+    uint64_t forgotten; /* entries older than since_ms deleted (forget_older) */
 } store_risk_user;
 
 /* The level's table and value's count; *in_table false: the value is not in
@@ -276,9 +277,12 @@ int store_txn_risk_global(store_txn *t, char level, const char *value, uint64_t 
  * no-op. An empty value is not recorded. */
 int store_txn_risk_record(store_txn *t, const char *user, char level, const char *value, int64_t at_ms,
                           const char *delivery_id, char *err, size_t errlen);
-/* The user's entries of the level with since_ms <= at <= until_ms. */
+/* The user's entries of the level with since_ms <= at <= until_ms.
+ * forget_older: delete the entries older than since_ms on the way, which
+ * keeps a user's entries to its --risk-history (the history's retention does
+ * not reach this database). */
 int store_txn_risk_user(store_txn *t, const char *user, char level, const char *value, int64_t since_ms,
-                        int64_t until_ms, store_risk_user *out, char *err, size_t errlen);
+                        int64_t until_ms, bool forget_older, store_risk_user *out, char *err, size_t errlen);
 
 /* ---- alerts ----
  * alerts      be64(at_ms) alert_id   -> msgpack alert (queryable by time)

@@ -796,6 +796,14 @@ static void test_risk_history(void)
           !isnan(risk_of(&f, "u_old", "203.0.113.8", "FR", UA_FIREFOX, T0 + 29 * DAY, NULL)));
     CHECK("risk history: missing once the earlier sign-ins are older than it",
           isnan(risk_of(&f, "u_old", "203.0.113.8", "FR", UA_FIREFOX, T0 + 31 * DAY, NULL)));
+    /* and those were deleted by that read: only the two later ones are left */
+    char err[UTIL_ERRLEN];
+    store_txn *t = NULL;
+    store_risk_user u = {0};
+    bool ok = store_txn_begin(f.st, &t, err, sizeof err) == 0 &&
+              store_txn_risk_user(t, "u_old", 'i', "203.0.113.8", 0, T0 + 40 * DAY, false, &u, err, sizeof err) == 0;
+    store_txn_abort(t);
+    CHECK("risk history: entries older than it are forgotten", ok && u.n == 2 && u.count == 2);
     teardown(&f);
 }
 
@@ -823,7 +831,7 @@ static void test_risk_table_bound(void)
     ok = store_txn_risk_global(t, 'i', "198.18.0.1", &count, &in_table, &tab, err, sizeof err) == 0;
     CHECK("risk table: an early value is", ok && in_table && count == 1);
     store_risk_user u;
-    ok = store_txn_risk_user(t, "u_bot", 'i', "198.18.0.1", 0, T0 + 20000, &u, err, sizeof err) == 0;
+    ok = store_txn_risk_user(t, "u_bot", 'i', "198.18.0.1", 0, T0 + 20000, false, &u, err, sizeof err) == 0;
     CHECK("risk table: a user read is bounded", ok && u.bounded && u.n == STORE_RISK_USER_VISIT_MAX && u.count == 1);
     store_txn_abort(t);
     teardown(&f);
