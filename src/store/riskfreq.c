@@ -152,6 +152,30 @@ int store_txn_risk_record(store_txn *t, const char *user, char level, const char
     return put_u64s(t, hk, sizeof hk, h, 3, err, errlen);
 }
 
+/* A read cut by the visit bound has seen the values sorting first only: count
+ * the asked value's own entries with a seek (bounded too), and take n as at
+ * least that. */
+static int count_value(MDB_cursor *cur, unsigned char *prefix, size_t pn, const char *kv, size_t vlen,
+                       uint64_t since, uint64_t until, store_risk_user *out)
+{
+    memcpy(prefix + pn, kv, vlen);
+    prefix[pn + vlen] = 0x00;
+    size_t n = pn + vlen + 1, visited = 0;
+    MDB_val k = mval(prefix, n), v;
+    out->count = 0;
+    int rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && visited++ < STORE_RISK_USER_VISIT_MAX;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < n + 8 || memcmp(k.mv_data, prefix, n) != 0)
+            break;
+        uint64_t at = util_get_be64((const unsigned char *)k.mv_data + n);
+        out->count += at >= since && at <= until;
+    }
+    if (out->n < out->count)
+        out->n = out->count;
+    return rc;
+}
+
 int store_txn_risk_user(store_txn *t, const char *user, char level, const char *value, int64_t since_ms,
                         int64_t until_ms, bool forget_older, store_risk_user *out, char *err, size_t errlen)
 {
@@ -213,6 +237,8 @@ int store_txn_risk_user(store_txn *t, const char *user, char level, const char *
         if (n == vlen && memcmp(kp + pn, kv, n) == 0)
             out->count++;
     }
+    if (out->bounded && (rc == 0 || rc == MDB_NOTFOUND))
+        rc = count_value(cur, prefix, pn, kv, vlen, since, until, out);
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store_fail(t->s, rc, "reading the risk frequencies", err, errlen);

@@ -252,7 +252,7 @@ int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_val
  * entry per sign-in and level, read by value like the values index. */
 #define STORE_RISK_TOPK 4096
 #define STORE_RISK_VALUE_MAX 120          /* longer values are keyed by a digest */
-#define STORE_RISK_USER_VISIT_MAX 2048    /* entries one user read visits at most */
+#define STORE_RISK_USER_VISIT_MAX 512     /* entries one user read visits at most (per level) */
 
 typedef struct {
     uint64_t total;    /* values counted, in the table or not */

@@ -833,6 +833,9 @@ static void test_risk_table_bound(void)
     store_risk_user u;
     ok = store_txn_risk_user(t, "u_bot", 'i', "198.18.0.1", 0, T0 + 20000, false, &u, err, sizeof err) == 0;
     CHECK("risk table: a user read is bounded", ok && u.bounded && u.n == STORE_RISK_USER_VISIT_MAX && u.count == 1);
+    /* past the bound in value order, a value's own entries are still counted */
+    ok = store_txn_risk_user(t, "u_bot", 'i', "198.18.9.99", 0, T0 + 20000, false, &u, err, sizeof err) == 0;
+    CHECK("risk table: a bounded read still counts the value asked for", ok && u.bounded && u.count == 1);
     store_txn_abort(t);
     teardown(&f);
 }
