@@ -26,7 +26,8 @@
 #define REPLAY_TXN_EVENTS 512 /* events per write transaction */
 
 static const char replay_usage[] =
-    "usage: veille replay [--rules FILE|none] [--data DIR] [--ip-db FILE|none] [--explain] EVENTS.ndjson|-\n"
+    "usage: veille replay [--rules FILE|none] [--data DIR] [--ip-db FILE|none] [--risk-history DUR]\n"
+    "                     [--risk-min-history N] [--explain] EVENTS.ndjson|-\n"
     "One Clerk event envelope per line (as delivered, no signature), processed in order.\n"
     "Alerts on stdout (JSON lines); a per-rule summary on stderr. Without --data the\n"
     "events go to a temporary store, removed at the end. Without --rules, the installed\n"
@@ -87,6 +88,8 @@ int cli_replay(int argc, char **argv)
         return 0;
     const char *rules_given = NULL, *data = NULL, *input = NULL, *ip_db = NULL, *v;
     bool explain = false;
+    int64_t risk_history_ms = ENGINE_RISK_HISTORY_DEFAULT_MS;
+    int64_t risk_min_history = ENGINE_RISK_MIN_HISTORY_DEFAULT;
     for (int i = 0; i < argc; i++) {
         int m;
         if ((m = cli_flag_value(argc, argv, &i, "--rules", &v)) != 0) {
@@ -101,6 +104,21 @@ int cli_replay(int argc, char **argv)
             if (m < 0)
                 return EXIT_USAGE;
             ip_db = v;
+        } else if ((m = cli_flag_value(argc, argv, &i, "--risk-history", &v)) != 0) {
+            char why[UTIL_ERRLEN];
+            if (m < 0)
+                return EXIT_USAGE;
+            if (util_parse_duration(v, &risk_history_ms, why, sizeof why) < 0 || risk_history_ms <= 0) {
+                fprintf(stderr, "veille replay: --risk-history: '%s' is not a positive duration (e.g. 180d)\n", v);
+                return EXIT_USAGE;
+            }
+        } else if ((m = cli_flag_value(argc, argv, &i, "--risk-min-history", &v)) != 0) {
+            if (m < 0)
+                return EXIT_USAGE;
+            if (util_parse_i64(v, &risk_min_history, NULL, 0) < 0 || risk_min_history < 1) {
+                fprintf(stderr, "veille replay: --risk-min-history: '%s' is not a positive whole number\n", v);
+                return EXIT_USAGE;
+            }
         } else if (strcmp(argv[i], "--explain") == 0) {
             explain = true;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -150,6 +168,7 @@ int cli_replay(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     engine_set_ipintel(eng, ipdb);
+    engine_set_risk(eng, risk_history_ms, (uint64_t)risk_min_history);
     FILE *in = strcmp(input, "-") == 0 ? stdin : fopen(input, "r");
     if (in == NULL) {
         fprintf(stderr, "veille replay: cannot open %s: %s\n", input, strerror(errno));

@@ -30,7 +30,20 @@ struct engine {
     ipintel *ipdb;        /* borrowed; NULL: no location database */
     bool *rule_reads_country; /* per rule: its condition reads the event's country */
     bool needs_ipinfo;        /* some rule reads the country or an ip field: look the IP up */
+    bool uses_risk;           /* some rule calls risk(): count every sign-in's values (risk.c) */
 };
+
+static bool expr_calls_risk(const rules_expr *e)
+{
+    if (e == NULL)
+        return false;
+    if (e->kind == RULES_E_CALL && e->func == RULES_FN_RISK)
+        return true;
+    for (size_t i = 0; i < e->nargs; i++)
+        if (expr_calls_risk(e->args[i]))
+            return true;
+    return false;
+}
 
 /* True when e reads a field of the user agent's parse (ua.*, or `device` in a
  * window function). */
@@ -103,10 +116,15 @@ int engine_new(rules_set *rules, engine **out, char *err, size_t errlen)
         const rules_expr *when = rules_rule_at(rules, i)->when;
         e->rule_reads_country[i] = reads_country(when, false);
         e->needs_ipinfo |= reads_country(when, true);
+        e->uses_risk |= expr_calls_risk(when);
     }
+    /* risk() reads the ASN and the parsed user agent */
+    e->needs_ipinfo |= e->uses_risk;
+    e->ctx->risk_history_ms = ENGINE_RISK_HISTORY_DEFAULT_MS;
+    e->ctx->risk_min_history = ENGINE_RISK_MIN_HISTORY_DEFAULT;
     if (engine_scratch_init(e->ctx) < 0)
         goto oom;
-    bool devices = false;
+    bool devices = e->uses_risk;
     for (size_t i = 0; i < e->n_rules && !devices; i++)
         devices = expr_reads_devices(rules_rule_at(rules, i)->when);
     /* 40-100 ms for 1,162 regexes: paid only by rule sets that read devices */
@@ -114,7 +132,7 @@ int engine_new(rules_set *rules, engine **out, char *err, size_t errlen)
         char why[UTIL_ERRLEN];
         snprintf(why, sizeof why, "%s", err);
         engine_free(e);
-        return util_err(err, errlen, "rules read devices (ua.* or device): %s", why);
+        return util_err(err, errlen, "rules read devices (ua.*, device or risk()): %s", why);
     }
     e->ctx->ua = e->ua;
     for (int t = 0; t < EVENT_TYPE_COUNT; t++) {
@@ -148,6 +166,12 @@ void engine_free(engine *e)
     free(e->rule_reads_country);
     rules_free(e->rules);
     free(e);
+}
+
+void engine_set_risk(engine *e, int64_t history_ms, uint64_t min_history)
+{
+    e->ctx->risk_history_ms = history_ms;
+    e->ctx->risk_min_history = min_history;
 }
 
 const rules_set *engine_rules(const engine *e) { return e->rules; }
@@ -318,6 +342,11 @@ static int call_cached(eval_ctx *c, const rules_expr *call, size_t cap, value *v
         value key = {.k = V_STR, .str = c->device_key};
         add_evidence(c, "device_key", NULL, &key, NULL);
     }
+    /* risk() = 41.2 does not say why: each feature's value, p, p|u, factor */
+    for (size_t i = 0; call->func == RULES_FN_RISK && v->k != V_NULL && i < c->n_risk_why; i++) {
+        value why = {.k = V_STR, .str = c->risk_why[i].text};
+        add_evidence(c, c->risk_why[i].name, NULL, &why, NULL);
+    }
     return 0;
 }
 
@@ -326,7 +355,7 @@ static int eval(eval_ctx *c, const rules_expr *e, size_t cap, value *v);
 static bool is_count_call(const rules_expr *e)
 {
     return e->kind == RULES_E_CALL && e->type == RULES_T_NUMBER && e->func != RULES_FN_TRAVEL_KM &&
-           e->func != RULES_FN_TRAVEL_KMH;
+           e->func != RULES_FN_TRAVEL_KMH && e->func != RULES_FN_RISK;
 }
 
 /* The cap a comparison of a count with the literal n needs: the smallest count
@@ -497,6 +526,26 @@ static int eval_field_value(eval_ctx *c, rules_field f, value *v)
         char *end = NULL;
         double x = m[0] >= '0' && m[0] <= '9' ? strtod(m, &end) : 0;
         *v = end != NULL && *end == '\0' ? (value){.k = V_NUM, .num = x} : (value){.k = V_NULL};
+        return 0;
+    }
+    case RULES_F_USER_LOCKED:
+    case RULES_F_USER_WAS_LOCKED:
+    case RULES_F_USER_WAS_BANNED: {
+        int rc = load_user(c);
+        if (rc < 0)
+            return rc;
+        /* The record keeps the state before the update last applied to it
+         * (store.c). That is this event's "before" only when this event is
+         * that update; otherwise (a session event, a stale update) the event
+         * changed nothing and before = now, so `locked and not was_locked`
+         * fires once per lockout. */
+        const event_user *u = &c->user;
+        bool this_update = (c->ev->type == EVENT_USER_CREATED || c->ev->type == EVENT_USER_UPDATED) &&
+                           c->user_found && u->updated_at == c->ev->user.updated_at;
+        bool b = f == RULES_F_USER_LOCKED       ? u->locked
+                 : f == RULES_F_USER_WAS_LOCKED ? (this_update ? u->was_locked : u->locked)
+                                                : (this_update ? u->was_banned : u->banned);
+        *v = (value){.k = V_BOOL, .b = c->user_found && b};
         return 0;
     }
     case RULES_F_USER_DELETED:
@@ -788,5 +837,8 @@ int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms
     if (rc == 0 && ev->type == EVENT_SESSION_CREATED && c->device_key[0] != '\0' && user[0] != '\0')
         rc = store_txn_value_put(t, STORE_KEY_USER, user, STORE_VALUE_DEVICE, c->device_key, c->at,
                                  ev->delivery_id, err, errlen);
+    /* and, for risk(), its values, after the rules: the score judges the past */
+    if (rc == 0 && e->uses_risk)
+        rc = engine_risk_record(c);
     return rc;
 }

@@ -86,6 +86,11 @@ void engine_free(engine *e); /* NULL is a no-op */
  * the engine, and is used from the evaluating thread only (its cache). */
 void engine_set_ipintel(engine *e, ipintel *db);
 const rules_set *engine_rules(const engine *e);
+/* risk(): the user history it reads (--risk-history, ms) and the sign-ins a
+ * user needs in it before it has a value (--risk-min-history). */
+#define ENGINE_RISK_HISTORY_DEFAULT_MS (180LL * 86400000)
+#define ENGINE_RISK_MIN_HISTORY_DEFAULT 5
+void engine_set_risk(engine *e, int64_t history_ms, uint64_t min_history);
 
 /* Run the rules on ev, which t has just stored (store_apply_event). now_ms is
  * the wall clock recorded as the alerts' raise time. A negative return is a

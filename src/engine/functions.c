@@ -522,6 +522,9 @@ int engine_call(eval_ctx *c, const rules_expr *call, size_t cap, value *v, char 
             snprintf(prev_where, 160, "%s", s.prev_where);
         break;
     }
+    case RULES_FN_RISK:
+        rc = engine_risk(c, v);
+        break;
     case RULES_FN_COUNT_:
         return util_err(c->err, c->errlen, "rules: unknown function");
     }

@@ -45,6 +45,13 @@ typedef struct {
     char str[160];   /* travel: where the previous sign-in was */
 } cache_entry;
 
+/* risk(): one feature's contribution, for the evidence (risk.c) */
+#define ENGINE_RISK_LEVELS 7
+typedef struct {
+    char name[32];
+    char text[160];
+} engine_risk_why;
+
 typedef struct {
     store_txn *t;
     const event_t *ev;
@@ -77,6 +84,11 @@ typedef struct {
     char entry_device_key[DEVICE_KEY_MAX];
     /* scratch sets of the window functions, reused: cleared by generation */
     struct hset *set_a, *set_b;
+    /* risk(): its settings (engine_set_risk) and the last score's contributions */
+    int64_t risk_history_ms;
+    uint64_t risk_min_history;
+    engine_risk_why risk_why[2];
+    size_t n_risk_why;
     char *err;
     size_t errlen;
 } eval_ctx;
@@ -97,5 +109,11 @@ const char *engine_event_field(const eval_ctx *c, rules_field f);
  * whether a count reaches cap. *v is V_NULL when the value does not exist.
  * prev_where (may be NULL, >= 160 bytes) receives travel's previous location. */
 int engine_call(eval_ctx *c, const rules_expr *call, size_t cap, value *v, char *prev_where);
+
+/* risk() of the event for its user (risk.c): V_NULL below the minimum
+ * history; fills c->risk_why. */
+int engine_risk(eval_ctx *c, value *v);
+/* After the rules: count a sign-in's values for later risk() reads. */
+int engine_risk_record(eval_ctx *c);
 
 #endif

@@ -50,6 +50,11 @@ typedef struct {
     int64_t last_sign_in_at;
     bool banned;
     bool locked;
+    int64_t lockout_expires_in_s; /* Clerk's lockout_expires_in_seconds; 0 none or unknown */
+    /* banned and locked before the update last applied (store_apply_event),
+     * for user.was_locked / user.was_banned */
+    bool was_banned;
+    bool was_locked;
     bool deleted;
     int64_t deleted_at;
     bool placeholder; /* created from a session before user.created arrived */

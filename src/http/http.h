@@ -41,6 +41,8 @@ typedef struct {
     ingest_secret alert_secret;    /* VEILLE_ALERT_WEBHOOK_SECRET, signs webhook sinks */
     size_t max_body;               /* bytes; larger bodies get 413 */
     int64_t retention_ms;          /* history older than this is pruned */
+    int64_t risk_history_ms;       /* --risk-history: the user history risk() reads */
+    uint64_t risk_min_history;     /* --risk-min-history: sign-ins before risk() has a value */
     int64_t delivery_keep_ms;      /* idempotency records kept at least this long */
     size_t map_size;               /* LMDB map size */
     bool init_store;               /* --init: a zero-length data.mdb starts a new store (else refused) */

@@ -137,6 +137,7 @@ static void reload_rules(struct server *srv)
         return;
     }
     engine_set_ipintel(e, srv->opt->ipdb);
+    engine_set_risk(e, srv->opt->risk_history_ms, srv->opt->risk_min_history);
     pipeline_queue_set_engine(srv->commits, e);
     srv->metrics.rules_reloads++;
     log_line(LOG_INFO, "msg=\"rules reloaded\" rules=%s count=%zu", qp, n);
@@ -625,6 +626,8 @@ void http_options_defaults(http_options *o)
     snprintf(o->rules_path, sizeof o->rules_path, "rules/default.rules");
     o->max_body = 1024 * 1024;
     o->retention_ms = (int64_t)90 * 86400 * 1000;
+    o->risk_history_ms = ENGINE_RISK_HISTORY_DEFAULT_MS;
+    o->risk_min_history = ENGINE_RISK_MIN_HISTORY_DEFAULT;
     o->delivery_keep_ms = (int64_t)72 * 3600 * 1000;
     o->map_size = STORE_DEFAULT_MAP_SIZE;
     o->max_backlog = PIPELINE_DEFAULT_MAX_BACKLOG;
@@ -667,8 +670,10 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         free(srv);
         return -1;
     }
-    if (eng != NULL)
+    if (eng != NULL) {
         engine_set_ipintel(eng, o->ipdb);
+        engine_set_risk(eng, o->risk_history_ms, o->risk_min_history);
+    }
 
     /* sinks first: a bad one must not leave a new, empty store behind */
     if (alert_sinks_open(o->alerts, o->alert_count, &srv->sinks, err, errlen) < 0)

@@ -196,7 +196,8 @@ static int decode_user(const errbuf *e, json_t *data, const char *path, event_us
         get_i64(e, data, path, "updated_at", &u->updated_at) < 0 ||
         get_i64(e, data, path, "last_sign_in_at", &u->last_sign_in_at) < 0 ||
         get_bool(e, data, path, "banned", &u->banned) < 0 ||
-        get_bool(e, data, path, "locked", &u->locked) < 0)
+        get_bool(e, data, path, "locked", &u->locked) < 0 ||
+        get_i64(e, data, path, "lockout_expires_in_seconds", &u->lockout_expires_in_s) < 0)
         return -1;
     return 0;
 }

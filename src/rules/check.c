@@ -19,6 +19,7 @@ static const char *const field_names[RULES_F_COUNT] = {
     "device", /* RULES_F_DEVICE_KEY: never found by name, see arg_field */
     "asn", "as_name", "ip.country", "ip.anonymous_proxy", "ip.satellite",
     "ip.anycast", "ip.drop", "ip.private",
+    "user.locked", "user.was_locked", "user.was_banned",
 };
 static const rules_type field_types[RULES_F_COUNT] = {
     RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING,
@@ -27,6 +28,7 @@ static const rules_type field_types[RULES_F_COUNT] = {
     RULES_T_STRING, RULES_T_NUMBER, RULES_T_STRING, RULES_T_NUMBER, RULES_T_STRING,
     RULES_T_STRING,
     RULES_T_NUMBER, RULES_T_STRING, RULES_T_STRING, RULES_T_BOOL, RULES_T_BOOL,
+    RULES_T_BOOL, RULES_T_BOOL, RULES_T_BOOL,
     RULES_T_BOOL, RULES_T_BOOL, RULES_T_BOOL,
 };
 /* Fields the engine looks up for the event being evaluated and that history
@@ -53,6 +55,7 @@ static const struct {
     {"active_sessions", 0, {0}, "()", RULES_T_NUMBER},
     {"travel_km", 0, {0}, "()", RULES_T_NUMBER},
     {"travel_kmh", 0, {0}, "()", RULES_T_NUMBER},
+    {"risk", 0, {0}, "()", RULES_T_NUMBER},
 };
 
 const char *rules_field_name(rules_field f) { return (unsigned)f < RULES_F_COUNT ? field_names[f] : "?"; }

@@ -72,6 +72,8 @@ typedef enum {
     /* from the location database (src/ipintel), looked up by the engine */
     RULES_F_ASN, RULES_F_AS_NAME, RULES_F_IP_COUNTRY, RULES_F_IP_ANONYMOUS_PROXY, RULES_F_IP_SATELLITE,
     RULES_F_IP_ANYCAST, RULES_F_IP_DROP, RULES_F_IP_PRIVATE,
+    /* Clerk's lockout and ban state: now, and before this event (engine.c) */
+    RULES_F_USER_LOCKED, RULES_F_USER_WAS_LOCKED, RULES_F_USER_WAS_BANNED,
     RULES_F_COUNT
 } rules_field;
 
@@ -84,6 +86,7 @@ typedef enum {
     RULES_FN_ACTIVE_SESSIONS, /* active_sessions() -> number */
     RULES_FN_TRAVEL_KM,       /* travel_km() -> number */
     RULES_FN_TRAVEL_KMH,      /* travel_kmh() -> number */
+    RULES_FN_RISK,            /* risk() -> number (src/engine/risk.c) */
     RULES_FN_COUNT_
 } rules_func;
 

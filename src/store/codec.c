@@ -42,6 +42,9 @@ static const field user_fields[] = {
     I64("da", event_user, deleted_at),
     BOOL("p", event_user, placeholder),
     STR("iid", event_user, instance_id),
+    I64("lx", event_user, lockout_expires_in_s),
+    BOOL("wb", event_user, was_banned),
+    BOOL("wl", event_user, was_locked),
 };
 
 static const field history_fields[] = {
@@ -87,6 +90,7 @@ static const field event_record_fields[] = {
     EV("u.ls", F_I64, ev.user.last_sign_in_at),
     EV("u.b", F_BOOL, ev.user.banned),
     EV("u.l", F_BOOL, ev.user.locked),
+    EV("u.lx", F_I64, ev.user.lockout_expires_in_s),
     EV("u.d", F_BOOL, ev.user.deleted),
     EV("u.da", F_I64, ev.user.deleted_at),
     EV("u.p", F_BOOL, ev.user.placeholder),

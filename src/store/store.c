@@ -216,6 +216,7 @@ static int open_dbs(store *s, char *err, size_t errlen)
         { "outbox", offsetof(store, outbox) },
         { "outbox_due", offsetof(store, outbox_due) },
         { "outbox_dead", offsetof(store, outbox_dead) },
+        { "riskfreq", offsetof(store, riskfreq) }, /* riskfreq.c; added within schema 2 as the outbox */
     };
     MDB_txn *txn = NULL;
     msgpack_sbuffer buf;
@@ -227,9 +228,14 @@ static int open_dbs(store *s, char *err, size_t errlen)
         goto fail;
     }
     s->has_outbox = true;
+    s->has_riskfreq = true;
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
         rc = mdb_dbi_open(txn, dbs[i].name, s->readonly ? 0 : MDB_CREATE, dbi);
+        if (rc == MDB_NOTFOUND && s->readonly && strcmp(dbs[i].name, "riskfreq") == 0) {
+            s->has_riskfreq = false; /* nothing reads it read-only */
+            continue;
+        }
         if (rc == MDB_NOTFOUND && s->readonly && strncmp(dbs[i].name, "outbox", 6) == 0) {
             s->has_outbox = false; /* the outbox reads as empty */
             continue;
@@ -815,6 +821,9 @@ static int apply_user_upsert(store_txn *t, const event_t *ev, store_outcome *out
     next.deleted = false;
     next.deleted_at = 0;
     next.placeholder = false;
+    /* the state before this update, for user.was_locked / was_banned */
+    next.was_locked = found && stored.locked;
+    next.was_banned = found && stored.banned;
     /* sign-ins seen through session events may be newer than this snapshot */
     if (found && stored.last_sign_in_at > next.last_sign_in_at)
         next.last_sign_in_at = stored.last_sign_in_at;

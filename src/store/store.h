@@ -274,6 +274,45 @@ int store_txn_value_put(store_txn *t, char kind, const char *key, store_value_fi
 int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
                              int64_t until_ms, size_t cap, size_t *count, bool *bounded, char *err, size_t errlen);
 
+/* ---- risk frequencies (riskfreq.c) ----
+ * What risk() counts: per feature level (a byte the engine names), a global
+ * table of value counts over every user's sign-ins, bounded to the first
+ * STORE_RISK_TOPK distinct values plus a count of the rest; and per user, an
+ * entry per sign-in and level, read by value like the values index. */
+#define STORE_RISK_TOPK 4096
+#define STORE_RISK_VALUE_MAX 120          /* longer values are keyed by a digest */
+#define STORE_RISK_USER_VISIT_MAX 512     /* entries one user read visits at most (per level) */
+
+typedef struct {
+    uint64_t total;    /* values counted, in the table or not */
+    uint64_t distinct; /* values in the table, <= STORE_RISK_TOPK */
+    uint64_t rest;     /* values counted outside the table (it was full) */
+} store_risk_table;
+
+typedef struct {
+    uint64_t n;        /* the user's entries of the level in the window */
+    uint64_t distinct; /* distinct values among them */
+    uint64_t count;    /* of which equal the value asked for */
+    bool bounded;      /* the read stopped at STORE_RISK_USER_VISIT_MAX */
+    uint64_t forgotten; /* entries older than since_ms deleted (forget_older) */
+} store_risk_user;
+
+/* The level's table and value's count; *in_table false: the value is not in
+ * the table (never seen, or counted in rest). */
+int store_txn_risk_global(store_txn *t, char level, const char *value, uint64_t *count, bool *in_table,
+                          store_risk_table *tab, char *err, size_t errlen);
+/* Count one sign-in's value of a level: the global table and the user's
+ * entry. Recording the same (user, level, value, at, delivery) again is a
+ * no-op. An empty value is not recorded. */
+int store_txn_risk_record(store_txn *t, const char *user, char level, const char *value, int64_t at_ms,
+                          const char *delivery_id, char *err, size_t errlen);
+/* The user's entries of the level with since_ms <= at <= until_ms.
+ * forget_older: delete the entries older than since_ms on the way, which
+ * keeps a user's entries to its --risk-history (the history's retention does
+ * not reach this database). */
+int store_txn_risk_user(store_txn *t, const char *user, char level, const char *value, int64_t since_ms,
+                        int64_t until_ms, bool forget_older, store_risk_user *out, char *err, size_t errlen);
+
 /* ---- alerts ----
  * alerts      be64(at_ms) alert_id   -> msgpack alert (queryable by time)
  * alert_open  rule 0x00 key          -> msgpack {at, id, suppressed, last}: the alert

@@ -86,6 +86,11 @@ static void test_user_updated(void)
     CHECK("user.updated last_sign_in_at null -> 0", ev.user.last_sign_in_at == 0);
     CHECK("user.updated banned", ev.user.banned);
     CHECK("user.updated locked", ev.user.locked);
+    CHECK("user.updated no lockout expiry", ev.user.lockout_expires_in_s == 0);
+    /* Clerk's lockout: locked with the seconds until it expires */
+    CHECK("user.updated locked decodes", decode_file("user_locked.json", &ev) == INGEST_OK);
+    CHECK("user.updated lockout_expires_in_seconds", ev.user.locked && ev.user.lockout_expires_in_s == 1800);
+    CHECK("user.updated the request's client_ip", strcmp(ev.client_ip, "203.0.113.9") == 0);
 }
 
 static void test_user_deleted(void)

@@ -728,6 +728,159 @@ static void test_prune_device(void)
     teardown(&f);
 }
 
+/* ---- risk() ---- */
+
+/* A sign-in of user from ip/country with user agent ua; its risk() from the
+ * alert of `rule r { ... when risk() >= 0 }`, NAN when missing (no alert). */
+static double risk_of(fixture *f, const char *user, const char *ip, const char *country, const char *ua, int64_t at,
+                      const store_alert **alert)
+{
+    ev_spec s = {EVENT_SESSION_CREATED, user, ip, country, NULL, NULL, at, 0};
+    event_t ev = make_event(f, &s);
+    snprintf(ev.user_agent, sizeof ev.user_agent, "%s", ua);
+    if (feed_event(f, ev) != 1)
+        return NAN;
+    const store_alert *a = &f->out.alerts[f->out.n - 1];
+    if (alert != NULL)
+        *alert = a;
+    const store_evidence *e = evidence(a, "risk()");
+    return e != NULL && e->kind == STORE_EVIDENCE_NUMBER ? e->num : NAN;
+}
+
+static void test_risk(void)
+{
+    fixture f;
+    CHECK("risk: setup", setup(&f, "rule r { severity info on session.created when risk() >= 0 }"));
+    /* 20 other users at home in DE with Firefox: what is common globally */
+    char user[32], ip[32];
+    for (int u = 0; u < 20; u++)
+        for (int k = 0; k < 6; k++) {
+            snprintf(user, sizeof user, "u_bg%d", u);
+            snprintf(ip, sizeof ip, "198.51.100.%d", u + 1);
+            risk_of(&f, user, ip, "DE", UA_FIREFOX, T0 + u * HOUR + k * DAY, NULL);
+        }
+    /* the user at home: FR, one IP, Chrome 120 */
+    bool missing = true;
+    for (int k = 0; k < 5; k++)
+        missing &= isnan(risk_of(&f, "u_home", "203.0.113.7", "FR", UA_CHROME("120.0.0.0"), T0 + k * DAY, NULL));
+    CHECK("risk: missing with fewer than 5 earlier sign-ins", missing);
+    const store_alert *a = NULL;
+    double home = risk_of(&f, "u_home", "203.0.113.7", "FR", UA_CHROME("120.0.0.0"), T0 + 5 * DAY, &a);
+    CHECK("risk: a value from the 6th sign-in (5 earlier)", !isnan(home));
+    CHECK("risk: low at home", home < 0.1);
+    const store_evidence *ip_why = a != NULL ? evidence(a, "risk.ip") : NULL;
+    const store_evidence *ua_why = a != NULL ? evidence(a, "risk.user_agent") : NULL;
+    CHECK("risk: the evidence has each feature's value, p, p|u and factor",
+          ip_why != NULL && ua_why != NULL && strstr(ip_why->str, "203.0.113.7 (FR): p ") != NULL &&
+              strstr(ip_why->str, "p|u ") != NULL && strstr(ip_why->str, "factor ") != NULL &&
+              strncmp(ua_why->str, "Chrome 120 (Windows 10)", 23) == 0);
+    double update = risk_of(&f, "u_home", "203.0.113.7", "FR", UA_CHROME("121.0.0.0"), T0 + 6 * DAY, NULL);
+    double attack = risk_of(&f, "u_home", "198.51.100.200", "DE", UA_FIREFOX, T0 + 7 * DAY, NULL);
+    printf("risk: home %.4g, browser update %.4g, new country + IP + browser %.4g\n", home, update, attack);
+    CHECK("risk: a browser update is in between", update > home && update < attack);
+    CHECK("risk: high from a new country, IP and browser", attack > 1);
+    CHECK("risk: another user's history does not count", isnan(risk_of(&f, "u_new", "203.0.113.7", "FR",
+                                                                        UA_CHROME("120.0.0.0"), T0 + 8 * DAY, NULL)));
+    teardown(&f);
+}
+
+/* --risk-history: sign-ins older than it are not the user's history. */
+static void test_risk_history(void)
+{
+    fixture f;
+    CHECK("risk history: setup", setup(&f, "rule r { severity info on session.created when risk() >= 0 }"));
+    engine_set_risk(f.eng, 30 * DAY, 5);
+    for (int k = 0; k < 5; k++)
+        risk_of(&f, "u_old", "203.0.113.8", "FR", UA_FIREFOX, T0 + k * HOUR, NULL);
+    CHECK("risk history: a value within the history",
+          !isnan(risk_of(&f, "u_old", "203.0.113.8", "FR", UA_FIREFOX, T0 + 29 * DAY, NULL)));
+    CHECK("risk history: missing once the earlier sign-ins are older than it",
+          isnan(risk_of(&f, "u_old", "203.0.113.8", "FR", UA_FIREFOX, T0 + 31 * DAY, NULL)));
+    /* and those were deleted by that read: only the two later ones are left */
+    char err[UTIL_ERRLEN];
+    store_txn *t = NULL;
+    store_risk_user u = {0};
+    bool ok = store_txn_begin(f.st, &t, err, sizeof err) == 0 &&
+              store_txn_risk_user(t, "u_old", 'i', "203.0.113.8", 0, T0 + 40 * DAY, false, &u, err, sizeof err) == 0;
+    store_txn_abort(t);
+    CHECK("risk history: entries older than it are forgotten", ok && u.n == 2 && u.count == 2);
+    teardown(&f);
+}
+
+/* The global table keeps STORE_RISK_TOPK values per level, the rest counted. */
+static void test_risk_table_bound(void)
+{
+    fixture f;
+    CHECK("risk table: setup", setup(&f, "rule r { severity info on session.created when risk() >= 0 }"));
+    char err[UTIL_ERRLEN], v[32], did[32];
+    store_txn *t = NULL;
+    bool ok = store_txn_begin(f.st, &t, err, sizeof err) == 0;
+    for (int i = 0; i < 10000 && ok; i++) {
+        snprintf(v, sizeof v, "198.18.%d.%d", i / 256, i % 256);
+        snprintf(did, sizeof did, "msg_b%d", i);
+        ok = store_txn_risk_record(t, "u_bot", 'i', v, T0 + i, did, err, sizeof err) == 0;
+    }
+    uint64_t count = 0;
+    bool in_table = true;
+    store_risk_table tab = {0};
+    ok = ok && store_txn_risk_global(t, 'i', "198.18.39.15", &count, &in_table, &tab, err, sizeof err) == 0;
+    CHECK("risk table: 10,000 distinct values recorded", ok);
+    CHECK("risk table: at most 4096 kept, the rest counted",
+          tab.total == 10000 && tab.distinct == STORE_RISK_TOPK && tab.rest == 10000 - STORE_RISK_TOPK);
+    CHECK("risk table: a value past the bound is not in the table", !in_table && count == 0);
+    ok = store_txn_risk_global(t, 'i', "198.18.0.1", &count, &in_table, &tab, err, sizeof err) == 0;
+    CHECK("risk table: an early value is", ok && in_table && count == 1);
+    store_risk_user u;
+    ok = store_txn_risk_user(t, "u_bot", 'i', "198.18.0.1", 0, T0 + 20000, false, &u, err, sizeof err) == 0;
+    CHECK("risk table: a user read is bounded", ok && u.bounded && u.n == STORE_RISK_USER_VISIT_MAX && u.count == 1);
+    /* past the bound in value order, a value's own entries are still counted */
+    ok = store_txn_risk_user(t, "u_bot", 'i', "198.18.9.99", 0, T0 + 20000, false, &u, err, sizeof err) == 0;
+    CHECK("risk table: a bounded read still counts the value asked for", ok && u.bounded && u.count == 1);
+    store_txn_abort(t);
+    teardown(&f);
+}
+
+/* Clerk's lockout: user.locked and not user.was_locked fires once per lockout. */
+static int feed_lock(fixture *f, const char *user, bool locked, int64_t at)
+{
+    ev_spec s = {EVENT_USER_UPDATED, user, NULL, NULL, NULL, NULL, at, T0 - DAY};
+    event_t ev = make_event(f, &s);
+    ev.user.locked = locked;
+    ev.user.lockout_expires_in_s = locked ? 1800 : 0;
+    return feed_event(f, ev);
+}
+
+static void test_lockout(void)
+{
+    fixture f;
+    CHECK("lockout: setup", setup(&f, "rule locked { severity medium on user.updated "
+                                      "when user.locked and not user.was_locked }\n"
+                                      "rule banned { severity high on user.updated "
+                                      "when user.banned and not user.was_banned }"));
+    ev_spec created = {EVENT_USER_CREATED, "u_lk", NULL, NULL, NULL, NULL, T0, T0};
+    feed(&f, created);
+    CHECK("lockout: an update while unlocked", feed_lock(&f, "u_lk", false, T0 + 1) == 0);
+    CHECK("lockout: locked fires", feed_lock(&f, "u_lk", true, T0 + 2) == 1);
+    CHECK("lockout: still locked does not", feed_lock(&f, "u_lk", true, T0 + 3) == 0);
+    CHECK("lockout: a stale update (older) does not", feed_lock(&f, "u_lk", true, T0 + 2) == 0);
+    CHECK("lockout: a sign-in while locked does not matter", feed(&f, CREATED("u_lk", "10.0.0.1", "FR", T0 + 4)) == 0);
+    CHECK("lockout: unlocked", feed_lock(&f, "u_lk", false, T0 + 5) == 0);
+    CHECK("lockout: locked again fires again", feed_lock(&f, "u_lk", true, T0 + 6) == 1);
+    ev_spec s = {EVENT_USER_UPDATED, "u_lk", NULL, NULL, NULL, NULL, T0 + 7, T0 - DAY};
+    event_t ev = make_event(&f, &s);
+    ev.user.locked = true;
+    ev.user.banned = true;
+    ev.user.lockout_expires_in_s = 900;
+    CHECK("lockout: banned fires once", feed_event(&f, ev) == 1 && strcmp(f.out.alerts[f.out.n - 1].rule, "banned") == 0);
+    event_user u;
+    bool found = false;
+    char err[UTIL_ERRLEN];
+    CHECK("lockout: the record keeps lockout_expires_in_seconds and the state before",
+          store_get_user(f.st, "u_lk", &u, &found, err, sizeof err) == 0 && found && u.locked && u.was_locked && u.lockout_expires_in_s == 900 &&
+              u.banned && !u.was_banned);
+    teardown(&f);
+}
+
 int main(void)
 {
     snprintf(tmproot, sizeof tmproot, "/tmp/veille-engine-XXXXXX");
@@ -754,6 +907,10 @@ int main(void)
     test_first_seen_device();
     test_ua_fields();
     test_prune_device();
+    test_risk();
+    test_risk_history();
+    test_risk_table_bound();
+    test_lockout();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmproot);
     if (system(cmd) != 0)
