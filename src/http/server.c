@@ -72,6 +72,20 @@ static void on_signal(int sig)
         stop_requested = 1;
 }
 
+int http_rules_disable(rules_set *set, const http_options *o, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < o->disabled_count; i++)
+        if (rules_disable(set, o->disabled_rules[i]) < 0)
+            return util_err(err, errlen, "--disable-rule: no rule '%s' in %s (`veille rules --rules %s` lists them)",
+                            o->disabled_rules[i], o->rules_path, o->rules_path);
+    for (size_t i = 0; i < rules_count(set); i++) {
+        const rules_rule *r = rules_rule_at(set, i);
+        if (r->disabled)
+            log_line(LOG_INFO, "msg=\"rule disabled\" rule=%s", r->name); /* names are identifiers: no quoting */
+    }
+    return 0;
+}
+
 /* SIGHUP: load the rule file again. The new rules run from the next batch on;
  * a file with errors is logged and changes nothing: one line per error,
  * error="FILE:LINE:COL: message" (the loader's brief form, without the source
@@ -115,6 +129,13 @@ static void reload_rules(struct server *srv)
     engine *e = NULL;
     char err[UTIL_ERRLEN];
     size_t n = rules_count(set);
+    if (http_rules_disable(set, srv->opt, err, sizeof err) < 0) {
+        char qe[UTIL_ERRLEN + 8];
+        log_line(LOG_ERROR, "msg=\"rules reload refused\" rules=%s error=%s", qp, log_quote(err, qe, sizeof qe));
+        srv->metrics.rules_reload_failures++;
+        rules_free(set);
+        return;
+    }
     if (engine_new(set, &e, err, sizeof err) < 0) {
         log_line(LOG_ERROR, "msg=\"rules reload refused\" rules=%s error=\"%s\"", qp, err);
         srv->metrics.rules_reload_failures++;
@@ -367,17 +388,19 @@ static size_t render_rule_metrics(struct server *srv, char *buf, size_t len)
     } while (0)
     OUT("# HELP veille_rules_loaded Rules the engine is running.\n# TYPE veille_rules_loaded gauge\n"
         "veille_rules_loaded %zu\n", e != NULL ? engine_rule_count(e) : 0);
-    static const char *const names[] = {"evaluations", "matches", "alerts", "suppressed", "bounded_reads"};
+    static const char *const names[] = {"evaluations", "matches", "alerts", "suppressed", "bounded_reads",
+                                        "allowed"};
     static const char *const help[] = {"Events a rule ran on.", "Evaluations whose condition held.",
                                        "Matches that raised a new alert.",
                                        "Matches folded into an open alert (suppression).",
-                                       "Window reads cut at the per-read record bound."};
-    for (size_t k = 0; k < 5; k++) {
+                                       "Window reads cut at the per-read record bound.",
+                                       "Matches skipped because their key is on the allow list."};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         OUT("# HELP veille_rule_%s_total %s\n# TYPE veille_rule_%s_total counter\n", names[k], help[k], names[k]);
         for (size_t i = 0; e != NULL && i < engine_rule_count(e); i++) {
             engine_rule_stats st;
             engine_rule_stats_at(e, i, &st);
-            uint64_t v[] = {st.evaluations, st.matches, st.alerts, st.suppressed, st.bounded};
+            uint64_t v[] = {st.evaluations, st.matches, st.alerts, st.suppressed, st.bounded, st.allowed};
             OUT("veille_rule_%s_total{rule=\"%s\"} %llu\n", names[k], rules_rule_at(engine_rules(e), i)->name,
                 (unsigned long long)v[k]);
         }
