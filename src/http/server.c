@@ -414,6 +414,59 @@ static size_t render_rule_metrics(struct server *srv, char *buf, size_t len)
     return n;
 }
 
+/* Open (undecided) alerts by rule and severity, read from the store at each
+ * scrape: triage happens in another process (the CLI), so only the store knows.
+ * One read transaction over the alerts kept (retention bounds them). */
+#define OPEN_ALERT_SERIES_MAX 128
+typedef struct {
+    struct {
+        char rule[64], severity[16];
+        uint64_t n;
+    } series[OPEN_ALERT_SERIES_MAX];
+    size_t n;
+} open_alerts;
+
+static int count_open_alert(const store_alert *a, int64_t state, void *vctx)
+{
+    open_alerts *o = vctx;
+    if (state != STORE_STATE_OPEN)
+        return 0;
+    size_t i = 0;
+    while (i < o->n && (strcmp(o->series[i].rule, a->rule) != 0 || strcmp(o->series[i].severity, a->severity) != 0))
+        i++;
+    if (i == o->n) {
+        if (o->n == OPEN_ALERT_SERIES_MAX)
+            return 0; /* more (rule, severity) pairs than rules plausibly have */
+        snprintf(o->series[i].rule, sizeof o->series[i].rule, "%s", a->rule);
+        snprintf(o->series[i].severity, sizeof o->series[i].severity, "%s", a->severity);
+        o->n++;
+    }
+    o->series[i].n++;
+    return 0;
+}
+
+static size_t render_open_alerts(struct server *srv, char *buf, size_t len)
+{
+    open_alerts *o = calloc(1, sizeof *o);
+    char err[UTIL_ERRLEN];
+    size_t n = 0;
+    if (o == NULL || store_list_alert_states(srv->st, 0, count_open_alert, o, err, sizeof err) < 0) {
+        free(o);
+        return 0;
+    }
+    int w = snprintf(buf, len, "# HELP veille_alerts_open Stored alerts not yet acked, resolved or marked false "
+                               "positive.\n# TYPE veille_alerts_open gauge\n");
+    n = w < 0 || (size_t)w >= len ? len : (size_t)w;
+    for (size_t i = 0; i < o->n && n < len; i++) {
+        /* rule names are identifiers; severities come from the rules: no escaping needed */
+        w = snprintf(buf + n, len - n, "veille_alerts_open{rule=\"%s\",severity=\"%s\"} %llu\n", o->series[i].rule,
+                     o->series[i].severity, (unsigned long long)o->series[i].n);
+        n = w < 0 || (size_t)w >= len - n ? len : n + (size_t)w;
+    }
+    free(o);
+    return n;
+}
+
 static int handle_metrics(struct server *srv, h2o_req_t *req)
 {
     commit_pruned_totals(&srv->commits, &srv->metrics.history_pruned, &srv->metrics.deliveries_pruned);
@@ -422,6 +475,7 @@ static int handle_metrics(struct server *srv, h2o_req_t *req)
     size_t n = metrics_render(&srv->metrics, buf, cap);
     n += render_rule_metrics(srv, buf + n, cap - n);
     n += deliver_render_metrics(srv->deliver, buf + n, cap - n);
+    n += render_open_alerts(srv, buf + n, cap - n);
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,

@@ -91,4 +91,10 @@ int store_prune_index(store_txn *t, MDB_dbi index, const MDB_dbi *records, int64
 int store_alert_get_in(store *s, MDB_txn *txn, int64_t at_ms, const char *id, store_alert *out, bool *found,
                        char *err, size_t errlen);
 
+/* store_list_alerts, with the read transaction handed to cb (triage.c reads
+ * each alert's state in the same snapshot). */
+typedef int (*store_alert_txn_cb)(const store_alert *a, MDB_txn *txn, void *ctx);
+int store_list_alerts_in_txn(store *s, int64_t since_ms, store_alert_txn_cb cb, void *ctx, char *err,
+                             size_t errlen);
+
 #endif

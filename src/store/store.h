@@ -334,6 +334,12 @@ int store_txn_triage_get(store_txn *t, const char *alert_id, store_triage *out, 
                          size_t errlen);
 int store_txn_triage_put(store_txn *t, const store_triage *r, char *err, size_t errlen);
 
+/* Every alert with at_ms >= since_ms and its triage state (open when undecided),
+ * oldest first, in one read transaction: for counts by state (stats, /metrics). */
+typedef int (*store_alert_state_cb)(const store_alert *a, int64_t state, void *ctx);
+int store_list_alert_states(store *s, int64_t since_ms, store_alert_state_cb cb, void *ctx, char *err,
+                            size_t errlen);
+
 /* Read-write without DIR/veille.lock, for the CLI's small writes (triage, allow
  * list) beside a running serve. Safe: LMDB serialises write transactions across
  * processes itself (lock.mdb); veille.lock only keeps two serves from draining one

@@ -89,3 +89,31 @@ int store_txn_triage_put(store_txn *t, const store_triage *r, char *err, size_t 
     msgpack_sbuffer_destroy(&buf);
     return rc != 0 ? store_fail(t->s, rc, "writing a triage record", err, errlen) : 0;
 }
+
+typedef struct {
+    store *s;
+    MDB_txn *txn;
+    store_alert_state_cb cb;
+    void *ctx;
+    char *err;
+    size_t errlen;
+    int ret;
+} states_ctx;
+
+static int with_state(const store_alert *a, MDB_txn *txn, void *vctx)
+{
+    states_ctx *c = vctx;
+    store_triage t;
+    bool found = false;
+    if ((c->ret = triage_get_in(c->s, txn, a->id, &t, &found, c->err, c->errlen)) < 0)
+        return 1;
+    return c->cb(a, found ? t.state : STORE_STATE_OPEN, c->ctx);
+}
+
+int store_list_alert_states(store *s, int64_t since_ms, store_alert_state_cb cb, void *ctx, char *err,
+                            size_t errlen)
+{
+    states_ctx c = {.s = s, .cb = cb, .ctx = ctx, .err = err, .errlen = errlen};
+    int ret = store_list_alerts_in_txn(s, since_ms, with_state, &c, err, errlen);
+    return ret < 0 ? ret : c.ret;
+}
