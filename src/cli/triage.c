@@ -311,6 +311,7 @@ int cli_side_write(const char *cmd, const char *data, cli_side_fill fill, void *
 {
     char err[UTIL_ERRLEN];
     store *st = NULL;
+    store_reader_guard(data); /* it reads pages too: a damaged one exits 3, not SIGBUS */
     int rc = store_open(&st, data, STORE_SIDE_WRITER, 0, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "veille %s: %s\n", cmd, err);

@@ -211,6 +211,32 @@ test('veille rules lists state and hits; rules show prints the rule as written',
   assert.equal(run(['rules', 'show', 'nope', '--rules', rulesPath]).status, 1);
 });
 
+test('serve --disable-rule: the rule does not run, and stays off across a reload', async () => {
+  const other = await new Promise((ok, fail) => {
+    const s = { log: '', base: null };
+    s.proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', join(tmp, 'disabled'), '--rules', rulesPath,
+      '--disable-rule', 'rapid'], { cwd: ROOT, env: { ...process.env, VEILLE_WEBHOOK_SECRET: SECRET },
+      stdio: ['ignore', 'ignore', 'pipe'] });
+    untilListening(s).then(ok, fail);
+  });
+  const main = srv;
+  try {
+    srv = other;
+    assert.match(other.log, /msg="rule disabled" rule=rapid/);
+    await signIns('user_d', 6, '198.51.100.10');
+    assert.equal(await metric('veille_rule_evaluations_total{rule="rapid"}'), 0);
+    other.proc.kill('SIGHUP');
+    const end = Date.now() + 5000;
+    while (!/msg="rules reloaded"/.test(other.log) && Date.now() < end) await new Promise((ok) => setTimeout(ok, 20));
+    assert.match(other.log, /msg="rule disabled" rule=rapid[^]*msg="rule disabled" rule=rapid[^]*rules reloaded/);
+    await signIns('user_d', 1, '198.51.100.10', 170000, 7);
+    assert.equal(await metric('veille_rule_evaluations_total{rule="rapid"}'), 0);
+  } finally {
+    srv = main;
+    other.proc.kill('SIGKILL');
+  }
+});
+
 test('serve --disable-rule: an unknown name stops start-up', () => {
   const r = spawnSync(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', join(tmp, 'other'), '--rules', rulesPath,
     '--disable-rule', 'nope'], { env: { ...process.env, VEILLE_WEBHOOK_SECRET: SECRET }, encoding: 'utf8',
