@@ -1,6 +1,7 @@
 /*
  * alerts.c: `veille alerts`, the stored alerts (read-only, works while serve
- * runs), oldest first by event time, filtered by user, IP, rule and age.
+ * runs), oldest first by event time, filtered by user, IP, rule, age, triage state
+ * and severity.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -27,11 +28,9 @@ typedef struct {
     const char *user, *ip, *rule;
     int state;        /* -1: any */
     int min_severity; /* rank; -1: any */
-    store *st;        /* for each alert's triage state */
     bool json;
     size_t shown;
     bool rule_stored; /* an alert of --rule exists, whatever the other filters */
-    bool failed;      /* a triage record could not be read (said on stderr) */
     bool probe;       /* only looking for rule_stored: print nothing, stop at the first */
 } alerts_filter;
 
@@ -63,7 +62,7 @@ static bool same_ip(const char *stored, const char *wanted)
     return util_ip_canonical(stored, strlen(stored), canon, sizeof canon) == 0 && strcmp(canon, wanted) == 0;
 }
 
-static int print_alert_row(const store_alert *a, void *vctx)
+static int print_alert_row(const store_alert *a, int64_t state, void *vctx)
 {
     alerts_filter *f = vctx;
     if (f->rule && strcmp(a->rule, f->rule) != 0)
@@ -75,15 +74,6 @@ static int print_alert_row(const store_alert *a, void *vctx)
         return 0;
     if (f->min_severity >= 0 && alert_severity_rank(a->severity) < f->min_severity)
         return 0;
-    store_triage tr;
-    bool decided = false;
-    char err[UTIL_ERRLEN];
-    if (store_triage_get(f->st, a->id, &tr, &decided, err, sizeof err) < 0) {
-        fprintf(stderr, "veille alerts: %s\n", err);
-        f->failed = true;
-        return 1;
-    }
-    int64_t state = decided ? tr.state : STORE_STATE_OPEN;
     if (f->state >= 0 && state != f->state)
         return 0;
     const char *state_name = store_state_name(state) ? store_state_name(state) : "?";
@@ -215,13 +205,10 @@ int cli_alerts(int argc, char **argv)
     int rc = cli_open_readonly(data, &st);
     if (rc != 0)
         return rc;
-    f.st = st;
     if (!f.json)
         alert_cells("TIME", "RULE", "SEVERITY", "STATE", "KEY", "SUPPRESSED", "IP", "ID", "SUMMARY");
     int status = 0;
-    if (store_list_alerts(st, since_ms, print_alert_row, &f, err, sizeof err) < 0 || f.failed) {
-        if (f.failed)
-            snprintf(err, sizeof err, "reading the alerts' triage states failed");
+    if (store_list_alert_states(st, since_ms, print_alert_row, &f, err, sizeof err) < 0) {
         fprintf(stderr, "veille alerts: %s\n", err);
         status = EXIT_RUNTIME;
         goto out;
@@ -229,7 +216,7 @@ int cli_alerts(int argc, char **argv)
     /* a --since window hides older alerts of the rule: look at them all */
     if (f.rule != NULL && !rule_known && !f.rule_stored && since_ms > 0) {
         alerts_filter any = {.rule = f.rule, .probe = true};
-        if (store_list_alerts(st, 0, print_alert_row, &any, err, sizeof err) < 0) {
+        if (store_list_alert_states(st, 0, print_alert_row, &any, err, sizeof err) < 0) {
             fprintf(stderr, "veille alerts: %s\n", err);
             status = EXIT_RUNTIME;
             goto out;

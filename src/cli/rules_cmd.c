@@ -105,14 +105,39 @@ static int load_rules(const char *given, char *path, size_t pathlen, rules_set *
     return 0;
 }
 
+/* The rule's text as written, line by line and tab by tab through
+ * util_term_escape: a comment may hold any byte, and the terminal must only
+ * ever get text (newlines and tabs kept, as the file has them). */
+static void print_as_written(const char *src)
+{
+    char shown[4096];
+    for (const char *p = src; *p;) {
+        size_t n = strcspn(p, "\n\t");
+        for (size_t off = 0; off < n;) { /* a long run in pieces that fit */
+            size_t piece = n - off < 512 ? n - off : 512;
+            while (off + piece < n && piece > 1 && ((unsigned char)p[off + piece] & 0xC0) == 0x80)
+                piece--; /* never between the bytes of one character */
+            util_term_escape(p + off, piece, shown, sizeof shown);
+            fputs(shown, stdout);
+            off += piece;
+        }
+        p += n;
+        if (*p)
+            fputc(*p++, stdout);
+    }
+    fputc('\n', stdout);
+}
+
 static int rules_show(const rules_set *set, const char *path, const char *name)
 {
     for (size_t i = 0; i < rules_count(set); i++) {
         const rules_rule *r = rules_rule_at(set, i);
         if (strcmp(r->name, name) != 0)
             continue;
-        /* the file is the user's own text, printed as they wrote it */
-        printf("# %s:%d (%s)\n%s\n", path, r->line, r->disabled ? "disabled" : "enabled", r->source ? r->source : "");
+        char shown_path[PATH_MAX * 4];
+        util_term_escape(path, strlen(path), shown_path, sizeof shown_path);
+        printf("# %s:%d (%s)\n", shown_path, r->line, r->disabled ? "disabled" : "enabled");
+        print_as_written(r->source ? r->source : "");
         return 0;
     }
     char shown[160];
