@@ -16,8 +16,10 @@ static const char usage[] =
     "  stats     store counts and size\n"
     "  check     validate rule files (FILE:LINE:COL errors)\n"
     "  replay    run rules over recorded events (NDJSON) to tune them\n"
-    "  alerts    the alerts raised, by user, IP, rule or age\n"
+    "  alerts    the alerts raised, by user, IP, rule, age or state; alerts show|ack|resolve ID\n"
     "  outbox    alerts waiting for a remote sink, and why\n"
+    "  rules     the rules in force, their state and hits (rules show NAME: as written)\n"
+    "  allow     keys that never raise: allow add|list|rm\n"
     "  test-alert  send a sample alert through a sink to check its wiring\n"
     "  version   veille's version and the libraries it runs with (also --version)\n"
     "veille COMMAND --help shows a command's flags.\n";
@@ -32,6 +34,7 @@ int main(int argc, char **argv)
         {"users", cli_users}, {"stats", cli_stats}, {"check", cli_check},
         {"replay", cli_replay}, {"alerts", cli_alerts}, {"outbox", cli_outbox},
         {"test-alert", cli_test_alert}, {"version", cli_version},
+        {"allow", cli_allow}, {"rules", cli_rules},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

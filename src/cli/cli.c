@@ -174,6 +174,29 @@ static const char *or_dash(const char *s)
     return s[0] ? s : "-";
 }
 
+/* One history record as `history --json` prints it (also in `alerts show --json`). */
+json_t *cli_history_json(const store_history_entry *e)
+{
+    char at[UTIL_RFC3339_LEN];
+    util_format_rfc3339(e->at_ms, at, sizeof at);
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string(event_type_name(e->type)));
+    json_object_set_new(o, "at", json_string(at));
+    json_object_set_new(o, "at_ms", json_integer(e->at_ms));
+    json_object_set_new(o, "user_id", json_text(e->user_id));
+    json_object_set_new(o, "session_id", json_text(e->session_id));
+    json_object_set_new(o, "client_id", json_text(e->client_id));
+    json_object_set_new(o, "ip", json_text(e->ip));
+    json_object_set_new(o, "country", json_text(e->country));
+    json_object_set_new(o, "city", json_text(e->city));
+    json_object_set_new(o, "browser", json_text(e->browser));
+    json_object_set_new(o, "device", json_text(e->device));
+    json_object_set_new(o, "is_mobile", json_boolean(e->is_mobile));
+    json_object_set_new(o, "delivery_id", json_text(e->delivery_id));
+    json_object_set_new(o, "instance_id", json_text(e->instance_id));
+    return o;
+}
+
 static int print_history_row(const store_history_entry *e, void *ctx)
 {
     print_ctx *c = ctx;
@@ -181,22 +204,7 @@ static int print_history_row(const store_history_entry *e, void *ctx)
     char at[UTIL_RFC3339_LEN];
     util_format_rfc3339(e->at_ms, at, sizeof at);
     if (c->json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "type", json_string(event_type_name(e->type)));
-        json_object_set_new(o, "at", json_string(at));
-        json_object_set_new(o, "at_ms", json_integer(e->at_ms));
-        json_object_set_new(o, "user_id", json_text(e->user_id));
-        json_object_set_new(o, "session_id", json_text(e->session_id));
-        json_object_set_new(o, "client_id", json_text(e->client_id));
-        json_object_set_new(o, "ip", json_text(e->ip));
-        json_object_set_new(o, "country", json_text(e->country));
-        json_object_set_new(o, "city", json_text(e->city));
-        json_object_set_new(o, "browser", json_text(e->browser));
-        json_object_set_new(o, "device", json_text(e->device));
-        json_object_set_new(o, "is_mobile", json_boolean(e->is_mobile));
-        json_object_set_new(o, "delivery_id", json_text(e->delivery_id));
-        json_object_set_new(o, "instance_id", json_text(e->instance_id));
-        print_json_line(o);
+        print_json_line(cli_history_json(e));
         return 0;
     }
     char loc[EVENT_COUNTRY_MAX + EVENT_TEXT_MAX + 4], dev[2 * EVENT_TEXT_MAX + 16];
@@ -547,15 +555,18 @@ typedef struct {
 typedef struct {
     uint64_t alerts;
     uint64_t by_severity[RULES_SEV_CRITICAL + 2]; /* the last: a severity this veille does not know */
+    uint64_t by_state[STORE_STATE_FP + 1];       /* open, acked, resolved, fp */
     sink_counts sinks[STATS_SINKS_MAX];
     size_t n_sinks;
     uint64_t other_pending, other_dead; /* sinks beyond STATS_SINKS_MAX */
 } alert_stats;
 
-static int count_alert(const store_alert *a, void *ctx)
+static int count_alert(const store_alert *a, int64_t state, void *ctx)
 {
     alert_stats *s = ctx;
     s->alerts++;
+    if (store_state_name(state) != NULL)
+        s->by_state[state]++;
     int rank = alert_severity_rank(a->severity);
     s->by_severity[rank >= 0 && rank <= RULES_SEV_CRITICAL ? rank : RULES_SEV_CRITICAL + 1]++;
     return 0;
@@ -597,7 +608,7 @@ static int get_alert_stats(store *st, alert_stats *s, char *err, size_t errlen)
         sink_slot(s, states[i].sink_id, states[i].sink); /* a sink with an empty queue is listed too */
     free(states);
     if (rc == 0)
-        rc = store_list_alerts(st, 0, count_alert, s, err, errlen);
+        rc = store_list_alert_states(st, 0, count_alert, s, err, errlen);
     if (rc == 0)
         rc = store_outbox_list(st, true, count_outbox_entry, s, err, errlen);
     return rc;
@@ -616,6 +627,11 @@ static void print_alert_stats(const alert_stats *s)
     if (n < sizeof line)
         snprintf(line + n, sizeof line - n, ")");
     print_field(STATS_LABEL_COLS, "alerts", line);
+    n = 0;
+    for (int k = STORE_STATE_OPEN; k <= STORE_STATE_FP && n < sizeof line; k++)
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s%llu %s", k ? ", " : "", (unsigned long long)s->by_state[k],
+                              store_state_name(k));
+    print_field(STATS_LABEL_COLS, "alert states", line);
     if (s->n_sinks == 0)
         print_field(STATS_LABEL_COLS, "outbox", "no remote sink has queued an alert");
     for (size_t i = 0; i <= s->n_sinks; i++) {
@@ -645,6 +661,10 @@ static void alert_stats_json(json_t *o, const alert_stats *s)
     }
     json_object_set_new(o, "alerts", json_integer((json_int_t)s->alerts));
     json_object_set_new(o, "alerts_by_severity", sev);
+    json_t *states = json_object();
+    for (int k = STORE_STATE_OPEN; k <= STORE_STATE_FP; k++)
+        json_object_set_new(states, store_state_name(k), json_integer((json_int_t)s->by_state[k]));
+    json_object_set_new(o, "alerts_by_state", states);
     json_object_set_new(o, "outbox", sinks);
 }
 
@@ -734,3 +754,8 @@ int cli_check(int argc, char **argv)
     }
     return status;
 }
+
+/* For `alerts show` (triage.c): the user and field printers of `user`. */
+json_t *cli_user_json(const event_user *u) { return user_json(u); }
+void cli_print_json_line(json_t *o) { print_json_line(o); }
+void cli_print_field(size_t width, const char *label, const char *value) { print_field(width, label, value); }

@@ -45,4 +45,23 @@ void cli_row_cell(cli_row *r, const char *s, size_t width, unsigned flags);
 /* Ends the row with a newline and writes it to f. */
 void cli_row_print(cli_row *r, FILE *f);
 
+/* JSON of one history record (history --json) and of a user (user --json); one
+ * compact JSON line on stdout (takes o); a "label value" line, value escaped. */
+#include <jansson.h>
+json_t *cli_history_json(const store_history_entry *e);
+json_t *cli_user_json(const event_user *u);
+void cli_print_json_line(json_t *o);
+void cli_print_field(size_t width, const char *label, const char *value);
+
+/* One write transaction on the store in data beside a running serve
+ * (STORE_SIDE_WRITER, triage.c says why that is safe): fill runs in it, then it
+ * commits. 0, or the exit status after printing "veille CMD: why" on stderr. */
+typedef int (*cli_side_fill)(store_txn *t, void *ctx, char *err, size_t errlen);
+int cli_side_write(const char *cmd, const char *data, cli_side_fill fill, void *ctx);
+
+/* `veille alerts show|ack|resolve|false-positive` (triage.c): argv[0] is the verb. */
+int cli_alerts_triage(int argc, char **argv);
+/* True when argv0 is one of those verbs. */
+bool cli_alerts_triage_verb(const char *argv0);
+
 #endif

@@ -55,7 +55,10 @@ static void print_explain(const engine_explain *x, void *vctx)
     replay_ctx *c = vctx;
     if (!x->matched && !x->near_miss)
         return;
-    const char *what = x->suppressed ? "suppressed into" : x->matched ? "alert" : "near miss";
+    const char *what = x->allowed      ? "allowed (allow list), nothing raised"
+                       : x->suppressed ? "suppressed into"
+                       : x->matched    ? "alert"
+                                       : "near miss";
     /* the key and the values come from payloads: terminal-safe, as in every text output */
     char key[256], val[176], shown[352];
     util_term_escape(x->key, strlen(x->key), key, sizeof key);
@@ -284,13 +287,15 @@ int cli_replay(int argc, char **argv)
     fprintf(stderr, "replay: %llu events: %llu stored, %llu duplicates, %llu ignored, %llu rejected; %llu alerts\n",
             (unsigned long long)lines, (unsigned long long)stored, (unsigned long long)duplicates,
             (unsigned long long)ignored, (unsigned long long)rejected, (unsigned long long)rc.alerts);
-    fprintf(stderr, "%-24s %10s %10s %10s %10s\n", "RULE", "EVALUATED", "MATCHED", "ALERTS", "SUPPRESSED");
+    fprintf(stderr, "%-24s %10s %10s %10s %10s %10s\n", "RULE", "EVALUATED", "MATCHED", "ALERTS", "SUPPRESSED",
+            "ALLOWED");
     for (size_t i = 0; i < engine_rule_count(eng); i++) {
         engine_rule_stats s;
         engine_rule_stats_at(eng, i, &s);
-        fprintf(stderr, "%-24s %10llu %10llu %10llu %10llu%s\n", rules_rule_at(engine_rules(eng), i)->name,
+        fprintf(stderr, "%-24s %10llu %10llu %10llu %10llu %10llu%s\n", rules_rule_at(engine_rules(eng), i)->name,
                 (unsigned long long)s.evaluations, (unsigned long long)s.matches, (unsigned long long)s.alerts,
-                (unsigned long long)s.suppressed, s.bounded ? "  (some window reads were bounded)" : "");
+                (unsigned long long)s.suppressed, (unsigned long long)s.allowed,
+                s.bounded ? "  (some window reads were bounded)" : "");
     }
     if (rejected > 0)
         status = EXIT_USAGE;

@@ -140,7 +140,7 @@ int engine_new(rules_set *rules, engine **out, char *err, size_t errlen)
         if (e->by_type[t] == NULL)
             goto oom;
         for (size_t i = 0; i < e->n_rules; i++)
-            if (rules_rule_at(rules, i)->on_mask & (1u << t))
+            if ((rules_rule_at(rules, i)->on_mask & (1u << t)) && !rules_rule_at(rules, i)->disabled)
                 e->by_type[t][e->n_by_type[t]++] = i;
     }
     *out = e;
@@ -189,6 +189,7 @@ void engine_rule_stats_at(const engine *e, size_t i, engine_rule_stats *out)
     out->alerts = __atomic_load_n(&s->alerts, __ATOMIC_RELAXED);
     out->suppressed = __atomic_load_n(&s->suppressed, __ATOMIC_RELAXED);
     out->bounded = __atomic_load_n(&s->bounded, __ATOMIC_RELAXED);
+    out->allowed = __atomic_load_n(&s->allowed, __ATOMIC_RELAXED);
 }
 
 void engine_settle(engine *e, bool committed)
@@ -201,6 +202,7 @@ void engine_settle(engine *e, bool committed)
             __atomic_fetch_add(&s->alerts, p->alerts, __ATOMIC_RELAXED);
             __atomic_fetch_add(&s->suppressed, p->suppressed, __ATOMIC_RELAXED);
             __atomic_fetch_add(&s->bounded, p->bounded, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&s->allowed, p->allowed, __ATOMIC_RELAXED);
         }
         memset(p, 0, sizeof *p);
     }
@@ -795,7 +797,19 @@ int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms
         engine_explain x = {.rule = r, .ev = ev, .key = key, .matched = matched};
         if (c->bounded_reads != bounded_before)
             BUMP(st->bounded, c->bounded_reads - bounded_before);
+        bool allowed = false;
         if (matched) {
+            /* read here, in the event's transaction: an entry added by the CLI
+             * beside serve counts from the next batch on */
+            rc = store_txn_allowed(t, r->name, c->kind, keyval, now_ms, &allowed, NULL, err, errlen);
+            if (rc < 0)
+                break;
+        }
+        if (matched && allowed) {
+            BUMP(st->matches, 1);
+            BUMP(st->allowed, 1);
+            x.allowed = true;
+        } else if (matched) {
             BUMP(st->matches, 1);
             bool suppressed = false;
             rc = store_txn_alert_suppress(t, r->name, key, c->at, r->suppress_ms, &suppressed, open_id, err, errlen);

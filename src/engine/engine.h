@@ -26,6 +26,8 @@
  *    most 6 matching events, except from the in-memory snapshot, where they
  *    finish and are exact) and never read more than ENGINE_SCAN_MAX records;
  *    a read cut by that bound is reported in the alert's evidence and counted.
+ *  - A match whose key is on the store's allow list (for that rule or all) raises
+ *    nothing and is counted (allowed); a disabled rule (`enabled false`) never runs.
  *
  * Ownership: engine_new takes the rules set; engine_free frees both. One thread
  * evaluates at a time (the committer); the counters may be read from another.
@@ -52,6 +54,7 @@ typedef struct {
     uint64_t alerts;      /* of which raised a new alert */
     uint64_t suppressed;  /* of which were folded into an open alert */
     uint64_t bounded;     /* window reads cut at ENGINE_SCAN_MAX */
+    uint64_t allowed;     /* matches whose key is on the store's allow list: nothing raised */
 } engine_rule_stats;
 
 /* --explain: one rule run on one event, with every window function's value. */
@@ -63,6 +66,7 @@ typedef struct {
     bool near_miss;           /* not matched only because one `> N` / `>= N` threshold was
                                * missed, with the value at least N/2 (see engine.c) */
     bool suppressed;
+    bool allowed;             /* matched, but the key is on the allow list: nothing raised */
     const char *alert_id;     /* raised or folded into; NULL otherwise */
     const store_evidence *values;
     size_t n_values;

@@ -23,6 +23,7 @@
 #include "rules/rules.h"
 
 #define HTTP_MAX_ALERT_SPECS ALERT_SINKS_MAX
+#define HTTP_MAX_DISABLED_RULES 64
 
 typedef struct {
     char listen_host[256];
@@ -32,6 +33,8 @@ typedef struct {
     int rules_explicit;            /* --rules given: a missing file is an error */
     rules_set *rules;              /* loaded and checked by the caller; http_serve takes it.
                                     * NULL with rules_path "": --rules none (detection off) */
+    char disabled_rules[HTTP_MAX_DISABLED_RULES][RULES_NAME_MAX + 1]; /* --disable-rule, at start and reload */
+    size_t disabled_count;
     alert_sink_config alerts[HTTP_MAX_ALERT_SPECS]; /* --alert, with the options that followed each */
     size_t alert_count;
     int64_t alert_retry_for_ms;    /* remote sinks give an alert up after this long */
@@ -51,6 +54,11 @@ typedef struct {
     char ip_db_path[PATH_MAX];     /* --ip-db FILE|none; "" the default (IPINTEL_DEFAULT_DB, optional) */
     ipintel *ipdb;                 /* opened by the caller, borrowed by the server; NULL: none */
 } http_options;
+
+/* Apply o's --disable-rule names to set, then log one `rule disabled` line per
+ * rule that is off (by --disable-rule or `enabled false`), at start and reload.
+ * -1 with err when set has no rule of one of those names. */
+int http_rules_disable(rules_set *set, const http_options *o, char *err, size_t errlen);
 
 /* Defaults as documented in README.md. */
 void http_options_defaults(http_options *o);

@@ -88,6 +88,20 @@ static void on_signal(int sig)
         stop_requested = 1;
 }
 
+int http_rules_disable(rules_set *set, const http_options *o, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < o->disabled_count; i++)
+        if (rules_disable(set, o->disabled_rules[i]) < 0)
+            return util_err(err, errlen, "--disable-rule: no rule '%s' in %s (`veille rules --rules %s` lists them)",
+                            o->disabled_rules[i], o->rules_path, o->rules_path);
+    for (size_t i = 0; i < rules_count(set); i++) {
+        const rules_rule *r = rules_rule_at(set, i);
+        if (r->disabled)
+            log_line(LOG_INFO, "msg=\"rule disabled\" rule=%s", r->name); /* names are identifiers: no quoting */
+    }
+    return 0;
+}
+
 /* SIGHUP: load the rule file again. The new rules run from the next batch on;
  * a file with errors is logged and changes nothing: one line per error,
  * error="FILE:LINE:COL: message" (the loader's brief form, without the source
@@ -131,6 +145,13 @@ static void reload_rules(struct server *srv)
     engine *e = NULL;
     char err[UTIL_ERRLEN];
     size_t n = rules_count(set);
+    if (http_rules_disable(set, srv->opt, err, sizeof err) < 0) {
+        char qe[UTIL_ERRLEN + 8];
+        log_line(LOG_ERROR, "msg=\"rules reload refused\" rules=%s error=%s", qp, log_quote(err, qe, sizeof qe));
+        srv->metrics.rules_reload_failures++;
+        rules_free(set);
+        return;
+    }
     if (engine_new(set, &e, err, sizeof err) < 0) {
         log_line(LOG_ERROR, "msg=\"rules reload refused\" rules=%s error=\"%s\"", qp, err);
         srv->metrics.rules_reload_failures++;
@@ -385,17 +406,19 @@ static void render_rule_metrics(const engine *e, void *vctx)
     } while (0)
     OUT("# HELP veille_rules_loaded Rules the engine is running.\n# TYPE veille_rules_loaded gauge\n"
         "veille_rules_loaded %zu\n", e != NULL ? engine_rule_count(e) : 0);
-    static const char *const names[] = {"evaluations", "matches", "alerts", "suppressed", "bounded_reads"};
+    static const char *const names[] = {"evaluations", "matches", "alerts", "suppressed", "bounded_reads",
+                                        "allowed"};
     static const char *const help[] = {"Events a rule ran on.", "Evaluations whose condition held.",
                                        "Matches that raised a new alert.",
                                        "Matches folded into an open alert (suppression).",
-                                       "Window reads cut at the per-read record bound."};
-    for (size_t k = 0; k < 5; k++) {
+                                       "Window reads cut at the per-read record bound.",
+                                       "Matches skipped because their key is on the allow list."};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         OUT("# HELP veille_rule_%s_total %s\n# TYPE veille_rule_%s_total counter\n", names[k], help[k], names[k]);
         for (size_t i = 0; e != NULL && i < engine_rule_count(e); i++) {
             engine_rule_stats st;
             engine_rule_stats_at(e, i, &st);
-            uint64_t v[] = {st.evaluations, st.matches, st.alerts, st.suppressed, st.bounded};
+            uint64_t v[] = {st.evaluations, st.matches, st.alerts, st.suppressed, st.bounded, st.allowed};
             OUT("veille_rule_%s_total{rule=\"%s\"} %llu\n", names[k], rules_rule_at(engine_rules(e), i)->name,
                 (unsigned long long)v[k]);
         }
@@ -405,6 +428,59 @@ static void render_rule_metrics(const engine *e, void *vctx)
         (unsigned long long)o->srv->metrics.rules_reloads, (unsigned long long)o->srv->metrics.rules_reload_failures);
 #undef OUT
     o->n = n;
+}
+
+/* Open (undecided) alerts by rule and severity, read from the store at each
+ * scrape: triage happens in another process (the CLI), so only the store knows.
+ * One read transaction over the alerts kept (retention bounds them). */
+#define OPEN_ALERT_SERIES_MAX 128
+typedef struct {
+    struct {
+        char rule[64], severity[16];
+        uint64_t n;
+    } series[OPEN_ALERT_SERIES_MAX];
+    size_t n;
+} open_alerts;
+
+static int count_open_alert(const store_alert *a, int64_t state, void *vctx)
+{
+    open_alerts *o = vctx;
+    if (state != STORE_STATE_OPEN)
+        return 0;
+    size_t i = 0;
+    while (i < o->n && (strcmp(o->series[i].rule, a->rule) != 0 || strcmp(o->series[i].severity, a->severity) != 0))
+        i++;
+    if (i == o->n) {
+        if (o->n == OPEN_ALERT_SERIES_MAX)
+            return 0; /* more (rule, severity) pairs than rules plausibly have */
+        snprintf(o->series[i].rule, sizeof o->series[i].rule, "%s", a->rule);
+        snprintf(o->series[i].severity, sizeof o->series[i].severity, "%s", a->severity);
+        o->n++;
+    }
+    o->series[i].n++;
+    return 0;
+}
+
+static size_t render_open_alerts(struct server *srv, char *buf, size_t len)
+{
+    open_alerts *o = calloc(1, sizeof *o);
+    char err[UTIL_ERRLEN];
+    size_t n = 0;
+    if (o == NULL || store_list_alert_states(srv->st, 0, count_open_alert, o, err, sizeof err) < 0) {
+        free(o);
+        return 0;
+    }
+    int w = snprintf(buf, len, "# HELP veille_alerts_open Stored alerts not yet acked, resolved or marked false "
+                               "positive.\n# TYPE veille_alerts_open gauge\n");
+    n = w < 0 || (size_t)w >= len ? len : (size_t)w;
+    for (size_t i = 0; i < o->n && n < len; i++) {
+        /* rule names are identifiers; severities come from the rules: no escaping needed */
+        w = snprintf(buf + n, len - n, "veille_alerts_open{rule=\"%s\",severity=\"%s\"} %llu\n", o->series[i].rule,
+                     o->series[i].severity, (unsigned long long)o->series[i].n);
+        n = w < 0 || (size_t)w >= len - n ? len : n + (size_t)w;
+    }
+    free(o);
+    return n;
 }
 
 static int handle_metrics(struct server *srv, h2o_req_t *req)
@@ -421,6 +497,7 @@ static int handle_metrics(struct server *srv, h2o_req_t *req)
     pipeline_queue_with_engine(srv->commits, render_rule_metrics, &ro);
     n += ro.n;
     n += deliver_render_metrics(srv->deliver, buf + n, cap - n);
+    n += render_open_alerts(srv, buf + n, cap - n);
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,

@@ -758,7 +758,11 @@ int rules_dump(const rules_set *set, FILE *f)
             fputs(k ? ", " : "  tags ", f);
             dump_string(f, r->tags[k]);
         }
-        fputs(r->n_tags ? "\n}\n" : "}\n", f);
+        if (r->n_tags)
+            fputc('\n', f);
+        if (r->disabled)
+            fputs("  enabled false\n", f);
+        fputs("}\n", f);
     }
     return ferror(f) ? -1 : 0;
 }

@@ -294,7 +294,9 @@ static void sync(rules_ctx *c)
         lex_next(c);
 }
 
-static const char *const statements[] = {"description", "severity", "on", "by", "when", "suppress", "tags", NULL};
+static const char *const statements[] = {"description", "severity", "on",      "by",
+                                         "when",        "suppress", "tags",    "enabled", NULL};
+#define N_STATEMENTS 8
 
 /* STRING (',' STRING)* into *out. NULL on a syntax error. */
 static void *parse_strings(rules_ctx *c, ptrvec *out)
@@ -323,7 +325,7 @@ static void *parse_statement(rules_ctx *c, rule_build *rb, token seen[])
             return unexpected(c, "a statement or '}'");
         char buf[64];
         SYNTAX(c, &c->tok,
-               "unknown statement %s (expected description, severity, on, by, when, suppress or tags)",
+               "unknown statement %s (expected description, severity, on, by, when, suppress, tags or enabled)",
                tok_describe(c, &c->tok, buf, sizeof buf));
     }
     token kw = c->tok;
@@ -424,6 +426,13 @@ static void *parse_statement(rules_ctx *c, rule_build *rb, token seen[])
         r->n_tags = tags.n;
         break;
     }
+    case 7: /* enabled true|false: a rule kept in the file but not run */
+        if (at_word(c, "true") || at_word(c, "false"))
+            r->disabled = at_word(c, "false");
+        else
+            return unexpected(c, "true or false");
+        lex_next(c);
+        break;
     }
     return rb;
 }
@@ -441,6 +450,7 @@ static bool expect_declared_name(rules_ctx *c, const char *what)
 
 static void parse_rule(rules_ctx *c)
 {
+    size_t start = c->tok.off; /* of `rule`: the rule as written starts here */
     lex_next(c); /* rule */
     if (!expect_declared_name(c, "a rule name"))
         return;
@@ -460,10 +470,11 @@ static void parse_rule(rules_ctx *c)
     }
     token open = c->tok;
     lex_next(c);
-    token seen[7];
+    token seen[N_STATEMENTS];
     memset(seen, 0, sizeof seen);
     for (;;) {
         if (c->tok.kind == TK_RBRACE) {
+            rb->r.source = arena_strndup(&c->set->mem, c->src + start, c->tok.off + c->tok.len - start);
             lex_next(c);
             break;
         }
@@ -670,6 +681,17 @@ size_t rules_count(const rules_set *set) { return set->rules.n; }
 const rules_rule *rules_rule_at(const rules_set *set, size_t i)
 {
     return i < set->rules.n ? &((rule_build *)set->rules.v[i])->r : NULL;
+}
+int rules_disable(rules_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->rules.n; i++) {
+        rules_rule *r = &((rule_build *)set->rules.v[i])->r;
+        if (strcmp(r->name, name) == 0) {
+            r->disabled = true;
+            return 0;
+        }
+    }
+    return -1;
 }
 size_t rules_list_count(const rules_set *set) { return set->lists.n; }
 const rules_list *rules_list_at(const rules_set *set, size_t i)

@@ -19,7 +19,7 @@
  *   list NAME { "198.51.100.0/24", "2001:db8::1", ... }
  *   list NAME { AS14061, AS16509, ... }                 (autonomous systems)
  *   rule NAME { description STR  severity LEVEL  on TYPE, ...  by user|ip
- *               when EXPR  suppress DURATION  tags STR, ... }
+ *               when EXPR  suppress DURATION  tags STR, ...  enabled true|false }
  * Literal lists in expressions use brackets, strings or numbers of one type:
  * country in ["FR", "BE"]. Numbers are non-negative (no unary minus); durations
  * are a whole number glued to ms|s|m|h|d|w. Event types may be written as
@@ -165,6 +165,8 @@ typedef struct {
     int64_t suppress_ms;     /* 0: no suppression */
     const char **tags;
     size_t n_tags;
+    bool disabled;           /* `enabled false`: loaded, listed, never run */
+    const char *source;      /* the rule as written, `rule` to its '}' (comments inside kept) */
 } rules_rule;
 
 typedef struct rules_set rules_set;
@@ -192,6 +194,9 @@ void rules_free(rules_set *set); /* NULL: no-op */
 
 size_t rules_count(const rules_set *set);
 const rules_rule *rules_rule_at(const rules_set *set, size_t i); /* file order */
+/* Turn rule `name` off as `enabled false` would (serve --disable-rule), before the
+ * set is shared; -1 when the set has no such rule. */
+int rules_disable(rules_set *set, const char *name);
 size_t rules_list_count(const rules_set *set);
 const rules_list *rules_list_at(const rules_set *set, size_t i);
 const rules_list *rules_list_find(const rules_set *set, const char *name); /* NULL: none */

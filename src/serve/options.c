@@ -115,6 +115,17 @@ static int opt_ip_db(http_options *o, const serve_option *opt, const char *v, ch
     return copy_path(o->ip_db_path, sizeof o->ip_db_path, v, "a location database file, or none", err, errlen);
 }
 
+static int opt_disable_rule(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
+{
+    (void)opt;
+    if (o->disabled_count >= HTTP_MAX_DISABLED_RULES)
+        return util_err(err, errlen, "at most %d rules", HTTP_MAX_DISABLED_RULES);
+    if (*v == '\0' || strlen(v) > RULES_NAME_MAX)
+        return util_err(err, errlen, "'%s' is not a rule name (1 to %d characters)", v, RULES_NAME_MAX);
+    snprintf(o->disabled_rules[o->disabled_count++], sizeof o->disabled_rules[0], "%s", v);
+    return 0;
+}
+
 static int opt_alert(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
 {
     (void)opt;
@@ -239,6 +250,9 @@ static const serve_option serve_options[] = {
      "the location database for asn, as_name and ip.* (optional: without it those fields are empty; "
      "`location update` refreshes it, then restart or SIGHUP)",
      0, 0, NULL},
+    {"disable-rule", opt_disable_rule, "NAME", "none",
+     "do not run this rule of the rule file (as `enabled false` in it), repeatable; an unknown name stops start-up",
+     OPT_REPEATABLE, 0, NULL},
     {"alert", opt_alert, "SPEC", "none",
      "where alerts go, up to 16 sinks; SPEC is one of the forms below. Alerts are stored either way "
      "(veille alerts)",

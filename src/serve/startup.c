@@ -78,6 +78,11 @@ static int startup_rules(http_options *o, char *err, size_t errlen)
     if (errors != 0)
         return util_err(err, errlen, "%s: %s; not starting (check it with `veille check %s`)", o->rules_path,
                         errors < 0 ? "cannot be read" : "has errors", o->rules_path);
+    if (http_rules_disable(o->rules, o, err, errlen) < 0) {
+        rules_free(o->rules);
+        o->rules = NULL;
+        return -1;
+    }
     log_line(LOG_INFO, "msg=\"rules loaded\" rules=%s count=%zu lists=%zu", log_quote(o->rules_path, qr, sizeof qr),
              rules_count(o->rules), rules_list_count(o->rules));
     return 0;

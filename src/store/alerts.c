@@ -193,7 +193,8 @@ int store_txn_alert_add(store_txn *t, const store_alert *a, bool opens_window, c
     return put_open(t, ok, n, &r, err, errlen);
 }
 
-int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, char *err, size_t errlen)
+int store_list_alerts_in_txn(store *s, int64_t since_ms, store_alert_txn_cb cb, void *ctx, char *err,
+                             size_t errlen)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -226,7 +227,7 @@ int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, 
             a->suppressed = r.suppressed;
             a->last_suppressed_at_ms = r.last_suppressed_at_ms;
         }
-        if (cb(a, ctx) != 0)
+        if (cb(a, txn, ctx) != 0)
             break;
     }
     if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
@@ -236,6 +237,24 @@ int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, 
     mdb_txn_abort(txn);
     free(a);
     return ret;
+}
+
+typedef struct {
+    store_alert_cb cb;
+    void *ctx;
+} plain_cb;
+
+static int call_plain(const store_alert *a, MDB_txn *txn, void *vctx)
+{
+    (void)txn;
+    plain_cb *p = vctx;
+    return p->cb(a, p->ctx);
+}
+
+int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, char *err, size_t errlen)
+{
+    plain_cb p = {cb, ctx};
+    return store_list_alerts_in_txn(s, since_ms, call_plain, &p, err, errlen);
 }
 
 uint64_t store_alert_count(store *s)

@@ -820,3 +820,37 @@ int store_codec_sink_state_decode(const void *data, size_t len, store_sink_state
 {
     return decode_fields(data, len, sink_state_fields, NFIELDS(sink_state_fields), out, sizeof *out);
 }
+
+/* triage.c, allow.c */
+static const field triage_fields[] = {
+    STR("id", store_triage, alert_id),
+    I64("st", store_triage, state),
+    STR("by", store_triage, by),
+    I64("at", store_triage, at_ms),
+    STR("note", store_triage, note),
+};
+
+int store_codec_triage_encode(msgpack_sbuffer *out, const store_triage *r)
+{
+    return encode_fields(out, triage_fields, NFIELDS(triage_fields), r);
+}
+int store_codec_triage_decode(const void *data, size_t len, store_triage *out)
+{
+    return decode_fields(data, len, triage_fields, NFIELDS(triage_fields), out, sizeof *out);
+}
+
+static const field allow_fields[] = {
+    STR("note", store_allow_entry, note),
+    STR("by", store_allow_entry, by),
+    I64("add", store_allow_entry, added_ms),
+    I64("exp", store_allow_entry, expires_ms),
+};
+
+int store_codec_allow_encode(msgpack_sbuffer *out, const store_allow_entry *e)
+{
+    return encode_fields(out, allow_fields, NFIELDS(allow_fields), e);
+}
+int store_codec_allow_decode(const void *data, size_t len, store_allow_entry *out)
+{
+    return decode_fields(data, len, allow_fields, NFIELDS(allow_fields), out, sizeof *out);
+}

@@ -55,4 +55,9 @@ int store_codec_sink_state_decode(const void *data, size_t len, store_sink_state
 int store_codec_uint_encode(msgpack_sbuffer *out, uint64_t v);
 int store_codec_uint_decode(const void *data, size_t len, uint64_t *out);
 
+/* triage and allow values (triage.c, allow.c); the allow key holds rule, kind, value. */
+int store_codec_triage_encode(msgpack_sbuffer *out, const store_triage *r);
+int store_codec_triage_decode(const void *data, size_t len, store_triage *out);
+int store_codec_allow_encode(msgpack_sbuffer *out, const store_allow_entry *e);
+int store_codec_allow_decode(const void *data, size_t len, store_allow_entry *out);
 #endif

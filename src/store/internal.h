@@ -29,6 +29,8 @@ struct store {
     MDB_dbi outbox, outbox_due, outbox_dead;
     MDB_dbi riskfreq;  /* riskfreq.c */
     bool has_riskfreq; /* false: a read-only open of a store no serve of this version opened yet */
+    MDB_dbi triage, allow; /* triage.c, allow.c; absent in a store no serve of this version opened */
+    bool has_triage;
     bool has_outbox; /* false: a read-only open of a store no serve of this version opened yet */
     bool readonly;
     int lock_fd; /* DIR/veille.lock, flock'd exclusive while read-write; -1 read-only */
@@ -91,5 +93,11 @@ int store_prune_index(store_txn *t, MDB_dbi index, const MDB_dbi *records, int64
 /* The alert (at_ms, id) from the alerts database; *found false when pruned. */
 int store_alert_get_in(store *s, MDB_txn *txn, int64_t at_ms, const char *id, store_alert *out, bool *found,
                        char *err, size_t errlen);
+
+/* store_list_alerts, with the read transaction handed to cb (triage.c reads
+ * each alert's state in the same snapshot). */
+typedef int (*store_alert_txn_cb)(const store_alert *a, MDB_txn *txn, void *ctx);
+int store_list_alerts_in_txn(store *s, int64_t since_ms, store_alert_txn_cb cb, void *ctx, char *err,
+                             size_t errlen);
 
 #endif

@@ -217,6 +217,9 @@ static int open_dbs(store *s, char *err, size_t errlen)
         { "outbox_due", offsetof(store, outbox_due) },
         { "outbox_dead", offsetof(store, outbox_dead) },
         { "riskfreq", offsetof(store, riskfreq) }, /* riskfreq.c; added within schema 2 as the outbox */
+        /* added within schema 2 too (triage.c, allow.c) */
+        { "triage", offsetof(store, triage) },
+        { "allow", offsetof(store, allow) },
     };
     MDB_txn *txn = NULL;
     msgpack_sbuffer buf;
@@ -229,11 +232,17 @@ static int open_dbs(store *s, char *err, size_t errlen)
     }
     s->has_outbox = true;
     s->has_riskfreq = true;
+    s->has_triage = true;
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
         rc = mdb_dbi_open(txn, dbs[i].name, s->readonly ? 0 : MDB_CREATE, dbi);
         if (rc == MDB_NOTFOUND && s->readonly && strcmp(dbs[i].name, "riskfreq") == 0) {
             s->has_riskfreq = false; /* nothing reads it read-only */
+            continue;
+        }
+        if (rc == MDB_NOTFOUND && s->readonly
+            && (dbs[i].off == offsetof(store, triage) || dbs[i].off == offsetof(store, allow))) {
+            s->has_triage = false; /* no decision, no allow entry yet */
             continue;
         }
         if (rc == MDB_NOTFOUND && s->readonly && strncmp(dbs[i].name, "outbox", 6) == 0) {
@@ -332,13 +341,14 @@ int store_open(store **out, const char *dir, int flags, size_t map_size, char *e
     int ret = STORE_ERR;
     s->readonly = (flags & STORE_READONLY) != 0;
     s->lock_fd = -1;
+    bool side = (flags & STORE_SIDE_WRITER) != 0 && !s->readonly;
     if (strlen(dir) + sizeof "/data.mdb" > sizeof s->dir) {
         util_err(err, errlen, "store: directory name too long: %s", dir);
         goto fail;
     }
     snprintf(s->dir, sizeof s->dir, "%s", dir);
 
-    if (s->readonly) {
+    if (s->readonly || side) {
         /* The CLI must not create an empty store by looking at a mistyped path. */
         char data[PATH_MAX + 16];
         struct stat st;
@@ -353,7 +363,7 @@ int store_open(store **out, const char *dir, int flags, size_t map_size, char *e
     char lockpath[PATH_MAX + 16];
     snprintf(lockpath, sizeof lockpath, "%s/veille.lock", dir);
     bool had_lock = access(lockpath, F_OK) == 0;
-    if (!s->readonly && (ret = lock_store(s, err, errlen)) < 0)
+    if (!s->readonly && !side && (ret = lock_store(s, err, errlen)) < 0)
         goto fail;
     if ((ret = refuse_empty(dir, flags, had_lock, err, errlen)) < 0)
         goto fail;
@@ -369,7 +379,7 @@ int store_open(store **out, const char *dir, int flags, size_t map_size, char *e
         goto fail;
     }
     rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
-    if (rc == 0 && (map_size != 0 || !s->readonly)) {
+    if (rc == 0 && (map_size != 0 || (!s->readonly && !side))) {
         /* A reader without an explicit size takes the one recorded in the file,
          * so it can never be smaller than what the writer uses. */
         rc = mdb_env_set_mapsize(s->env, map_size != 0 ? map_size : STORE_DEFAULT_MAP_SIZE);

@@ -58,6 +58,8 @@ enum {
  * Only for a writer that can replay that transaction (serve, from its
  * write-ahead log). The next commit's fdatasync, or store_sync, makes it durable. */
 #define STORE_NOMETASYNC 0x4
+/* STORE_SIDE_WRITER (0x8) is with the triage records below. Flags are bits:
+ * a new one takes the next free bit, never a value already used above. */
 #define STORE_DEFAULT_MAP_SIZE ((size_t)8 << 30) /* sparse; grows nothing on disk by itself */
 
 /* Open (and in read-write mode create, with its directory) the store in dir.
@@ -377,6 +379,85 @@ typedef int (*store_alert_cb)(const store_alert *a, void *ctx);
 /* Alerts with at_ms >= since_ms, oldest first (event time). */
 int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, char *err, size_t errlen);
 uint64_t store_alert_count(store *s); /* 0 also on error */
+
+/* ---- triage (triage.c) ----
+ * triage      alert_id -> msgpack {st, by, at, note}: what an analyst decided about an
+ *                         alert. No record: the alert is open. Kept apart from the alert
+ *                         so that the serve writing alerts and a CLI writing decisions
+ *                         never rewrite each other's records. */
+typedef enum {
+    STORE_STATE_OPEN = 0,
+    STORE_STATE_ACKED = 1,
+    STORE_STATE_RESOLVED = 2,
+    STORE_STATE_FP = 3, /* false positive */
+} store_alert_state;
+#define STORE_TRIAGE_BY_MAX 64
+#define STORE_TRIAGE_NOTE_MAX 512
+
+typedef struct {
+    char alert_id[STORE_ALERT_ID_MAX];
+    int64_t state;                 /* store_alert_state */
+    char by[STORE_TRIAGE_BY_MAX];  /* who decided ($USER or --by) */
+    int64_t at_ms;                 /* when */
+    char note[STORE_TRIAGE_NOTE_MAX];
+} store_triage;
+
+/* "open", "acked", "resolved", "fp"; NULL for an unknown state. */
+const char *store_state_name(int64_t state);
+/* -1 when name is none of those. */
+int store_state_parse(const char *name);
+
+/* *found false (state open) when the alert has no triage record. */
+int store_triage_get(store *s, const char *alert_id, store_triage *out, bool *found, char *err, size_t errlen);
+int store_txn_triage_get(store_txn *t, const char *alert_id, store_triage *out, bool *found, char *err,
+                         size_t errlen);
+int store_txn_triage_put(store_txn *t, const store_triage *r, char *err, size_t errlen);
+
+/* Every alert with at_ms >= since_ms and its triage state (open when undecided),
+ * oldest first, in one read transaction: for counts by state (stats, /metrics). */
+typedef int (*store_alert_state_cb)(const store_alert *a, int64_t state, void *ctx);
+int store_list_alert_states(store *s, int64_t since_ms, store_alert_state_cb cb, void *ctx, char *err,
+                            size_t errlen);
+
+/* Read-write without DIR/veille.lock, for the CLI's small writes (triage, allow
+ * list) beside a running serve. Safe: LMDB serialises write transactions across
+ * processes itself (lock.mdb); veille.lock only keeps two serves from draining one
+ * outbox. The store must exist (STORE_ERR_MISSING otherwise, nothing is created)
+ * and the map size recorded in the file is kept, so serve never sees it change. */
+#define STORE_SIDE_WRITER 0x8
+
+/* ---- allow list (allow.c) ----
+ * allow       rule 0x00 kind value -> msgpack {note, by, add, exp}: keys that never
+ *                                     raise, for one rule or (rule "") all of them.
+ * kind STORE_KEY_IP: value an address or a CIDR (1.2.3.0/24, 2001:db8::/32);
+ * kind STORE_KEY_USER: a user id. Read by the engine in the transaction that stores
+ * each event, so serve sees a change at its next batch. */
+#define STORE_ALLOW_VALUE_MAX 64
+#define STORE_ALLOW_NOTE_MAX 256
+
+typedef struct {
+    char rule[64];                    /* "" for every rule */
+    char kind;                        /* STORE_KEY_IP or STORE_KEY_USER */
+    char value[STORE_ALLOW_VALUE_MAX];
+    char note[STORE_ALLOW_NOTE_MAX];
+    char by[STORE_TRIAGE_BY_MAX];
+    int64_t added_ms;
+    int64_t expires_ms;               /* 0: never */
+} store_allow_entry;
+
+/* 0, or -1 with err when value is not an address/CIDR (ip) or is empty or too long. */
+int store_allow_check(char kind, const char *value, char *err, size_t errlen);
+int store_txn_allow_put(store_txn *t, const store_allow_entry *e, char *err, size_t errlen);
+/* *found false when there was no such entry. */
+int store_txn_allow_del(store_txn *t, const char *rule, char kind, const char *value, bool *found, char *err,
+                        size_t errlen);
+typedef int (*store_allow_cb)(const store_allow_entry *e, void *ctx);
+/* Every entry, expired ones too (the caller shows them as such), in key order. */
+int store_allow_list(store *s, store_allow_cb cb, void *ctx, char *err, size_t errlen);
+/* *allowed: an entry unexpired at now_ms covers (rule, kind, value); its copy in
+ * match when not NULL. value is the alert key's value (a user id or an address). */
+int store_txn_allowed(store_txn *t, const char *rule, char kind, const char *value, int64_t now_ms, bool *allowed,
+                      store_allow_entry *match, char *err, size_t errlen);
 
 /* ---- outbox ----
  * What the remote sinks (syslog, webhooks) still have to deliver. An entry is

@@ -208,7 +208,7 @@ test('a deleted user keeps its last sign-in; the Clerk instance is shown', () =>
 test('alerts escape the summary and show the IP and alert id; --ip canonicalises', () => {
   const [alert] = cliJson('alerts');
   const rows = assertTerminalSafe(cli('alerts'), 'alerts');
-  assert.match(rows[0], /^TIME\s+RULE\s+SEVERITY\s+KEY\s+SUPPRESSED\s+IP\s+ID\s+SUMMARY$/);
+  assert.match(rows[0], /^TIME\s+RULE\s+SEVERITY\s+STATE\s+KEY\s+SUPPRESSED\s+IP\s+ID\s+SUMMARY$/);
   assert.equal(rows.length, 2, rows.join('\n'));
   assert.match(rows[1], new RegExp(`user:user_evil\\s+0\\s+${IP.replaceAll('.', '\\.')}\\s+${alert.id}\\s`));
   assert.match(rows[1], /Gen\\x1b\[2Jève\\r\\nFORGED ROW/);

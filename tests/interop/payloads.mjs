@@ -14,6 +14,16 @@ rule rapid {
 }
 `;
 
+// POST body to base's Clerk route signed by the official svix library as Svix signs
+// (timestamp now); resolves with the response.
+export async function postSigned(Webhook, secret, base, id, body) {
+  const when = new Date();
+  const headers = { 'content-type': 'application/json', 'svix-id': id,
+    'svix-timestamp': String(Math.floor(when.getTime() / 1000)),
+    'svix-signature': new Webhook(secret).sign(id, when, body) };
+  return fetch(base + '/webhooks/clerk', { method: 'POST', headers, body, signal: AbortSignal.timeout(5000) });
+}
+
 export function envelope(type, data, ts = Date.now()) {
   return JSON.stringify({ data, object: 'event', type, timestamp: ts, instance_id: 'ins_interop',
     event_attributes: { http_request: { client_ip: '203.0.113.9', user_agent: 'Mozilla/5.0 (interop)' } } });

@@ -27,10 +27,10 @@ const { benignUsers, benignIps } = generate();
 
 const jsonLines = (s) => s.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const asLine = (a) => `${a.rule} ${a.key} ${a.session_id} ${a.suppressed}`;
-// the per-rule table on stderr: NAME EVALUATED MATCHED ALERTS SUPPRESSED
+// the per-rule table on stderr: NAME EVALUATED MATCHED ALERTS SUPPRESSED ALLOWED
 function summaryTable(stderr) {
   const lines = stderr.split('\n');
-  const h = lines.findIndex((l) => /^RULE\s+EVALUATED\s+MATCHED\s+ALERTS\s+SUPPRESSED$/.test(l));
+  const h = lines.findIndex((l) => /^RULE\s+EVALUATED\s+MATCHED\s+ALERTS\s+SUPPRESSED\s+ALLOWED$/.test(l));
   assert.ok(h >= 0, stderr);
   const rows = new Map();
   for (const l of lines.slice(h + 1)) {

@@ -349,6 +349,41 @@ static void test_long_line(void)
     free(diag);
 }
 
+/* `enabled true|false`: parsed, dumped back, kept with the rule's source text;
+ * rules_disable (serve --disable-rule) does the same from outside. */
+static void test_enabled(void)
+{
+    const char *src = "rule a { severity low on session.created when count(session.created, 1m) > 1\n"
+                      "  # kept as written\n  enabled false }\n"
+                      "rule b { severity low on session.created when count(session.created, 1m) > 1 enabled true }\n";
+    rules_set *set = NULL;
+    CHECK("enabled: loads", load_str(src, &set) == 0 && set != NULL);
+    if (set == NULL)
+        return;
+    const rules_rule *a = rules_rule_at(set, 0), *b = rules_rule_at(set, 1);
+    CHECK("enabled false: disabled", a->disabled);
+    CHECK("enabled true: enabled", !b->disabled);
+    CHECK("source: the rule as written, `rule` to its brace",
+          a->source != NULL && strncmp(a->source, "rule a {", 8) == 0 && strstr(a->source, "# kept as written") &&
+              a->source[strlen(a->source) - 1] == '}');
+    char *dump = NULL;
+    size_t dl = 0;
+    FILE *u = open_memstream(&dump, &dl);
+    rules_dump(set, u);
+    fclose(u);
+    CHECK("dump: enabled false written back, enabled true the default", dump != NULL &&
+          strstr(dump, "  enabled false\n}\n\nrule b") != NULL && strstr(strstr(dump, "rule b"), "enabled") == NULL);
+    free(dump);
+    CHECK("rules_disable: a known rule", rules_disable(set, "b") == 0 && rules_rule_at(set, 1)->disabled);
+    CHECK("rules_disable: an unknown one", rules_disable(set, "zzz") < 0);
+    rules_free(set);
+    CHECK("enabled: only true or false", load_str("rule c { severity low on session.created "
+                                                  "when count(session.created, 1m) > 1 enabled maybe }", NULL) == 1);
+    CHECK("enabled: at most once", load_str("rule c { severity low on session.created "
+                                            "when count(session.created, 1m) > 1 enabled true enabled false }",
+                                            NULL) == 1);
+}
+
 int main(void)
 {
     test_example();
@@ -358,5 +393,6 @@ int main(void)
     test_limits();
     test_tabs();
     test_long_line();
+    test_enabled();
     return check_summary();
 }

@@ -1395,6 +1395,80 @@ static void test_users_layout_and_upgrade(void)
     store_close(s);
 }
 
+/* The allow list and triage records, written by a second process with
+ * STORE_SIDE_WRITER while this one holds the store read-write (as the CLI beside
+ * serve), then read in this process's write transaction (as the engine does). */
+static void test_allow_side_writer(void)
+{
+    char dir[256], err[UTIL_ERRLEN];
+    new_dir(dir, sizeof dir);
+    store *s = open_rw(dir, 0);
+    CHECK("allow: the serving store opens", s != NULL);
+    if (s == NULL)
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        store *w = NULL;
+        store_txn *t = NULL;
+        store_allow_entry net = {.kind = STORE_KEY_IP, .value = "203.0.113.0/24", .note = "office"};
+        store_allow_entry user = {.rule = "r1", .kind = STORE_KEY_USER, .value = "user_1", .note = "svc"};
+        store_allow_entry v6 = {.kind = STORE_KEY_IP, .value = "2001:db8::/32", .expires_ms = 1000};
+        store_triage tr = {.alert_id = "alr_1", .state = STORE_STATE_FP, .by = "ana", .at_ms = 5, .note = "n"};
+        int ok = store_open(&w, dir, STORE_SIDE_WRITER, 0, err, sizeof err) == 0 &&
+                 store_txn_begin(w, &t, err, sizeof err) == 0 && store_txn_allow_put(t, &net, err, sizeof err) == 0 &&
+                 store_txn_allow_put(t, &user, err, sizeof err) == 0 &&
+                 store_txn_allow_put(t, &v6, err, sizeof err) == 0 &&
+                 store_txn_triage_put(t, &tr, err, sizeof err) == 0 && store_txn_commit(t, err, sizeof err) == 0;
+        if (!ok)
+            printf("side writer: %s\n", err);
+        store_close(w);
+        _exit(ok ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK("allow: a side writer writes beside the holder of veille.lock", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    store_txn *t = NULL;
+    bool a[8] = {0};
+    store_allow_entry m = {0};
+    if (store_txn_begin(s, &t, err, sizeof err) == 0) {
+        store_txn_allowed(t, "any", STORE_KEY_IP, "203.0.113.7", 0, &a[0], &m, err, sizeof err);
+        store_txn_allowed(t, "any", STORE_KEY_IP, "203.0.114.7", 0, &a[1], NULL, err, sizeof err);
+        store_txn_allowed(t, "r1", STORE_KEY_USER, "user_1", 0, &a[2], NULL, err, sizeof err);
+        store_txn_allowed(t, "r2", STORE_KEY_USER, "user_1", 0, &a[3], NULL, err, sizeof err);
+        store_txn_allowed(t, "r1", STORE_KEY_IP, "2001:db8:ffff::1", 999, &a[4], NULL, err, sizeof err);
+        store_txn_allowed(t, "r1", STORE_KEY_IP, "2001:db8:ffff::1", 1000, &a[5], NULL, err, sizeof err);
+        store_txn_allowed(t, "r1", STORE_KEY_IP, "2001:db9::1", 0, &a[6], NULL, err, sizeof err);
+        store_txn_allowed(t, "r1", STORE_KEY_USER, "203.0.113.7", 0, &a[7], NULL, err, sizeof err);
+        store_txn_abort(t);
+    }
+    CHECK("allow: an address in a CIDR, for every rule", a[0] && strcmp(m.note, "office") == 0);
+    CHECK("allow: an address outside it", !a[1]);
+    CHECK("allow: a user for its rule only", a[2] && !a[3]);
+    CHECK("allow: IPv6 CIDR until it expires", a[4] && !a[5] && !a[6]);
+    CHECK("allow: an ip entry never covers a user key", !a[7]);
+    store_triage tr;
+    bool found = false;
+    CHECK("triage: the side writer's record reads back",
+          store_triage_get(s, "alr_1", &tr, &found, err, sizeof err) == 0 && found && tr.state == STORE_STATE_FP &&
+              strcmp(tr.by, "ana") == 0);
+    CHECK("triage: an alert without a record is open",
+          store_triage_get(s, "alr_2", &tr, &found, err, sizeof err) == 0 && !found);
+    CHECK("triage: state names round trip", store_state_parse("acked") == STORE_STATE_ACKED &&
+                                                strcmp(store_state_name(STORE_STATE_FP), "fp") == 0 &&
+                                                store_state_parse("closed") < 0 && store_state_name(9) == NULL);
+    CHECK("allow: bad values are refused", store_allow_check(STORE_KEY_IP, "10.0.0.0/33", err, sizeof err) < 0 &&
+                                               store_allow_check(STORE_KEY_IP, "host", err, sizeof err) < 0 &&
+                                               store_allow_check(STORE_KEY_USER, "", err, sizeof err) < 0 &&
+                                               store_allow_check(STORE_KEY_IP, "::1", err, sizeof err) == 0);
+    store_close(s);
+    char missing[256];
+    new_dir(missing, sizeof missing);
+    store *w = NULL;
+    CHECK("side writer: a missing store is not created",
+          store_open(&w, missing, STORE_SIDE_WRITER, 0, err, sizeof err) == STORE_ERR_MISSING &&
+              access(missing, F_OK) != 0);
+}
+
 int main(void)
 {
     snprintf(tmproot, sizeof tmproot, "/tmp/veille-test-store-XXXXXX");
@@ -1434,6 +1508,7 @@ int main(void)
     test_pages_per_event();
     test_unchanged_not_rewritten();
     test_users_layout_and_upgrade();
+    test_allow_side_writer();
 
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmproot);
