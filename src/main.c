@@ -19,6 +19,7 @@ static const char usage[] =
     "  alerts    the alerts raised, by user, IP, rule or age\n"
     "  outbox    alerts waiting for a remote sink, and why\n"
     "  test-alert  send a sample alert through a sink to check its wiring\n"
+    "  simulate  send signed sample deliveries (scenarios or a recorded file) to a running serve\n"
     "  version   veille's version and the libraries it runs with (also --version)\n"
     "veille COMMAND --help shows a command's flags.\n";
 
@@ -32,6 +33,7 @@ int main(int argc, char **argv)
         {"users", cli_users}, {"stats", cli_stats}, {"check", cli_check},
         {"replay", cli_replay}, {"alerts", cli_alerts}, {"outbox", cli_outbox},
         {"test-alert", cli_test_alert}, {"version", cli_version},
+        {"simulate", cli_simulate},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

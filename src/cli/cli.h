@@ -22,6 +22,7 @@ int cli_alerts(int argc, char **argv);
 int cli_outbox(int argc, char **argv);
 int cli_test_alert(int argc, char **argv);
 int cli_version(int argc, char **argv);
+int cli_simulate(int argc, char **argv);
 
 /* What `veille serve` (src/serve) shares with the commands here. */
 

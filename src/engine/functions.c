@@ -31,6 +31,7 @@ static const char *entry_field(const store_history_entry *e, rules_field f)
     case RULES_F_BROWSER: return e->browser;
     case RULES_F_DEVICE: return e->device;
     case RULES_F_USER_AGENT: return e->user_agent;
+    case RULES_F_INSTANCE: return e->instance_id;
     default: return "";
     }
 }
@@ -52,6 +53,7 @@ const char *engine_event_field(const eval_ctx *c, rules_field f)
     case RULES_F_DEVICE: return ev->session.device;
     case RULES_F_USER_AGENT: return ev->user_agent;
     case RULES_F_USER_EMAIL: return c->user.email;
+    case RULES_F_INSTANCE: return ev->instance_id;
     default: return "";
     }
 }

@@ -43,7 +43,8 @@ typedef struct {
     bool init_store;               /* --init: a zero-length data.mdb starts a new store (else refused) */
     size_t map_resident;           /* file-backed resident bytes past which the committer
                                       drops the map's pages from the page tables; 0: never */
-    ingest_secrets secrets;
+    ingest_secrets secrets;        /* /webhooks/clerk; count 0 when only named instances are set */
+    ingest_instances instances;    /* /webhooks/clerk/<name> */
 } http_options;
 
 /* Defaults as documented in README.md. */

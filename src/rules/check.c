@@ -15,11 +15,13 @@
 static const char *const field_names[RULES_F_COUNT] = {
     "type", "user_id", "session_id", "ip", "country", "city", "browser", "device", "is_mobile",
     "user_agent", "user.deleted", "user.age", "user.email", "user.banned", "user",
+    "instance",
 };
 static const rules_type field_types[RULES_F_COUNT] = {
     RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING,
     RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_BOOL, RULES_T_STRING,
     RULES_T_BOOL, RULES_T_DURATION, RULES_T_STRING, RULES_T_BOOL, RULES_T_STRING,
+    RULES_T_STRING,
 };
 
 /* Argument kinds of the window functions. */

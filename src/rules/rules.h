@@ -63,6 +63,7 @@ typedef enum {
     RULES_F_CITY, RULES_F_BROWSER, RULES_F_DEVICE, RULES_F_IS_MOBILE, RULES_F_USER_AGENT,
     RULES_F_USER_DELETED, RULES_F_USER_AGE, RULES_F_USER_EMAIL, RULES_F_USER_BANNED,
     RULES_F_USER,
+    RULES_F_INSTANCE, /* the Clerk instance_id (ins_...) of the event */
     RULES_F_COUNT
 } rules_field;
 
