@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli/cli.h"
 #include "cli/internal.h"
 #include "ingest/ingest.h"
@@ -342,8 +344,16 @@ static int send_file(sim_ctx *c, const char *path)
         size_t lead = strspn(line, " \t");
         if ((size_t)n == lead)
             continue; /* blank lines, as replay skips them */
-        char label[32];
-        snprintf(label, sizeof label, "line %zu", lineno);
+        /* the label names the line and, when it has one, the event's type; a line
+         * that is not JSON is still sent: serve's 400 says what is wrong with it */
+        char label[96];
+        json_t *ev = json_loadb(line, (size_t)n, 0, NULL);
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        char shown[64] = "";
+        if (type != NULL)
+            util_term_escape(type, strlen(type), shown, sizeof shown);
+        snprintf(label, sizeof label, "line %zu%s%s", lineno, shown[0] ? " " : "", shown);
+        json_decref(ev);
         if (emit_delivery(label, line, (size_t)n, c) < 0) {
             rc = -1;
             break;

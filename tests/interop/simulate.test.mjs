@@ -50,7 +50,7 @@ after(async () => {
 
 // The answer lines ("TYPE ID -> STATUS ...") and the alert rows of simulate's output.
 function parse(stdout) {
-  const answers = [...stdout.matchAll(/^\S+(?: \d+)?\s+(msg_sim_\S+) -> (\d{3}) /gm)].map((m) => Number(m[2]));
+  const answers = [...stdout.matchAll(/^.*?\s(msg_sim_\S+) -> (\d{3}) /gm)].map((m) => Number(m[2]));
   const tail = stdout.split('alerts raised for these deliveries')[1] ?? '';
   const rules = [...tail.matchAll(/^ {2}(\w+)\s+(info|low|medium|high|critical)\s/gm)].map((m) => m[1]).sort();
   return { answers, rules, tail };
@@ -135,7 +135,7 @@ test('--file sends recorded envelopes at --rate, and serve stores them', async (
   assert.equal(r.status, 0, r.stdout + r.stderr);
   const { answers } = parse(r.stdout);
   assert.deepEqual(answers, [200, 200, 200, 200], r.stdout);
-  assert.match(r.stdout, /^line 5 /m, 'labels name the file line, blank lines skipped');
+  assert.match(r.stdout, /^line 5 session\.created +msg_sim_/m, 'labels name the file line and type, blank lines skipped');
   // four deliveries at 5/s: the last leaves 600 ms after the first
   assert.ok(elapsed >= 550, `took ${elapsed} ms`);
   const h = await run(['history', user, '--json', '--data', dataDir]);
