@@ -21,6 +21,7 @@ static const char usage[] =
     "  rules     the rules in force, their state and hits (rules show NAME: as written)\n"
     "  allow     keys that never raise: allow add|list|rm\n"
     "  test-alert  send a sample alert through a sink to check its wiring\n"
+    "  simulate  send signed sample deliveries (scenarios or a recorded file) to a running serve\n"
     "  version   veille's version and the libraries it runs with (also --version)\n"
     "veille COMMAND --help shows a command's flags.\n";
 
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
         {"replay", cli_replay}, {"alerts", cli_alerts}, {"outbox", cli_outbox},
         {"test-alert", cli_test_alert}, {"version", cli_version},
         {"allow", cli_allow}, {"rules", cli_rules},
+        {"simulate", cli_simulate},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -26,6 +26,7 @@ int cli_test_alert(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_allow(int argc, char **argv);
 int cli_rules(int argc, char **argv);
+int cli_simulate(int argc, char **argv);
 
 /* What `veille serve` (src/serve) shares with the commands here. */
 

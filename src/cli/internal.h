@@ -63,5 +63,14 @@ int cli_side_write(const char *cmd, const char *data, cli_side_fill fill, void *
 int cli_alerts_triage(int argc, char **argv);
 /* True when argv0 is one of those verbs. */
 bool cli_alerts_triage_verb(const char *argv0);
+/* `veille simulate`'s scenarios (scenario.c). Each delivery body is handed to
+ * emit in order; emit returns 0, or -1 to stop (it says why itself). tag goes into
+ * every user, session and delivery id so each run is new to the store. */
+#define CLI_SCENARIO_NAMES "sample, brute-force, impossible-travel, spray"
+typedef int (*cli_scenario_emit)(const char *type, const char *body, size_t len, void *ctx);
+int cli_scenario_run(const char *name, const char *tag, int64_t now_ms, cli_scenario_emit emit, void *ctx, char *err,
+                     size_t errlen);
+/* The default rules the scenario raises ("" none), or NULL for an unknown name. */
+const char *cli_scenario_expected(const char *name);
 
 #endif

@@ -55,6 +55,7 @@ static const char *entry_field(eval_ctx *c, const store_history_entry *e, rules_
     case RULES_F_BROWSER: return e->browser;
     case RULES_F_DEVICE: return e->device;
     case RULES_F_USER_AGENT: return e->user_agent;
+    case RULES_F_INSTANCE: return e->instance_id;
     default: return "";
     }
 }
@@ -86,6 +87,7 @@ const char *engine_event_field(const eval_ctx *c, rules_field f)
     case RULES_F_UA_OS: return c->ua_event.os;
     case RULES_F_UA_DEVICE: return c->ua_event.device;
     case RULES_F_DEVICE_KEY: return c->device_key;
+    case RULES_F_INSTANCE: return ev->instance_id;
     default: return "";
     }
 }

@@ -50,7 +50,8 @@ typedef struct {
     size_t map_size;               /* LMDB map size */
     bool init_store;               /* --init: a zero-length data.mdb starts a new store (else refused) */
     size_t max_backlog;             /* log bytes waiting to be applied past which deliveries get 503 */
-    ingest_secrets secrets;
+    ingest_secrets secrets;        /* /webhooks/clerk; count 0 when only named instances are set */
+    ingest_instances instances;    /* /webhooks/clerk/<name> */
     char ip_db_path[PATH_MAX];     /* --ip-db FILE|none; "" the default (IPINTEL_DEFAULT_DB, optional) */
     ipintel *ipdb;                 /* opened by the caller, borrowed by the server; NULL: none */
 } http_options;

@@ -241,7 +241,7 @@ static int reject_delivery(struct server *srv, h2o_req_t *req, ingest_result r, 
     return send_error(req, status, reason_phrase(status), message);
 }
 
-static int handle_webhook(struct server *srv, h2o_req_t *req)
+static int handle_webhook(struct server *srv, h2o_req_t *req, const ingest_secrets *secrets)
 {
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
@@ -271,7 +271,7 @@ static int handle_webhook(struct server *srv, h2o_req_t *req)
                                                          : (const unsigned char *)"";
     char err[256] = "";
     int64_t now_ms = util_now_ms();
-    ingest_result r = ingest_verify_signature(&srv->opt->secrets, id.base, id.len, ts.base, ts.len, sig.base, sig.len,
+    ingest_result r = ingest_verify_signature(secrets, id.base, id.len, ts.base, ts.len, sig.base, sig.len,
                                               body, req->entity.len, now_ms / 1000, err, sizeof err);
     if (r != INGEST_OK)
         return reject_delivery(srv, req, r, EVENT_UNKNOWN, id_str, err);
@@ -610,8 +610,20 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
         return send_error(req, 400, "Bad Request", ambiguous);
     }
     h2o_iovec_t path = req->path_normalized;
-    if (h2o_memis(path.base, path.len, H2O_STRLIT("/webhooks/clerk")))
-        return handle_webhook(srv, req);
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/webhooks/clerk"))) {
+        if (srv->opt->secrets.count == 0) /* only named instances: never verify against nothing */
+            return send_error(req, 404, "Not Found", "no unnamed secret (VEILLE_WEBHOOK_SECRET) is set: POST to "
+                                                     "/webhooks/clerk/<name> of a VEILLE_WEBHOOK_SECRET_<NAME>");
+        return handle_webhook(srv, req, &srv->opt->secrets);
+    }
+    if (path.len > sizeof "/webhooks/clerk/" - 1 && memcmp(path.base, H2O_STRLIT("/webhooks/clerk/")) == 0) {
+        size_t skip = sizeof "/webhooks/clerk/" - 1;
+        const ingest_secrets *named = ingest_instance_secrets(&srv->opt->instances, path.base + skip, path.len - skip);
+        if (named == NULL)
+            return send_error(req, 404, "Not Found", "no such instance: set VEILLE_WEBHOOK_SECRET_<NAME> for "
+                                                     "/webhooks/clerk/<name>");
+        return handle_webhook(srv, req, named);
+    }
     bool is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
                   h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {

@@ -33,6 +33,34 @@ typedef struct {
  * its '=' padding, nothing else. On failure *out is wiped (count 0). */
 int ingest_parse_secrets(const char *list, ingest_secrets *out, char *err, size_t errlen);
 
+/* Several Clerk applications (a development and a production instance): one
+ * secret list per name, from VEILLE_WEBHOOK_SECRET_<NAME>=..., served at
+ * /webhooks/clerk/<name> (NAME lower-cased). The unnamed VEILLE_WEBHOOK_SECRET
+ * is not one of them: it keeps /webhooks/clerk. */
+#define INGEST_SECRET_ENV "VEILLE_WEBHOOK_SECRET"
+#define INGEST_MAX_INSTANCES 16
+#define INGEST_INSTANCE_NAME_MAX 32
+
+typedef struct {
+    char name[INGEST_INSTANCE_NAME_MAX]; /* lower case: the route's last segment */
+    ingest_secrets secrets;
+} ingest_instance;
+
+typedef struct {
+    ingest_instance list[INGEST_MAX_INSTANCES];
+    size_t count;
+} ingest_instances;
+
+/* Every VEILLE_WEBHOOK_SECRET_<NAME> of envp (an environ-style NULL-terminated
+ * array); an empty value is unset, as for the unnamed variable. NAME is letters,
+ * digits and '_' (1..31), matched case-insensitively: DEV and dev are one
+ * instance, and given twice is an error. err names the variable, never its value.
+ * On failure *out is wiped (count 0). */
+int ingest_parse_instances(char *const *envp, ingest_instances *out, char *err, size_t errlen);
+
+/* The secrets of instance name[0..len) (case-insensitive), or NULL. */
+const ingest_secrets *ingest_instance_secrets(const ingest_instances *in, const char *name, size_t len);
+
 /* Why a delivery was refused. Each maps to one HTTP status (see ingest_status_of). */
 typedef enum {
     INGEST_OK = 0,

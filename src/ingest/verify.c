@@ -8,7 +8,9 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -125,6 +127,61 @@ int ingest_parse_secrets(const char *list, ingest_secrets *out, char *err, size_
     if (out->count == 0)
         return util_err(err, errlen, "no webhook secret given");
     return 0;
+}
+
+int ingest_parse_instances(char *const *envp, ingest_instances *out, char *err, size_t errlen)
+{
+    static const char prefix[] = INGEST_SECRET_ENV "_";
+    const size_t plen = sizeof prefix - 1;
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++) {
+        const char *var = envp[i], *eq = strchr(var, '=');
+        if (eq == NULL || strncmp(var, prefix, plen) != 0)
+            continue;
+        const char *name = var + plen;
+        size_t nlen = (size_t)(eq - name);
+        /* the variable's name is ours to show; its value never is */
+        int vlen = (int)(eq - var);
+        if (eq[1] == '\0')
+            continue;
+        bool ok = nlen > 0 && nlen < INGEST_INSTANCE_NAME_MAX;
+        for (size_t k = 0; ok && k < nlen; k++)
+            ok = isalnum((unsigned char)name[k]) || name[k] == '_';
+        if (!ok) {
+            OPENSSL_cleanse(out, sizeof *out);
+            return util_err(err, errlen, "%.*s: an instance name is 1 to %d letters, digits or '_'", vlen, var,
+                            INGEST_INSTANCE_NAME_MAX - 1);
+        }
+        if (ingest_instance_secrets(out, name, nlen) != NULL) {
+            OPENSSL_cleanse(out, sizeof *out);
+            return util_err(err, errlen, "%.*s: instance '%.*s' is set twice (names are case-insensitive)", vlen,
+                            var, (int)nlen, name);
+        }
+        if (out->count == INGEST_MAX_INSTANCES) {
+            OPENSSL_cleanse(out, sizeof *out);
+            return util_err(err, errlen, "%.*s: too many instances (at most %d)", vlen, var, INGEST_MAX_INSTANCES);
+        }
+        ingest_instance *in = &out->list[out->count];
+        for (size_t k = 0; k < nlen; k++)
+            in->name[k] = (char)tolower((unsigned char)name[k]);
+        char sub[UTIL_ERRLEN];
+        if (ingest_parse_secrets(eq + 1, &in->secrets, sub, sizeof sub) < 0) {
+            OPENSSL_cleanse(out, sizeof *out);
+            return util_err(err, errlen, "%.*s: %s", vlen, var, sub);
+        }
+        out->count++;
+    }
+    return 0;
+}
+
+const ingest_secrets *ingest_instance_secrets(const ingest_instances *in, const char *name, size_t len)
+{
+    if (in == NULL || name == NULL || len == 0 || len >= INGEST_INSTANCE_NAME_MAX)
+        return NULL;
+    for (size_t i = 0; i < in->count; i++)
+        if (strlen(in->list[i].name) == len && strncasecmp(in->list[i].name, name, len) == 0)
+            return &in->list[i].secrets;
+    return NULL;
 }
 
 /* HMAC-SHA256 over "{id}.{ts}.{body}" fed in pieces, so the body is never copied. */

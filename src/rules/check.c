@@ -20,6 +20,7 @@ static const char *const field_names[RULES_F_COUNT] = {
     "asn", "as_name", "ip.country", "ip.anonymous_proxy", "ip.satellite",
     "ip.anycast", "ip.drop", "ip.private",
     "user.locked", "user.was_locked", "user.was_banned",
+    "instance",
 };
 static const rules_type field_types[RULES_F_COUNT] = {
     RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING, RULES_T_STRING,
@@ -30,6 +31,7 @@ static const rules_type field_types[RULES_F_COUNT] = {
     RULES_T_NUMBER, RULES_T_STRING, RULES_T_STRING, RULES_T_BOOL, RULES_T_BOOL,
     RULES_T_BOOL, RULES_T_BOOL, RULES_T_BOOL,
     RULES_T_BOOL, RULES_T_BOOL, RULES_T_BOOL,
+    RULES_T_STRING,
 };
 /* Fields the engine looks up for the event being evaluated and that history
  * records do not hold: a window function over them would compare every earlier

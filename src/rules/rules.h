@@ -74,6 +74,7 @@ typedef enum {
     RULES_F_IP_ANYCAST, RULES_F_IP_DROP, RULES_F_IP_PRIVATE,
     /* Clerk's lockout and ban state: now, and before this event (engine.c) */
     RULES_F_USER_LOCKED, RULES_F_USER_WAS_LOCKED, RULES_F_USER_WAS_BANNED,
+    RULES_F_INSTANCE, /* the Clerk instance_id (ins_...) of the event */
     RULES_F_COUNT
 } rules_field;
 

@@ -20,19 +20,27 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* VEILLE_WEBHOOK_SECRET, else Clerk's own name for it. */
+/* VEILLE_WEBHOOK_SECRET, else Clerk's own name for it, for /webhooks/clerk; and
+ * VEILLE_WEBHOOK_SECRET_<NAME> for each /webhooks/clerk/<name>. Either is enough:
+ * a server of named instances only answers 404 on the unnamed route. */
 static int startup_secrets(http_options *o, char *err, size_t errlen)
 {
-    const char *env_name = "VEILLE_WEBHOOK_SECRET";
+    extern char **environ;
+    char sub[UTIL_ERRLEN];
+    if (ingest_parse_instances(environ, &o->instances, sub, sizeof sub) < 0)
+        return util_err(err, errlen, "%s", sub);
+    const char *env_name = INGEST_SECRET_ENV;
     const char *secret = getenv(env_name);
     if (secret == NULL || secret[0] == '\0') {
         env_name = "CLERK_WEBHOOK_SIGNING_SECRET";
         secret = getenv(env_name);
     }
+    if ((secret == NULL || secret[0] == '\0') && o->instances.count > 0)
+        return 0;
     if (secret == NULL || secret[0] == '\0')
         return util_err(err, errlen, "no webhook signing secret: set VEILLE_WEBHOOK_SECRET (or "
-                                     "CLERK_WEBHOOK_SIGNING_SECRET) to the whsec_... value from the Clerk dashboard");
-    char sub[UTIL_ERRLEN];
+                                     "CLERK_WEBHOOK_SIGNING_SECRET) to the whsec_... value from the Clerk dashboard, "
+                                     "or VEILLE_WEBHOOK_SECRET_<NAME> for each instance served at /webhooks/clerk/<name>");
     /* the messages name the bad entry by position, never its value */
     if (ingest_parse_secrets(secret, &o->secrets, sub, sizeof sub) < 0)
         return util_err(err, errlen, "%s: %s", env_name, sub);
@@ -126,6 +134,9 @@ int serve_main(int argc, char **argv)
              VEILLE_VERSION, opt.rules_path[0] ? log_quote(opt.rules_path, qr, sizeof qr) : CLI_RULES_NONE,
              log_quote(opt.data_dir, qdir, sizeof qdir), opt.secrets.count, opt.max_body,
              (long long)(opt.retention_ms / 1000));
+    for (size_t i = 0; i < opt.instances.count; i++)
+        log_line(LOG_INFO, "msg=instance name=%s endpoint=/webhooks/clerk/%s secrets=%zu", opt.instances.list[i].name,
+                 opt.instances.list[i].name, opt.instances.list[i].secrets.count);
     int served = http_serve(&opt, err, sizeof err);
     ipintel_close(opt.ipdb); /* the server and its engines are gone */
     opt.ipdb = NULL;

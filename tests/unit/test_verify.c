@@ -286,6 +286,39 @@ static void test_status(void)
     CHECK("label ok", strcmp(ingest_reason_label(INGEST_OK), "ok") == 0);
 }
 
+/* VEILLE_WEBHOOK_SECRET_<NAME>: one secret list per instance, looked up by route name. */
+static void test_parse_instances(void)
+{
+    static ingest_instances in;
+    char e[256] = "";
+    char *env[] = {"PATH=/bin", "VEILLE_WEBHOOK_SECRET=" A_SECRET, "VEILLE_WEBHOOK_SECRET_DEV=" A_SECRET,
+                   "VEILLE_WEBHOOK_SECRET_Prod_2=" B_SECRET " " A_SECRET, "VEILLE_WEBHOOK_SECRET_EMPTY=",
+                   "VEILLE_WEBHOOK_SECRETS=x", NULL};
+    CHECK("instances: parsed", ingest_parse_instances(env, &in, e, sizeof e) == 0 && in.count == 2);
+    CHECK("instances: names lower-cased", strcmp(in.list[0].name, "dev") == 0 && strcmp(in.list[1].name, "prod_2") == 0);
+    const ingest_secrets *dev = ingest_instance_secrets(&in, "dev", 3), *prod = ingest_instance_secrets(&in, "PROD_2", 6);
+    CHECK("instances: found case-insensitively", dev != NULL && dev->count == 1 && prod != NULL && prod->count == 2);
+    CHECK("instances: unknown and prefix names not found",
+          ingest_instance_secrets(&in, "de", 2) == NULL && ingest_instance_secrets(&in, "devx", 4) == NULL &&
+              ingest_instance_secrets(&in, "empty", 5) == NULL && ingest_instance_secrets(&in, "", 0) == NULL);
+    CHECK("instances: each verifies with its own secret",
+          verify(dev, A_ID, A_TS, A_SIG, A_BODY, A_TS_N) == INGEST_OK &&
+              verify(ingest_instance_secrets(&in, "prod_2", 6), B_ID, B_TS, B_SIG, B_BODY, B_TS_N) == INGEST_OK &&
+              verify(dev, B_ID, B_TS, B_SIG, B_BODY, B_TS_N) == INGEST_ERR_NO_MATCH);
+    char *bad_name[] = {"VEILLE_WEBHOOK_SECRET_BAD-NAME=" A_SECRET, NULL};
+    CHECK("instances: bad name refused, named", ingest_parse_instances(bad_name, &in, e, sizeof e) < 0 &&
+                                                     in.count == 0 && strstr(e, "VEILLE_WEBHOOK_SECRET_BAD-NAME:") != NULL);
+    char *twice[] = {"VEILLE_WEBHOOK_SECRET_DEV=" A_SECRET, "VEILLE_WEBHOOK_SECRET_dev=" B_SECRET, NULL};
+    CHECK("instances: the same name twice refused", ingest_parse_instances(twice, &in, e, sizeof e) < 0 &&
+                                                        strstr(e, "set twice") != NULL);
+    char *bad_secret[] = {"VEILLE_WEBHOOK_SECRET_DEV=whsec_short", NULL};
+    CHECK("instances: bad secret refused, naming the variable not the value",
+          ingest_parse_instances(bad_secret, &in, e, sizeof e) < 0 && strstr(e, "VEILLE_WEBHOOK_SECRET_DEV: secret #1") &&
+              strstr(e, "short") == NULL);
+    char *none[] = {NULL};
+    CHECK("instances: none is not an error", ingest_parse_instances(none, &in, e, sizeof e) == 0 && in.count == 0);
+}
+
 int main(void)
 {
     test_vectors();
@@ -294,6 +327,7 @@ int main(void)
     test_headers();
     test_sign();
     test_parse_secrets();
+    test_parse_instances();
     test_status();
     return check_summary();
 }
