@@ -694,6 +694,7 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     signal(SIGPIPE, SIG_IGN);
     if (open_listener(srv, err, errlen) < 0)
         goto out_commit;
+    util_sd_notify("READY=1"); /* store open, rules loaded, listener up: systemd may call us started */
 
 
     while (!stop_requested) {
@@ -708,6 +709,7 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         commit_kick(&srv->commits);
     }
     log_line(LOG_INFO, "msg=\"stopping: finishing deliveries in flight\"");
+    util_sd_notify("STOPPING=1");
     drain(srv);
     rc = 0;
 out_commit:
