@@ -827,6 +827,7 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     signal(SIGPIPE, SIG_IGN);
     if (open_listener(srv, err, errlen) < 0)
         goto out_commit;
+    util_sd_notify("READY=1"); /* store open, rules loaded, listener up: systemd may call us started */
 
     while (!stop_requested) {
         if (reload_requested) {
@@ -840,6 +841,7 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         pipeline_queue_kick(srv->commits);
     }
     log_line(LOG_INFO, "msg=\"stopping: finishing deliveries in flight\"");
+    util_sd_notify("STOPPING=1");
     pipeline_queue_refuse(srv->commits);
     drain(srv);
     rc = 0;

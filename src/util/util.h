@@ -71,4 +71,13 @@ size_t util_term_fit(const char *s, size_t len, size_t max_cols, char *out, size
 void util_put_be64(unsigned char *p, uint64_t v);
 uint64_t util_get_be64(const unsigned char *p);
 
+/* systemd's notify protocol (sdnotify.c, no libsystemd): send state, e.g.
+ * "READY=1" or "STOPPING=1", to the unix datagram socket named by
+ * $NOTIFY_SOCKET (a path, or an abstract name starting with '@'). 0 when sent
+ * or when the variable is unset (not under systemd); negative with err filled
+ * otherwise. util_sd_notify() logs that error as a warning instead: a failed
+ * notify never stops veille. */
+int util_sd_notify_send(const char *state, char *err, size_t errlen);
+void util_sd_notify(const char *state);
+
 #endif
