@@ -174,6 +174,28 @@ static const char *or_dash(const char *s)
     return s[0] ? s : "-";
 }
 
+json_t *cli_history_json(const store_history_entry *e)
+{
+    char at[UTIL_RFC3339_LEN];
+    util_format_rfc3339(e->at_ms, at, sizeof at);
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string(event_type_name(e->type)));
+    json_object_set_new(o, "at", json_string(at));
+    json_object_set_new(o, "at_ms", json_integer(e->at_ms));
+    json_object_set_new(o, "user_id", json_text(e->user_id));
+    json_object_set_new(o, "session_id", json_text(e->session_id));
+    json_object_set_new(o, "client_id", json_text(e->client_id));
+    json_object_set_new(o, "ip", json_text(e->ip));
+    json_object_set_new(o, "country", json_text(e->country));
+    json_object_set_new(o, "city", json_text(e->city));
+    json_object_set_new(o, "browser", json_text(e->browser));
+    json_object_set_new(o, "device", json_text(e->device));
+    json_object_set_new(o, "is_mobile", json_boolean(e->is_mobile));
+    json_object_set_new(o, "delivery_id", json_text(e->delivery_id));
+    json_object_set_new(o, "instance_id", json_text(e->instance_id));
+    return o;
+}
+
 static int print_history_row(const store_history_entry *e, void *ctx)
 {
     print_ctx *c = ctx;
@@ -181,22 +203,7 @@ static int print_history_row(const store_history_entry *e, void *ctx)
     char at[UTIL_RFC3339_LEN];
     util_format_rfc3339(e->at_ms, at, sizeof at);
     if (c->json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "type", json_string(event_type_name(e->type)));
-        json_object_set_new(o, "at", json_string(at));
-        json_object_set_new(o, "at_ms", json_integer(e->at_ms));
-        json_object_set_new(o, "user_id", json_text(e->user_id));
-        json_object_set_new(o, "session_id", json_text(e->session_id));
-        json_object_set_new(o, "client_id", json_text(e->client_id));
-        json_object_set_new(o, "ip", json_text(e->ip));
-        json_object_set_new(o, "country", json_text(e->country));
-        json_object_set_new(o, "city", json_text(e->city));
-        json_object_set_new(o, "browser", json_text(e->browser));
-        json_object_set_new(o, "device", json_text(e->device));
-        json_object_set_new(o, "is_mobile", json_boolean(e->is_mobile));
-        json_object_set_new(o, "delivery_id", json_text(e->delivery_id));
-        json_object_set_new(o, "instance_id", json_text(e->instance_id));
-        print_json_line(o);
+        print_json_line(cli_history_json(e));
         return 0;
     }
     char loc[EVENT_COUNTRY_MAX + EVENT_TEXT_MAX + 4], dev[2 * EVENT_TEXT_MAX + 16];
@@ -341,7 +348,7 @@ out:
     return status;
 }
 
-static json_t *user_json(const event_user *u)
+json_t *cli_user_json(const event_user *u)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_text(u->id));
@@ -434,7 +441,7 @@ int cli_user(int argc, char **argv)
         return EXIT_NOT_FOUND;
     }
     if (json) {
-        print_json_line(user_json(&u));
+        print_json_line(cli_user_json(&u));
         return 0;
     }
     char name[2 * EVENT_TEXT_MAX + 2];
@@ -474,7 +481,7 @@ static int print_user_row(const event_user *u, void *ctx)
     print_ctx *c = ctx;
     c->count++;
     if (c->json) {
-        print_json_line(user_json(u));
+        print_json_line(cli_user_json(u));
         return 0;
     }
     char name[2 * EVENT_TEXT_MAX + 2];
