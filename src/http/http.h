@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "alert/alert.h"
+#include "console/console.h"
 #include "ingest/ingest.h"
 #include "ipintel/ipintel.h"
 #include "rules/rules.h"
@@ -47,6 +48,7 @@ typedef struct {
     ingest_secrets secrets;
     char ip_db_path[PATH_MAX];     /* --ip-db FILE|none; "" the default (IPINTEL_DEFAULT_DB, optional) */
     ipintel *ipdb;                 /* opened by the caller, borrowed by the server; NULL: none */
+    console_config console;        /* --console HOST:PORT and VEILLE_CONSOLE_TOKEN; off by default */
 } http_options;
 
 /* Defaults as documented in README.md. */

@@ -43,6 +43,7 @@ struct server {
     commit_queue commits;
     deliver *deliver;
     metrics_counters metrics;
+    console *console; /* --console: its own listener on this loop; NULL when off */
 };
 
 struct route_handler {
@@ -609,6 +610,23 @@ void http_options_defaults(http_options *o)
     o->alert_timeout_ms = 10000;
 }
 
+/* What the web console shows of the running server (src/console). */
+static void console_live_of(void *ctx, console_live *out)
+{
+    const struct server *srv = ctx;
+    const metrics_counters *m = &srv->metrics;
+    out->started_ms = m->started_ms;
+    for (int t = 0; t < EVENT_TYPE_COUNT; t++)
+        for (int k = 0; k < METRICS_OUTCOME_COUNT; k++) {
+            out->deliveries += m->deliveries[t][k];
+            out->events_stored += k == METRICS_STORED ? m->deliveries[t][k] : 0;
+        }
+    out->alerts = m->alerts;
+    out->batches = m->batches;
+    out->commit_seconds_sum = m->commit_seconds_sum;
+    out->waiting = srv->commits.filling != NULL ? srv->commits.filling->count : 0;
+}
+
 /* Stop accepting, let the batches in flight commit and be answered, then return. */
 static void drain(struct server *srv)
 {
@@ -697,6 +715,8 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     signal(SIGPIPE, SIG_IGN);
     if (open_listener(srv, err, errlen) < 0)
         goto out_commit;
+    if (console_start(&srv->console, &o->console, srv->loop, srv->st, console_live_of, srv, err, errlen) < 0)
+        goto out_commit;
 
 
     while (!stop_requested) {
@@ -718,6 +738,7 @@ out_commit:
     deliver_stop(srv->deliver);
     commit_stop(&srv->commits);
 out_ctx:
+    console_stop(srv->console); /* the loop runs no more: nothing can reach it */
     if (srv->listener != NULL)
         h2o_socket_close(srv->listener);
     /* h2o 2.2.5 cannot dispose a context or destroy an evloop while client

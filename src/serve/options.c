@@ -115,6 +115,12 @@ static int opt_ip_db(http_options *o, const serve_option *opt, const char *v, ch
     return copy_path(o->ip_db_path, sizeof o->ip_db_path, v, "a location database file, or none", err, errlen);
 }
 
+static int opt_console(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
+{
+    (void)opt;
+    return console_parse(&o->console, v, err, errlen);
+}
+
 static int opt_alert(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
 {
     (void)opt;
@@ -252,6 +258,9 @@ static const serve_option serve_options[] = {
      "the location database for asn, as_name and ip.* (optional: without it those fields are empty; "
      "`location update` refreshes it, then restart or SIGHUP)",
      0, 0, NULL},
+    {"console", opt_console, "HOST:PORT", "off",
+     "serve the web console there (PORT alone: 127.0.0.1), never on --listen; needs VEILLE_CONSOLE_TOKEN", 0, 0,
+     NULL},
     {"alert", opt_alert, "SPEC", "none",
      "where alerts go, up to 16 sinks; SPEC is one of the forms below. Alerts are stored either way "
      "(veille alerts)",
