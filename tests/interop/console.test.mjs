@@ -327,3 +327,13 @@ test('the console in headless Chromium: overview, alerts list and filters, an al
     await browser.close();
   }
 });
+
+test('SIGTERM stops serve with its console cleanly (under ASan: no error, no leak)', async () => {
+  const exited = new Promise((ok) => srv.proc.once('exit', (code, signal) => ok({ code, signal })));
+  srv.proc.kill('SIGTERM');
+  const { code, signal } = await exited;
+  assert.equal(signal, null, srv.log);
+  assert.equal(code, 0, srv.log);
+  assert.doesNotMatch(srv.log, /Sanitizer|runtime error/);
+  assert.match(srv.log, /msg=stopped/);
+});
