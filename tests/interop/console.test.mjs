@@ -33,6 +33,7 @@ rule two {
 }
 `;
 const IP1 = '198.51.100.7', IP2 = '203.0.113.50';
+const DEAD_SINK = 'webhook:http://127.0.0.1:9/alerts';
 
 let tmp, dataDir, srv;
 let seq = 0;
@@ -79,7 +80,9 @@ before(async () => {
   dataDir = join(tmp, 'data');
   writeFileSync(join(tmp, 'test.rules'), RULES);
   srv = { log: '', base: null, console: null };
-  srv.proc = serve(['--rules', join(tmp, 'test.rules'), '--console', '127.0.0.1:0'], { VEILLE_CONSOLE_TOKEN: TOKEN });
+  // a webhook sink nobody listens on: its outbox holds every alert (the overview's outbox health)
+  srv.proc = serve(['--rules', join(tmp, 'test.rules'), '--console', '127.0.0.1:0', '--alert', DEAD_SINK],
+    { VEILLE_CONSOLE_TOKEN: TOKEN, VEILLE_ALERT_WEBHOOK_SECRET: 'whsec_' + randomBytes(32).toString('base64') });
   await untilListening(srv);
   const end = Date.now() + 5000;
   while (!/msg="console listening" addr=\S+ port=(\d+)/.test(srv.log)) {
@@ -122,12 +125,14 @@ test('without the token: 401, a basic-auth challenge, and the CSP on the refusal
 test('every answer has the strict Content-Security-Policy and no third-party host', async () => {
   const want = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-  for (const path of ['/', '/app.js', '/app.css', '/api/overview', '/api/nope', '/nope']) {
+  for (const path of ['/', '/app.js', '/app.css', '/favicon.svg', '/api/overview', '/api/nope', '/nope']) {
     const r = await get(path);
     assert.equal(r.headers.get('content-security-policy'), want, path);
     assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
     const body = await r.text();
-    assert.doesNotMatch(body, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, `${path} names another host`);
+    // the assets name no host (the API's data may: a sink's URL)
+    if (!path.startsWith('/api/'))
+      assert.doesNotMatch(body, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, `${path} names another host`);
   }
   assert.match((await get('/')).headers.get('content-type'), /^text\/html/);
   assert.match((await get('/app.js')).headers.get('content-type'), /^text\/javascript/);
@@ -157,7 +162,9 @@ test('GET /api/overview: totals, by rule, by state, top users and IPs, ingest, o
   assert.equal(o.ingest.events_stored, 15);
   assert.equal(o.ingest.alerts_raised, 5);
   assert.ok(o.ingest.apply_lag_ms > 0);
-  assert.deepEqual(o.outbox, []);
+  assert.equal(o.outbox.length, 1);
+  assert.match(o.outbox[0].sink, /127\.0\.0\.1:9/);
+  assert.equal(o.outbox[0].pending + o.outbox[0].dead, 5);
   assert.equal((await getJson('/api/overview?range=7d')).series.length, 28);
   assert.equal((await getJson('/api/overview?range=30d')).series.length, 30);
   const bad = await get('/api/overview?range=1y');
@@ -273,6 +280,9 @@ test('the console in headless Chromium: overview, alerts list and filters, an al
     assert.deepEqual((await rows(page, '#top-users')).map((r) => r[1]), ['2', '2', '1']);
     assert.equal(await page.$$eval('#chart rect.bar', (r) => r.length) > 0, true);
     assert.match(await page.$eval('#ingest', (e) => e.textContent), /events stored15/);
+    const [sink] = await rows(page, '#outbox');
+    assert.match(sink[0], /127\.0\.0\.1:9/);
+    assert.equal(Number(sink[1]) + Number(sink[2]), 5);
     await shot(page, 'overview');
 
     await page.click('#nav-alerts');
