@@ -13,6 +13,8 @@ pkgs+=(libloc-dev libloc-database)
 if [ "${1:-}" = "--tests" ]; then
   # rsyslog: the syslog sink tests run a real rsyslogd on loopback ports.
   pkgs+=(nodejs npm rsyslog)
+  # chromium: the web console's browser tests (tests/interop/console.test.mjs, puppeteer-core).
+  pkgs+=(chromium)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -32,7 +34,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--tests" ] && { [ ! -d tests/interop/node_modules/svix ] ||
-  [ ! -d tests/interop/node_modules/standardwebhooks ]; }; then
+  [ ! -d tests/interop/node_modules/standardwebhooks ] || [ ! -d tests/interop/node_modules/puppeteer-core ]; }; then
   echo "installing the interop tests' npm packages" >&2
   (cd tests/interop && npm install --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null)
 fi

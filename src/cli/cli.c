@@ -349,7 +349,7 @@ out:
     return status;
 }
 
-static json_t *user_json(const event_user *u)
+json_t *cli_user_json(const event_user *u)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_text(u->id));
@@ -442,7 +442,7 @@ int cli_user(int argc, char **argv)
         return EXIT_NOT_FOUND;
     }
     if (json) {
-        print_json_line(user_json(&u));
+        print_json_line(cli_user_json(&u));
         return 0;
     }
     char name[2 * EVENT_TEXT_MAX + 2];
@@ -482,7 +482,7 @@ static int print_user_row(const event_user *u, void *ctx)
     print_ctx *c = ctx;
     c->count++;
     if (c->json) {
-        print_json_line(user_json(u));
+        print_json_line(cli_user_json(u));
         return 0;
     }
     char name[2 * EVENT_TEXT_MAX + 2];
@@ -755,7 +755,6 @@ int cli_check(int argc, char **argv)
     return status;
 }
 
-/* For `alerts show` (triage.c): the user and field printers of `user`. */
-json_t *cli_user_json(const event_user *u) { return user_json(u); }
+/* For `alerts show` (triage.c): the line and field printers of `user`. */
 void cli_print_json_line(json_t *o) { print_json_line(o); }
 void cli_print_field(size_t width, const char *label, const char *value) { print_field(width, label, value); }

@@ -48,8 +48,7 @@ void cli_row_print(cli_row *r, FILE *f);
 /* JSON of one history record (history --json) and of a user (user --json); one
  * compact JSON line on stdout (takes o); a "label value" line, value escaped. */
 #include <jansson.h>
-json_t *cli_history_json(const store_history_entry *e);
-json_t *cli_user_json(const event_user *u);
+/* cli_history_json and cli_user_json: in cli.h (the console uses them too) */
 void cli_print_json_line(json_t *o);
 void cli_print_field(size_t width, const char *label, const char *value);
 

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "alert/alert.h"
+#include "console/console.h"
 #include "ingest/ingest.h"
 #include "ipintel/ipintel.h"
 #include "rules/rules.h"
@@ -54,6 +55,7 @@ typedef struct {
     ingest_instances instances;    /* /webhooks/clerk/<name> */
     char ip_db_path[PATH_MAX];     /* --ip-db FILE|none; "" the default (IPINTEL_DEFAULT_DB, optional) */
     ipintel *ipdb;                 /* opened by the caller, borrowed by the server; NULL: none */
+    console_config console;        /* --console HOST:PORT and VEILLE_CONSOLE_TOKEN; off by default */
 } http_options;
 
 /* Apply o's --disable-rule names to set, then log one `rule disabled` line per

@@ -44,6 +44,7 @@ struct server {
     alert_sinks *sinks;
     deliver *deliver;
     metrics_counters metrics;
+    console *console; /* --console: its own listener on this loop; NULL when off */
 };
 
 struct route_handler {
@@ -725,6 +726,26 @@ void http_options_defaults(http_options *o)
     o->alert_timeout_ms = 10000;
 }
 
+/* What the web console shows of the running server (src/console). */
+static void console_live_of(void *ctx, console_live *out)
+{
+    const struct server *srv = ctx;
+    const metrics_counters *m = &srv->metrics;
+    out->started_ms = m->started_ms;
+    for (int t = 0; t < EVENT_TYPE_COUNT; t++)
+        for (int k = 0; k < METRICS_OUTCOME_COUNT; k++) {
+            out->deliveries += m->deliveries[t][k];
+            out->events_stored += k == METRICS_ACCEPTED ? m->deliveries[t][k] : 0;
+        }
+    pipeline_stats ps;
+    pipeline_queue_stats(srv->commits, &ps);
+    out->alerts = ps.alerts;
+    /* the apply lag: acknowledgement (durable in the log) to applied, per event */
+    out->batches = ps.lag_count;
+    out->commit_seconds_sum = ps.lag_seconds_sum;
+    out->waiting = ps.backlog_records;
+}
+
 /* Stop accepting, let the batches in flight reach the log and be answered,
  * then return (pipeline_queue_stop applies what the log holds). */
 static void drain(struct server *srv)
@@ -828,6 +849,9 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     if (open_listener(srv, err, errlen) < 0)
         goto out_commit;
     util_sd_notify("READY=1"); /* store open, rules loaded, listener up: systemd may call us started */
+    if (console_start(&srv->console, &o->console, srv->loop, srv->st, console_live_of, srv, err, errlen) < 0)
+        goto out_commit;
+
 
     while (!stop_requested) {
         if (reload_requested) {
@@ -850,6 +874,7 @@ out_commit:
     deliver_stop(srv->deliver);
     pipeline_queue_stop(srv->commits);
     srv->commits = NULL;
+    console_stop(srv->console); /* the loop runs no more: nothing can reach it */
     if (srv->listener != NULL)
         h2o_socket_close(srv->listener);
     /* h2o 2.2.5 cannot dispose a context or destroy an evloop while client

@@ -126,6 +126,12 @@ static int opt_disable_rule(http_options *o, const serve_option *opt, const char
     return 0;
 }
 
+static int opt_console(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
+{
+    (void)opt;
+    return console_parse(&o->console, v, err, errlen);
+}
+
 static int opt_alert(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
 {
     (void)opt;
@@ -253,6 +259,9 @@ static const serve_option serve_options[] = {
     {"disable-rule", opt_disable_rule, "NAME", "none",
      "do not run this rule of the rule file (as `enabled false` in it), repeatable; an unknown name stops start-up",
      OPT_REPEATABLE, 0, NULL},
+    {"console", opt_console, "HOST:PORT", "off",
+     "serve the web console there (PORT alone: 127.0.0.1), never on --listen; needs VEILLE_CONSOLE_TOKEN", 0, 0,
+     NULL},
     {"alert", opt_alert, "SPEC", "none",
      "where alerts go, up to 16 sinks; SPEC is one of the forms below. Alerts are stored either way "
      "(veille alerts)",
