@@ -18,6 +18,7 @@ static const char usage[] =
     "  replay    run rules over recorded events (NDJSON) to tune them\n"
     "  alerts    the alerts raised, by user, IP, rule or age\n"
     "  outbox    alerts waiting for a remote sink, and why\n"
+    "  incidents alerts grouped by attack (shared user or IP); show ID for one\n"
     "  test-alert  send a sample alert through a sink to check its wiring\n"
     "  version   veille's version and the libraries it runs with (also --version)\n"
     "veille COMMAND --help shows a command's flags.\n";
@@ -32,6 +33,7 @@ int main(int argc, char **argv)
         {"users", cli_users}, {"stats", cli_stats}, {"check", cli_check},
         {"replay", cli_replay}, {"alerts", cli_alerts}, {"outbox", cli_outbox},
         {"test-alert", cli_test_alert}, {"version", cli_version},
+        {"incidents", cli_incidents},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -47,6 +47,8 @@ typedef struct {
     ingest_secrets secrets;
     char ip_db_path[PATH_MAX];     /* --ip-db FILE|none; "" the default (IPINTEL_DEFAULT_DB, optional) */
     ipintel *ipdb;                 /* opened by the caller, borrowed by the server; NULL: none */
+    int64_t incident_window_ms;    /* --incident-window */
+    int64_t incident_update_ms;    /* --incident-update-every */
 } http_options;
 
 /* Defaults as documented in README.md. */

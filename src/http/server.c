@@ -121,6 +121,7 @@ static void reload_rules(struct server *srv)
         return;
     }
     engine_set_ipintel(e, srv->opt->ipdb);
+    engine_set_incidents(e, srv->opt->incident_window_ms, srv->opt->incident_update_ms);
     commit_set_engine(&srv->commits, e);
     srv->metrics.rules_reloads++;
     log_line(LOG_INFO, "msg=\"rules reloaded\" rules=%s count=%zu", qp, n);
@@ -605,6 +606,8 @@ void http_options_defaults(http_options *o)
     o->map_size = STORE_DEFAULT_MAP_SIZE;
     o->map_resident = (size_t)24 << 20;
     o->alert_retry_for_ms = (int64_t)72 * 3600 * 1000;
+    o->incident_window_ms = ENGINE_INCIDENT_WINDOW_DEFAULT_MS;
+    o->incident_update_ms = ENGINE_INCIDENT_UPDATE_DEFAULT_MS;
     o->outbox_max = 100000;
     o->alert_timeout_ms = 10000;
 }
@@ -641,8 +644,10 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         free(srv);
         return -1;
     }
-    if (srv->commits.engine != NULL)
+    if (srv->commits.engine != NULL) {
         engine_set_ipintel(srv->commits.engine, o->ipdb);
+        engine_set_incidents(srv->commits.engine, o->incident_window_ms, o->incident_update_ms);
+    }
 
     /* sinks first: a bad one must not leave a new, empty store behind */
     if (alert_sinks_open(o->alerts, o->alert_count, &srv->commits.sinks, err, errlen) < 0)

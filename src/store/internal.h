@@ -25,6 +25,8 @@ struct store {
     MDB_dbi users, history, history_time, deliveries, deliv_time, meta;
     MDB_dbi alerts, alert_open;
     MDB_dbi outbox, outbox_due, outbox_dead;
+    MDB_dbi incidents, incident_keys;
+    bool has_incidents; /* false: a read-only open of a store no serve of this version opened yet */
     bool has_outbox; /* false: a read-only open of a store no serve of this version opened yet */
     bool readonly;
     int lock_fd; /* DIR/veille.lock, flock'd exclusive while read-write; -1 read-only */

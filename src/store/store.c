@@ -201,6 +201,8 @@ static int open_dbs(store *s, char *err, size_t errlen)
         { "outbox", offsetof(store, outbox) },
         { "outbox_due", offsetof(store, outbox_due) },
         { "outbox_dead", offsetof(store, outbox_dead) },
+        { "incidents", offsetof(store, incidents) }, /* incidents.c; older stores lack them */
+        { "incident_keys", offsetof(store, incident_keys) },
     };
     MDB_txn *txn = NULL;
     msgpack_sbuffer buf;
@@ -212,11 +214,16 @@ static int open_dbs(store *s, char *err, size_t errlen)
         goto fail;
     }
     s->has_outbox = true;
+    s->has_incidents = true;
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
         rc = mdb_dbi_open(txn, dbs[i].name, s->readonly ? 0 : MDB_CREATE, dbi);
         if (rc == MDB_NOTFOUND && s->readonly && strncmp(dbs[i].name, "outbox", 6) == 0) {
             s->has_outbox = false; /* the outbox reads as empty */
+            continue;
+        }
+        if (rc == MDB_NOTFOUND && s->readonly && strncmp(dbs[i].name, "incident", 8) == 0) {
+            s->has_incidents = false; /* no incidents yet */
             continue;
         }
         if (rc == MDB_NOTFOUND && s->readonly) {
