@@ -291,6 +291,8 @@ int store_txn_incident_record(store_txn *t, const store_alert *a, int64_t window
         return util_err(err, errlen, "store: out of memory reading incidents");
     bool by_user = false, by_ip = false;
     int rc = 0;
+    if (window_ms <= 0) /* grouping off: every alert its own incident */
+        ukey[0] = ikey[0] = '\0';
     if (ukey[0])
         rc = open_of_key(t, ukey, a->at_ms, window_ms, inc, &by_user, err, errlen);
     if (rc == 0 && ikey[0])

@@ -414,7 +414,8 @@ int store_outbox_pending_count(store *s, uint64_t sink_id, uint64_t *count, char
  * older (earlier first alert; then smaller id); the newer is merged into it
  * (its counts, rules, users and IPs) and records merged_into, the older lists
  * it in linked. Ids are "inc_" + 12 hex digits of the first alert's time + 8
- * of its id, so id order is time order. */
+ * of its id, so id order is time order. window_ms 0: every alert is its own
+ * incident. */
 #define STORE_INCIDENT_ID_MAX 32
 #define STORE_INCIDENT_USERS_MAX 64
 #define STORE_INCIDENT_IPS_MAX 16
