@@ -201,7 +201,7 @@ char *alert_to_json(const store_alert *a)
     }
     tags = NULL;
     if (set(o, "suppressed", json_integer(a->suppressed)) < 0 ||
-        set(o, "incident_id", json_string(a->incident_id)) < 0)
+        alert_json_set_text(o, "incident_id", a->incident_id) < 0)
         goto done;
     if (strncmp(a->key, "ip:", 3) == 0 && alert_users_json(o, a) < 0)
         goto done;

@@ -58,8 +58,6 @@ static bool same_ip(const char *stored, const char *wanted)
 static int print_alert_row(const store_alert *a, void *vctx)
 {
     alerts_filter *f = vctx;
-    if (a->incident_update)
-        return 0; /* a message for the sinks, listed by veille incidents */
     if (f->rule && strcmp(a->rule, f->rule) != 0)
         return 0;
     f->rule_stored = true;

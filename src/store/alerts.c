@@ -226,6 +226,8 @@ int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, 
             a->suppressed = r.suppressed;
             a->last_suppressed_at_ms = r.last_suppressed_at_ms;
         }
+        if (a->incident_update)
+            continue; /* a message the sinks got (engine.c build_update), not an alert */
         if (cb(a, ctx) != 0)
             break;
     }

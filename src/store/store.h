@@ -322,7 +322,8 @@ int store_txn_alert_suppress(store_txn *t, const char *rule, const char *key, in
 int store_txn_alert_add(store_txn *t, const store_alert *a, bool opens_window, char *err, size_t errlen);
 
 typedef int (*store_alert_cb)(const store_alert *a, void *ctx);
-/* Alerts with at_ms >= since_ms, oldest first (event time). */
+/* Alerts with at_ms >= since_ms, oldest first (event time); the incident
+ * updates stored for the outbox are left out. */
 int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, char *err, size_t errlen);
 uint64_t store_alert_count(store *s); /* 0 also on error */
 
