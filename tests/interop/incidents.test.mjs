@@ -46,7 +46,8 @@ before(async () => {
   alertPath = join(tmp, 'alerts.ndjson');
   srv = { log: '', base: null };
   srv.proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, '--rules', 'rules/default.rules',
-    '--ip-db', 'none', '--alert', 'file:' + alertPath],
+    '--ip-db', 'none', '--alert', 'file:' + alertPath, '--alert', 'file:' + alertPath + '.ocsf', '--format', 'ocsf',
+    '--alert', 'file:' + alertPath + '.cef', '--format', 'cef'],
     { cwd: ROOT, env: { ...process.env, VEILLE_WEBHOOK_SECRET: SECRET }, stdio: ['ignore', 'ignore', 'pipe'] });
   await untilListening(srv);
   // each account signed in from home in Paris an hour before; then the spray
@@ -123,4 +124,21 @@ test('the file sink gets the first alert and an incident update, not 31 alerts',
   assert.equal(u.severity, 'high');
   // the updates are for the sinks: veille alerts lists only alerts
   assert.ok(cliJson('alerts').every((a) => a.rule !== 'incident_update'));
+});
+
+test('formats: OCSF sends the update as an Update of the incident\'s finding; CEF sends its json', () => {
+  const read = (p) => readFileSync(p, 'utf8').split('\n').filter(Boolean);
+  const [inc] = cliJson('incidents');
+  const ocsf = read(alertPath + '.ocsf').map((l) => JSON.parse(l));
+  assert.equal(ocsf.length, 2);
+  assert.equal(ocsf[0].activity_id, 1);
+  assert.equal(ocsf[0].unmapped.incident_id, inc.id);
+  assert.equal(ocsf[1].activity_id, 2);
+  assert.equal(ocsf[1].activity_name, 'Update');
+  assert.equal(ocsf[1].type_uid, 200402);
+  assert.equal(ocsf[1].finding_info.uid, inc.id);
+  const cef = read(alertPath + '.cef');
+  assert.equal(cef.length, 2);
+  assert.match(cef[0], /^CEF:0\|/);
+  assert.equal(JSON.parse(cef[1]).type, 'incident_update');
 });
