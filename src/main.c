@@ -20,6 +20,7 @@ static const char usage[] =
     "  outbox    alerts waiting for a remote sink, and why\n"
     "  rules     the rules in force, their state and hits (rules show NAME: as written)\n"
     "  allow     keys that never raise: allow add|list|rm\n"
+    "  incidents alerts grouped by attack (shared user or IP); show ID for one\n"
     "  test-alert  send a sample alert through a sink to check its wiring\n"
     "  simulate  send signed sample deliveries (scenarios or a recorded file) to a running serve\n"
     "  version   veille's version and the libraries it runs with (also --version)\n"
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
         {"test-alert", cli_test_alert}, {"version", cli_version},
         {"allow", cli_allow}, {"rules", cli_rules},
         {"simulate", cli_simulate},
+        {"incidents", cli_incidents},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -93,8 +93,71 @@ static int set(json_t *o, const char *k, json_t *v)
     return alert_json_set(o, k, v);
 }
 
+/* "users" (the first STORE_ALERT_USERS_MAX) and "users_total" into o. */
+int alert_users_json(json_t *o, const store_alert *a)
+{
+    json_t *users = json_array();
+    if (users == NULL)
+        return -1;
+    for (size_t i = 0; i < a->n_users && i < STORE_ALERT_USERS_MAX; i++)
+        if (json_array_append_new(users, json_string(a->users[i])) != 0) {
+            json_decref(users);
+            return -1;
+        }
+    if (set(o, "users", users) < 0 || set(o, "users_total", json_integer(a->users_total)) < 0)
+        return -1;
+    return 0;
+}
+
+/* An incident update (engine.c build_update says where each value is held):
+ * {"type":"incident_update","incident_id","first_at","last_at","count",
+ *  "severity","rules","users","users_total","ips","ips_total","summary"}. */
+char *alert_incident_update_json(const store_alert *a)
+{
+    char first[UTIL_RFC3339_LEN], last[UTIL_RFC3339_LEN];
+    int64_t count = 0, first_ms = a->at_ms, ips_total = 0;
+    json_t *o = json_object(), *rules = json_array(), *ips = json_array();
+    char *out = NULL;
+    if (o == NULL || rules == NULL || ips == NULL)
+        goto done;
+    for (size_t i = 0; i < a->n_evidence && i < STORE_EVIDENCE_MAX; i++) {
+        const store_evidence *e = &a->evidence[i];
+        if (strcmp(e->name, "count") == 0)
+            count = (int64_t)e->num;
+        else if (strcmp(e->name, "first_ms") == 0)
+            first_ms = (int64_t)e->num;
+        else if (strcmp(e->name, "ips_total") == 0)
+            ips_total = (int64_t)e->num;
+        else if (strcmp(e->name, "ip") == 0 && json_array_append_new(ips, json_string(e->str)) != 0)
+            goto done;
+    }
+    for (size_t i = 0; i < a->n_tags && i < STORE_ALERT_TAGS_MAX; i++)
+        if (json_array_append_new(rules, json_string(a->tags[i])) != 0)
+            goto done;
+    util_format_rfc3339(first_ms, first, sizeof first);
+    util_format_rfc3339(a->at_ms, last, sizeof last);
+    if (set(o, "type", json_string("incident_update")) < 0 || set(o, "id", json_string(a->id)) < 0 ||
+        set(o, "incident_id", json_string(a->incident_id)) < 0 || set(o, "first_at", json_string(first)) < 0 ||
+        set(o, "last_at", json_string(last)) < 0 || set(o, "count", json_integer(count)) < 0 ||
+        set(o, "severity", json_string(a->severity)) < 0)
+        goto done;
+    json_t *r = rules, *p = ips;
+    rules = ips = NULL;
+    if (set(o, "rules", r) < 0 || alert_users_json(o, a) < 0 || set(o, "ips", p) < 0 ||
+        set(o, "ips_total", json_integer(ips_total)) < 0 || set(o, "summary", json_string(a->summary)) < 0)
+        goto done;
+    out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+done:
+    json_decref(o);
+    json_decref(rules);
+    json_decref(ips);
+    return out;
+}
+
 char *alert_to_json(const store_alert *a)
 {
+    if (a->incident_update)
+        return alert_incident_update_json(a);
     char at[UTIL_RFC3339_LEN], raised[UTIL_RFC3339_LEN];
     util_format_rfc3339(a->at_ms, at, sizeof at);
     util_format_rfc3339(a->raised_ms, raised, sizeof raised);
@@ -137,7 +200,10 @@ char *alert_to_json(const store_alert *a)
         goto done;
     }
     tags = NULL;
-    if (set(o, "suppressed", json_integer(a->suppressed)) < 0)
+    if (set(o, "suppressed", json_integer(a->suppressed)) < 0 ||
+        alert_json_set_text(o, "incident_id", a->incident_id) < 0)
+        goto done;
+    if (strncmp(a->key, "ip:", 3) == 0 && alert_users_json(o, a) < 0)
         goto done;
     /* Strings come from fixed-size records cut on UTF-8 boundaries; anything
      * invalid is refused by jansson rather than sent garbled. */

@@ -90,7 +90,8 @@ extern const char *const alert_sink_options[];
 bool alert_sink_is_option(const char *name);
 /* True for the sinks fed from the outbox (syslog and webhook). */
 bool alert_sink_is_remote(const alert_sink_config *c);
-/* Whether a goes to this sink (its severity reaches min_severity). */
+/* Whether a goes to this sink (its severity reaches min_severity, and it is
+ * not a later alert of an incident: incident_quiet). */
 bool alert_sink_wants(const alert_sink_config *c, const store_alert *a);
 /* "info".."critical" -> 0..4; -1 for anything else. */
 int alert_severity_rank(const char *severity);

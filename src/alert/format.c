@@ -52,7 +52,10 @@ int alert_render(const alert_sink_config *c, const store_alert *a, char **out, s
                  size_t errlen)
 {
     char *s = NULL;
-    switch (c->format) {
+    /* an incident update has a shape of its own in json and OCSF (an Update
+     * of the finding); the other formats send its json */
+    alert_format f = a->incident_update && c->format != ALERT_FORMAT_OCSF ? ALERT_FORMAT_JSON : c->format;
+    switch (f) {
     case ALERT_FORMAT_JSON: s = alert_to_json(a); break;
     case ALERT_FORMAT_OCSF: s = alert_format_ocsf(a); break;
     case ALERT_FORMAT_CEF: s = alert_format_cef(a); break;

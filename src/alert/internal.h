@@ -20,6 +20,12 @@ static inline int alert_json_set(json_t *o, const char *k, json_t *v)
     return v != NULL && json_object_set_new(o, k, v) == 0 ? 0 : -1;
 }
 
+/* alert.c: "users" and "users_total" into o (by-ip alerts, incident updates);
+ * an incident update's JSON (the json rendering of every format without a
+ * shape of its own for it). */
+int alert_users_json(json_t *o, const store_alert *a);
+char *alert_incident_update_json(const store_alert *a);
+
 /* The same, leaving the key out when s is empty. */
 static inline int alert_json_set_text(json_t *o, const char *k, const char *s)
 {

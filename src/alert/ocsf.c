@@ -155,7 +155,9 @@ static json_t *finding_info(const store_alert *a)
     if (json_array_size(types) == 0 && json_array_append_new(types, json_string(a->rule)) != 0)
         goto fail;
     int64_t last = a->last_suppressed_at_ms > a->at_ms ? a->last_suppressed_at_ms : a->at_ms;
-    if (alert_json_set(f, "uid", json_string(a->id)) < 0 || alert_json_set(f, "title", json_string(a->rule)) < 0 ||
+    /* an incident update updates the finding of the incident */
+    const char *uid = a->incident_update ? a->incident_id : a->id;
+    if (alert_json_set(f, "uid", json_string(uid)) < 0 || alert_json_set(f, "title", json_string(a->rule)) < 0 ||
         alert_json_set(f, "desc", json_string(a->summary)) < 0)
         goto fail;
     int rc = alert_json_set(f, "types", types);
@@ -186,7 +188,8 @@ static json_t *unmapped(const store_alert *a)
     json_t *u = json_object(), *ev = json_object(), *atl = json_array();
     if (u == NULL || ev == NULL || atl == NULL || alert_json_set(u, "key", json_string(a->key)) < 0 ||
         alert_json_set(u, "event_type", json_string(event_type_name(a->event_type))) < 0 ||
-        alert_json_set_text(u, "instance_id", a->instance_id) < 0)
+        alert_json_set_text(u, "instance_id", a->instance_id) < 0 ||
+        alert_json_set_text(u, "incident_id", a->incident_id) < 0)
         goto fail;
     for (size_t i = 0; i < a->n_evidence && i < STORE_EVIDENCE_MAX; i++) {
         if (alert_json_set(ev, a->evidence[i].name, alert_evidence_json(&a->evidence[i])) < 0)
@@ -218,7 +221,8 @@ char *alert_format_ocsf(const store_alert *a)
 {
     json_t *o = json_object(), *evs = json_array();
     if (o == NULL || evs == NULL || json_array_append_new(evs, evidence_event(a)) != 0 ||
-        set_class(o, CLASS_DETECTION_FINDING, "Detection Finding", CATEGORY_FINDINGS, "Findings", 1, "Create") < 0)
+        set_class(o, CLASS_DETECTION_FINDING, "Detection Finding", CATEGORY_FINDINGS, "Findings",
+                  a->incident_update ? 2 : 1, a->incident_update ? "Update" : "Create") < 0)
         goto fail;
     int sev = severity_id(a->severity);
     static const char *const sev_names[] = {"Unknown", "Informational", "Low", "Medium", "High", "Critical"};

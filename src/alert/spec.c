@@ -176,6 +176,8 @@ bool alert_sink_is_remote(const alert_sink_config *c)
 
 bool alert_sink_wants(const alert_sink_config *c, const store_alert *a)
 {
+    if (a->incident_quiet)
+        return false; /* its incident's first alert was sent; updates follow */
     int rank = alert_severity_rank(a->severity);
     /* a severity this version does not know is sent rather than dropped */
     return rank < 0 || rank >= c->min_severity;

@@ -22,6 +22,7 @@ int cli_check(int argc, char **argv);
 int cli_replay(int argc, char **argv);
 int cli_alerts(int argc, char **argv);
 int cli_outbox(int argc, char **argv);
+int cli_incidents(int argc, char **argv);
 int cli_test_alert(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_allow(int argc, char **argv);

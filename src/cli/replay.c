@@ -42,6 +42,8 @@ typedef struct {
 static void print_alert(const store_alert *a, void *vctx)
 {
     replay_ctx *c = vctx;
+    if (a->incident_update)
+        return; /* a message for the sinks: replay prints every alert instead */
     char *json = alert_to_json(a);
     if (json != NULL) {
         puts(json);

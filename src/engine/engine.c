@@ -26,6 +26,9 @@ struct engine {
     /* scratch of the evaluating thread, allocated once: large, and needed per event */
     eval_ctx *ctx;
     store_alert *alert;
+    store_alert *update;        /* an incident update for the sinks (scratch) */
+    store_incident *incident;   /* the incident the last alert joined (scratch) */
+    int64_t incident_window_ms, incident_update_ms;
     device_parser *ua; /* loaded when a rule reads a device (expr_reads_devices) */
     ipintel *ipdb;        /* borrowed; NULL: no location database */
     bool *rule_reads_country; /* per rule: its condition reads the event's country */
@@ -109,6 +112,12 @@ int engine_new(rules_set *rules, engine **out, char *err, size_t errlen)
     e->pending = calloc(e->n_rules ? e->n_rules : 1, sizeof *e->pending);
     e->ctx = calloc(1, sizeof *e->ctx);
     e->alert = calloc(1, sizeof *e->alert);
+    e->update = calloc(1, sizeof *e->update);
+    e->incident = calloc(1, sizeof *e->incident);
+    e->incident_window_ms = ENGINE_INCIDENT_WINDOW_DEFAULT_MS;
+    e->incident_update_ms = ENGINE_INCIDENT_UPDATE_DEFAULT_MS;
+    if (e->update == NULL || e->incident == NULL)
+        goto oom;
     e->rule_reads_country = calloc(e->n_rules ? e->n_rules : 1, sizeof *e->rule_reads_country);
     if (e->stats == NULL || e->pending == NULL || e->ctx == NULL || e->alert == NULL || e->rule_reads_country == NULL)
         goto oom;
@@ -162,6 +171,8 @@ void engine_free(engine *e)
         engine_scratch_free(e->ctx);
     free(e->ctx);
     free(e->alert);
+    free(e->update);
+    free(e->incident);
     device_parser_free(e->ua);
     free(e->rule_reads_country);
     rules_free(e->rules);
@@ -732,6 +743,85 @@ static void build_alert(eval_ctx *c, const char *key, int64_t now_ms, store_aler
         memcpy(s + cap - 4, "...", 4);
 }
 
+/* ---- incidents ---- */
+
+void engine_set_incidents(engine *e, int64_t window_ms, int64_t update_every_ms)
+{
+    e->incident_window_ms = window_ms;
+    e->incident_update_ms = update_every_ms;
+}
+
+static int add_user(const char *value, void *ctx)
+{
+    store_alert *a = ctx;
+    if (a->n_users < STORE_ALERT_USERS_MAX)
+        snprintf(a->users[a->n_users++], sizeof a->users[0], "%s", value);
+    return 0;
+}
+
+/* The update the sinks get for a grown incident: stored as an alert record
+ * (incident_update set) so the outbox can name it like any alert. */
+static void build_update(const store_incident *inc, int64_t now_ms, store_alert *u)
+{
+    memset(u, 0, sizeof *u);
+    char buf[STORE_INCIDENT_ID_MAX + 24];
+    int n = snprintf(buf, sizeof buf, "%s%c%lld", inc->id, 0, (long long)inc->count);
+    util_digest_id("alr_", buf, n < 0 ? 0 : (size_t)n, u->id, sizeof u->id);
+    u->incident_update = true;
+    snprintf(u->rule, sizeof u->rule, "incident_update");
+    snprintf(u->severity, sizeof u->severity, "%s", inc->severity);
+    snprintf(u->key, sizeof u->key, "incident:%s", inc->id);
+    snprintf(u->incident_id, sizeof u->incident_id, "%s", inc->id);
+    u->event_type = EVENT_UNKNOWN;
+    u->at_ms = inc->last_ms;
+    u->raised_ms = now_ms;
+    for (size_t i = 0; i < inc->n_users && i < STORE_ALERT_USERS_MAX; i++)
+        snprintf(u->users[u->n_users++], sizeof u->users[0], "%s", inc->users[i]);
+    u->users_total = inc->users_total;
+    for (size_t i = 0; i < inc->n_rules && i < STORE_ALERT_TAGS_MAX; i++)
+        snprintf(u->tags[u->n_tags++], sizeof u->tags[0], "%s", inc->rules[i]);
+    store_evidence *ev = u->evidence;
+    size_t k = 0;
+    ev[k] = (store_evidence){.name = "count", .kind = STORE_EVIDENCE_NUMBER, .num = (double)inc->count};
+    k++;
+    ev[k] = (store_evidence){.name = "first_ms", .kind = STORE_EVIDENCE_NUMBER, .num = (double)inc->first_ms};
+    k++;
+    ev[k] = (store_evidence){.name = "ips_total", .kind = STORE_EVIDENCE_NUMBER, .num = (double)inc->ips_total};
+    k++;
+    for (size_t i = 0; i < inc->n_ips && k < STORE_EVIDENCE_MAX; i++, k++)
+        ev[k] = (store_evidence){.name = "ip", .kind = STORE_EVIDENCE_STRING};
+    for (size_t i = 3; i < k; i++)
+        snprintf(ev[i].str, sizeof ev[i].str, "%s", inc->ips[i - 3]);
+    u->n_evidence = k;
+    snprintf(u->summary, sizeof u->summary, "Incident %s grew: %lld alerts (%s), %lld users, %lld IPs.", inc->id,
+             (long long)inc->count, inc->severity, (long long)inc->users_total, (long long)inc->ips_total);
+}
+
+/* Join a to its incident (a->incident_id), list a by-ip alert's accounts, and
+ * prepare e->update when one is due (stored here, sent by the caller). */
+static int alert_incident(engine *e, store_txn *t, store_alert *a, int64_t now_ms, store_incident_step *step,
+                          char *err, size_t errlen)
+{
+    if (strncmp(a->key, "ip:", 3) == 0 && a->ip[0]) {
+        size_t total = 0;
+        int rc = store_txn_value_list(t, STORE_KEY_IP, a->ip, STORE_VALUE_USER, a->at_ms - e->incident_window_ms,
+                                      a->at_ms, add_user, a, &total, NULL, err, errlen);
+        if (rc < 0)
+            return rc;
+        a->users_total = (int64_t)total;
+    }
+    int rc = store_txn_incident_record(t, a, e->incident_window_ms, e->incident_update_ms, e->incident, step, err,
+                                       errlen);
+    if (rc < 0)
+        return rc;
+    snprintf(a->incident_id, sizeof a->incident_id, "%s", e->incident->id);
+    if (step->update_due) {
+        build_update(e->incident, now_ms, e->update);
+        rc = store_txn_alert_add(t, e->update, false, err, errlen);
+    }
+    return rc;
+}
+
 /* ---- per event ---- */
 
 int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms, const engine_hooks *hooks,
@@ -822,13 +912,22 @@ int engine_eval_event(engine *e, store_txn *t, const event_t *ev, int64_t now_ms
             } else {
                 finish_evidence(c);
                 build_alert(c, key, now_ms, a);
-                rc = store_txn_alert_add(t, a, r->suppress_ms > 0, err, errlen);
+                store_incident_step step;
+                rc = alert_incident(e, t, a, now_ms, &step, err, errlen);
+                if (rc == 0)
+                    rc = store_txn_alert_add(t, a, r->suppress_ms > 0, err, errlen);
                 if (rc < 0)
                     break;
                 BUMP(st->alerts, 1);
                 x.alert_id = a->id;
+                /* the sinks get an incident's first alert, then an update at
+                 * most every incident_update_ms: not one message per alert
+                 * (alert_sink_wants reads incident_quiet; replay shows all) */
+                a->incident_quiet = !step.first;
                 if (hooks != NULL && hooks->on_alert != NULL)
                     hooks->on_alert(a, hooks->ctx);
+                if (hooks != NULL && hooks->on_alert != NULL && step.update_due)
+                    hooks->on_alert(e->update, hooks->ctx);
             }
         } else if (c->explain) {
             int failed = 0;

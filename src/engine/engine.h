@@ -95,6 +95,12 @@ const rules_set *engine_rules(const engine *e);
 #define ENGINE_RISK_HISTORY_DEFAULT_MS (180LL * 86400000)
 #define ENGINE_RISK_MIN_HISTORY_DEFAULT 5
 void engine_set_risk(engine *e, int64_t history_ms, uint64_t min_history);
+/* Incidents (store.h): alerts sharing a user or IP within window_ms join one;
+ * the sinks get its first alert and then, while it grows, an update at most
+ * every update_every_ms of event time (later alerts are stored, not sent). */
+#define ENGINE_INCIDENT_WINDOW_DEFAULT_MS (60 * 60 * 1000)
+#define ENGINE_INCIDENT_UPDATE_DEFAULT_MS (5 * 60 * 1000)
+void engine_set_incidents(engine *e, int64_t window_ms, int64_t update_every_ms);
 
 /* Run the rules on ev, which t has just stored (store_apply_event). now_ms is
  * the wall clock recorded as the alerts' raise time. A negative return is a

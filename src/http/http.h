@@ -56,6 +56,8 @@ typedef struct {
     char ip_db_path[PATH_MAX];     /* --ip-db FILE|none; "" the default (IPINTEL_DEFAULT_DB, optional) */
     ipintel *ipdb;                 /* opened by the caller, borrowed by the server; NULL: none */
     console_config console;        /* --console HOST:PORT and VEILLE_CONSOLE_TOKEN; off by default */
+    int64_t incident_window_ms;    /* --incident-window */
+    int64_t incident_update_ms;    /* --incident-update-every */
 } http_options;
 
 /* Apply o's --disable-rule names to set, then log one `rule disabled` line per

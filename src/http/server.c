@@ -160,6 +160,7 @@ static void reload_rules(struct server *srv)
     }
     engine_set_ipintel(e, srv->opt->ipdb);
     engine_set_risk(e, srv->opt->risk_history_ms, srv->opt->risk_min_history);
+    engine_set_incidents(e, srv->opt->incident_window_ms, srv->opt->incident_update_ms);
     pipeline_queue_set_engine(srv->commits, e);
     srv->metrics.rules_reloads++;
     log_line(LOG_INFO, "msg=\"rules reloaded\" rules=%s count=%zu", qp, n);
@@ -722,6 +723,8 @@ void http_options_defaults(http_options *o)
     o->map_size = STORE_DEFAULT_MAP_SIZE;
     o->max_backlog = PIPELINE_DEFAULT_MAX_BACKLOG;
     o->alert_retry_for_ms = (int64_t)72 * 3600 * 1000;
+    o->incident_window_ms = ENGINE_INCIDENT_WINDOW_DEFAULT_MS;
+    o->incident_update_ms = ENGINE_INCIDENT_UPDATE_DEFAULT_MS;
     o->outbox_max = 100000;
     o->alert_timeout_ms = 10000;
 }
@@ -783,6 +786,7 @@ int http_serve(const http_options *o, char *err, size_t errlen)
     if (eng != NULL) {
         engine_set_ipintel(eng, o->ipdb);
         engine_set_risk(eng, o->risk_history_ms, o->risk_min_history);
+        engine_set_incidents(eng, o->incident_window_ms, o->incident_update_ms);
     }
 
     /* sinks first: a bad one must not leave a new, empty store behind */

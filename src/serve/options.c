@@ -291,6 +291,13 @@ static const serve_option serve_options[] = {
     {"outbox-max", opt_count, "N", "100000",
      "alerts waiting per remote sink; past it new alerts are stored but not queued for that sink", 0,
      FIELD_U64(outbox_max), NULL},
+    {"incident-window", opt_duration, "DUR", "1h",
+     "alerts sharing a user or an IP within this long belong to one incident (veille incidents); 0 makes every "
+     "alert its own incident, so sinks get every alert",
+     0, FIELD_I64(incident_window_ms), NULL},
+    {"incident-update-every", opt_duration, "DUR", "5m",
+     "sinks get an incident's first alert, then at most one incident update this often (event time) while it grows",
+     0, FIELD_I64(incident_update_ms), "1s"},
     {"max-body", opt_size, "BYTES", "1M", "larger bodies get 413", 0, FIELD_SIZE(max_body), NULL},
     {"retention", opt_duration, "DUR", "90d", "history older than this is pruned in the background", 0,
      FIELD_I64(retention_ms), "1m"},

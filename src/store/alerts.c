@@ -227,6 +227,8 @@ int store_list_alerts_in_txn(store *s, int64_t since_ms, store_alert_txn_cb cb, 
             a->suppressed = r.suppressed;
             a->last_suppressed_at_ms = r.last_suppressed_at_ms;
         }
+        if (a->incident_update)
+            continue; /* a message the sinks got (engine.c build_update), not an alert */
         if (cb(a, txn, ctx) != 0)
             break;
     }
@@ -255,16 +257,4 @@ int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, 
 {
     plain_cb p = {cb, ctx};
     return store_list_alerts_in_txn(s, since_ms, call_plain, &p, err, errlen);
-}
-
-uint64_t store_alert_count(store *s)
-{
-    MDB_txn *txn = NULL;
-    char err[64];
-    if (store_read_begin(s, &txn, err, sizeof err) < 0)
-        return 0;
-    MDB_stat st;
-    uint64_t n = mdb_stat(txn, s->alerts, &st) == 0 ? st.ms_entries : 0;
-    mdb_txn_abort(txn);
-    return n;
 }

@@ -656,6 +656,9 @@ static const field alert_fields[] = {
     STR("city", store_alert, city),
     STR("ua", store_alert, user_agent),
     STR("un", store_alert, user_name),
+    STR("inc", store_alert, incident_id),
+    I64("ust", store_alert, users_total),
+    BOOL("iu", store_alert, incident_update),
 };
 
 /* store_evidence with its enum widened to int64, so the table can carry it. */
@@ -683,8 +686,14 @@ int store_codec_alert_encode(msgpack_sbuffer *out, const store_alert *a)
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     size_t nev = a->n_evidence < STORE_EVIDENCE_MAX ? a->n_evidence : STORE_EVIDENCE_MAX;
     size_t ntags = a->n_tags < STORE_ALERT_TAGS_MAX ? a->n_tags : STORE_ALERT_TAGS_MAX;
-    if (encode_fields_into(&pk, alert_fields, NFIELDS(alert_fields), a, 2) < 0)
+    size_t nusers = a->n_users < STORE_ALERT_USERS_MAX ? a->n_users : STORE_ALERT_USERS_MAX;
+    if (encode_fields_into(&pk, alert_fields, NFIELDS(alert_fields), a, 3) < 0)
         return -1;
+    if (pack_key(&pk, "us") != 0 || msgpack_pack_array(&pk, nusers) != 0)
+        return -1;
+    for (size_t i = 0; i < nusers; i++)
+        if (msgpack_pack_str_with_body(&pk, a->users[i], field_strlen(a->users[i], sizeof a->users[i])) != 0)
+            return -1;
     if (pack_key(&pk, "ev") != 0 || msgpack_pack_array(&pk, nev) != 0)
         return -1;
     for (size_t i = 0; i < nev; i++) {
@@ -753,6 +762,16 @@ static int alert_map(const msgpack_object_map *m, void *vctx)
                 util_copy_utf8(a->tags[j], sizeof a->tags[j], o->via.str.ptr, o->via.str.size);
             }
             a->n_tags = v->via.array.size;
+        } else if (key_is(k, "us")) {
+            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > STORE_ALERT_USERS_MAX)
+                return -1;
+            for (uint32_t j = 0; j < v->via.array.size; j++) {
+                const msgpack_object *o = &v->via.array.ptr[j];
+                if (o->type != MSGPACK_OBJECT_STR || memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+                    return -1;
+                util_copy_utf8(a->users[j], sizeof a->users[j], o->via.str.ptr, o->via.str.size);
+            }
+            a->n_users = v->via.array.size;
         }
     }
     return 0;

@@ -31,6 +31,8 @@ struct store {
     bool has_riskfreq; /* false: a read-only open of a store no serve of this version opened yet */
     MDB_dbi triage, allow; /* triage.c, allow.c; absent in a store no serve of this version opened */
     bool has_triage;
+    MDB_dbi incidents, incident_keys;
+    bool has_incidents; /* false: a read-only open of a store no serve of this version opened yet */
     bool has_outbox; /* false: a read-only open of a store no serve of this version opened yet */
     bool readonly;
     int lock_fd; /* DIR/veille.lock, flock'd exclusive while read-write; -1 read-only */

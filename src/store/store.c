@@ -220,6 +220,8 @@ static int open_dbs(store *s, char *err, size_t errlen)
         /* added within schema 2 too (triage.c, allow.c) */
         { "triage", offsetof(store, triage) },
         { "allow", offsetof(store, allow) },
+        { "incidents", offsetof(store, incidents) }, /* incidents.c; older stores lack them */
+        { "incident_keys", offsetof(store, incident_keys) },
     };
     MDB_txn *txn = NULL;
     msgpack_sbuffer buf;
@@ -233,6 +235,7 @@ static int open_dbs(store *s, char *err, size_t errlen)
     s->has_outbox = true;
     s->has_riskfreq = true;
     s->has_triage = true;
+    s->has_incidents = true;
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
         rc = mdb_dbi_open(txn, dbs[i].name, s->readonly ? 0 : MDB_CREATE, dbi);
@@ -247,6 +250,10 @@ static int open_dbs(store *s, char *err, size_t errlen)
         }
         if (rc == MDB_NOTFOUND && s->readonly && strncmp(dbs[i].name, "outbox", 6) == 0) {
             s->has_outbox = false; /* the outbox reads as empty */
+            continue;
+        }
+        if (rc == MDB_NOTFOUND && s->readonly && strncmp(dbs[i].name, "incident", 8) == 0) {
+            s->has_incidents = false; /* no incidents yet */
             continue;
         }
         if (rc == MDB_NOTFOUND && s->readonly) {

@@ -314,6 +314,12 @@ int store_txn_risk_record(store_txn *t, const char *user, char level, const char
  * not reach this database). */
 int store_txn_risk_user(store_txn *t, const char *user, char level, const char *value, int64_t since_ms,
                         int64_t until_ms, bool forget_older, store_risk_user *out, char *err, size_t errlen);
+/* Each distinct value of field in the window, in value order (cb returns
+ * non-zero to stop); *count how many were told, *bounded as for distinct. */
+typedef int (*store_value_cb)(const char *value, void *ctx);
+int store_txn_value_list(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
+                         int64_t until_ms, store_value_cb cb, void *ctx, size_t *count, bool *bounded, char *err,
+                         size_t errlen);
 
 /* ---- alerts ----
  * alerts      be64(at_ms) alert_id   -> msgpack alert (queryable by time)
@@ -365,7 +371,16 @@ typedef struct {
     char city[EVENT_TEXT_MAX];
     char user_agent[EVENT_UA_MAX];
     char user_name[EVENT_TEXT_MAX]; /* the user's username, else primary email, when the event carries the user */
+    char incident_id[32];        /* the incident it belongs to (incidents.c); "" in older alerts */
+    /* by-ip alerts: the accounts the IP touched in the incident window (the
+     * first STORE_ALERT_USERS_MAX, in id order) and how many there are */
+    char users[20][EVENT_ID_MAX];
+    size_t n_users;
+    int64_t users_total;
+    bool incident_update;        /* not an alert: an incident update for the sinks (incident below) */
+    bool incident_quiet;         /* not stored: a later alert of its incident, which the sinks skip */
 } store_alert;
+#define STORE_ALERT_USERS_MAX 20
 
 /* Suppression: when an alert of (rule, key) exists with |at_ms - its at| <
  * window_ms, add one to its suppressed count and set *suppressed (and copy its
@@ -376,9 +391,9 @@ int store_txn_alert_suppress(store_txn *t, const char *rule, const char *key, in
 int store_txn_alert_add(store_txn *t, const store_alert *a, bool opens_window, char *err, size_t errlen);
 
 typedef int (*store_alert_cb)(const store_alert *a, void *ctx);
-/* Alerts with at_ms >= since_ms, oldest first (event time). */
+/* Alerts with at_ms >= since_ms, oldest first (event time); the incident
+ * updates stored for the outbox are left out. */
 int store_list_alerts(store *s, int64_t since_ms, store_alert_cb cb, void *ctx, char *err, size_t errlen);
-uint64_t store_alert_count(store *s); /* 0 also on error */
 
 /* ---- triage (triage.c) ----
  * triage      alert_id -> msgpack {st, by, at, note}: what an analyst decided about an
@@ -537,6 +552,65 @@ int store_outbox_due(store *s, uint64_t sink_id, int64_t due_by, store_outbox_cb
 int store_outbox_list(store *s, bool with_dead, store_outbox_cb cb, void *ctx, char *err, size_t errlen);
 /* Pending entries of one sink (for the queue-depth gauge at start). */
 int store_outbox_pending_count(store *s, uint64_t sink_id, uint64_t *count, char *err, size_t errlen);
+
+/* ---- incidents (incidents.c) ----
+ * incidents      id                  -> msgpack incident record
+ * incident_keys  "user:ID" / "ip:ADDR" -> incident id: the incident the key last joined
+ * Alerts that share a key (their user or their IP) while the incident is open
+ * (its last alert within window_ms of this one, event time) belong to it. An
+ * alert whose user and IP lead to two different open incidents joins the
+ * older (earlier first alert; then smaller id); the newer is merged into it
+ * (its counts, rules, users and IPs) and records merged_into, the older lists
+ * it in linked. Ids are "inc_" + 12 hex digits of the first alert's time + 8
+ * of its id, so id order is time order. window_ms 0: every alert is its own
+ * incident. */
+#define STORE_INCIDENT_ID_MAX 32
+#define STORE_INCIDENT_USERS_MAX 64
+#define STORE_INCIDENT_IPS_MAX 16
+#define STORE_INCIDENT_RULES_MAX 16
+#define STORE_INCIDENT_LINKS_MAX 8
+
+typedef struct {
+    char id[STORE_INCIDENT_ID_MAX];
+    int64_t first_ms, last_ms; /* event times of its first and last alert */
+    int64_t count;             /* alerts */
+    char severity[16];         /* the highest of its alerts */
+    char rules[STORE_INCIDENT_RULES_MAX][64];
+    size_t n_rules;
+    char users[STORE_INCIDENT_USERS_MAX][EVENT_ID_MAX]; /* the first ones, in arrival order */
+    size_t n_users;
+    int64_t users_total;       /* distinct users (exact up to STORE_INCIDENT_USERS_MAX, then a lower bound) */
+    char ips[STORE_INCIDENT_IPS_MAX][EVENT_IP_MAX];
+    size_t n_ips;
+    int64_t ips_total;
+    char merged_into[STORE_INCIDENT_ID_MAX]; /* "" unless merged into an older incident */
+    char linked[STORE_INCIDENT_LINKS_MAX][STORE_INCIDENT_ID_MAX]; /* incidents merged into this one */
+    size_t n_linked;
+    int64_t notified_ms;       /* event time of the last message sent for it (first alert or update) */
+    int64_t notified_count;    /* its count then */
+} store_incident;
+
+/* What recording one alert did. */
+typedef struct {
+    bool first;       /* a new incident: send the alert */
+    bool update_due;  /* it grew and the last message is update_every_ms old (event time): send an update */
+    bool merged;      /* two open incidents were joined */
+} store_incident_step;
+
+/* Record alert a (its incident_id is not read) into its incident in t; *inc
+ * receives the incident after it. On update_due the incident is marked as
+ * notified now. */
+int store_txn_incident_record(store_txn *t, const store_alert *a, int64_t window_ms,
+                              int64_t update_every_ms, store_incident *inc, store_incident_step *step, char *err,
+                              size_t errlen);
+/* *found false when unknown. Follows nothing: a merged incident reads as it is. */
+int store_get_incident(store *s, const char *id, store_incident *out, bool *found, char *err, size_t errlen);
+typedef int (*store_incident_cb)(const store_incident *inc, void *ctx);
+/* Every incident in id (= first alert time) order. */
+int store_list_incidents(store *s, store_incident_cb cb, void *ctx, char *err, size_t errlen);
+/* The distinct users an IP's sign-ins name within [since_ms, until_ms], in id order. */
+int store_ip_users(store *s, const char *ip, int64_t since_ms, int64_t until_ms, store_value_cb cb, void *ctx,
+                   size_t *count, char *err, size_t errlen);
 
 /* True when a write transaction can be opened and committed (for /healthz). */
 bool store_is_writable(store *s);

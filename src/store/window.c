@@ -271,8 +271,10 @@ int store_txn_value_seen(store_txn *t, char kind, const char *key, store_value_f
     return 0;
 }
 
-int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
-                             int64_t until_ms, size_t cap, size_t *count, bool *bounded, char *err, size_t errlen)
+/* distinct, telling each value in the window to cb (NULL: counts only) */
+static int values_distinct(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
+                           int64_t until_ms, size_t cap, size_t *count, bool *bounded, store_value_cb cb, void *ctx,
+                           char *err, size_t errlen)
 {
     *count = 0;
     if (bounded != NULL)
@@ -337,6 +339,14 @@ int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_val
         }
         if (rc != 0 && rc != MDB_NOTFOUND)
             break;
+        if (in && cb != NULL) {
+            char val[EVENT_ID_MAX];
+            size_t vl = n - 1 - plen < sizeof val - 1 ? n - 1 - plen : sizeof val - 1;
+            memcpy(val, start + plen, vl);
+            val[vl] = '\0';
+            if (cb(val, ctx) != 0)
+                break;
+        }
         if (in && ++*count == cap && cap != 0)
             break;
         if (rc == MDB_NOTFOUND)
@@ -361,4 +371,17 @@ int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_val
     if (rc != 0 && rc != MDB_NOTFOUND)
         return store_fail(t->s, rc, "reading the values index", err, errlen);
     return 0;
+}
+
+int store_txn_value_distinct(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
+                             int64_t until_ms, size_t cap, size_t *count, bool *bounded, char *err, size_t errlen)
+{
+    return values_distinct(t, kind, key, field, since_ms, until_ms, cap, count, bounded, NULL, NULL, err, errlen);
+}
+
+int store_txn_value_list(store_txn *t, char kind, const char *key, store_value_field field, int64_t since_ms,
+                         int64_t until_ms, store_value_cb cb, void *ctx, size_t *count, bool *bounded, char *err,
+                         size_t errlen)
+{
+    return values_distinct(t, kind, key, field, since_ms, until_ms, 0, count, bounded, cb, ctx, err, errlen);
 }

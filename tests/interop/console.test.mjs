@@ -70,8 +70,10 @@ async function getJson(path) {
   return body;
 }
 
+// --incident-window 0s: the outbox figures count one queued alert per alert
+// (with incidents, a sink gets only each incident's first alert and updates)
 function serve(args, env) {
-  return spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, ...args],
+  return spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, '--incident-window', '0s', ...args],
     { cwd: ROOT, env: { ...process.env, VEILLE_WEBHOOK_SECRET: SECRET, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 

@@ -334,7 +334,8 @@ const newId = () => `msg_syslog_${process.pid}_${++seq}`;
 
 function startVeille(dataDir, args) {
   const s = { log: '', out: '', base: null, dataDir };
-  s.proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, ...args],
+  // every alert its own incident: these tests count the alerts a sink receives
+  s.proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, '--incident-window', '0s', ...args],
     { cwd: ROOT, env: { ...process.env, VEILLE_WEBHOOK_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(s.proc);
   s.proc.once('exit', () => children.delete(s.proc));

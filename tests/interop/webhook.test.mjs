@@ -205,7 +205,9 @@ const outbox = (dataDir, ...more) => cliJson(dataDir, 'outbox', ...more);
 
 function startVeille(dataDir, sinkArgs, { env = { VEILLE_ALERT_WEBHOOK_SECRET: ALERT_SECRET } } = {}) {
   const s = { log: '', out: '', base: null, dataDir };
-  s.proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, '--rules', rulesPath, ...sinkArgs],
+  // every alert its own incident: these tests count the alerts a sink receives
+  s.proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, '--rules', rulesPath,
+    '--incident-window', '0s', ...sinkArgs],
     { cwd: ROOT, env: { ...process.env, VEILLE_WEBHOOK_SECRET: SECRET, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   procs.add(s.proc);
   s.exited = new Promise((ok) => s.proc.on('exit', (code, signal) => { procs.delete(s.proc); ok({ code, signal }); }));

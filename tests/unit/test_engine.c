@@ -37,6 +37,8 @@ typedef struct {
 static void on_alert(const store_alert *a, void *ctx)
 {
     sink *s = ctx;
+    if (a->incident_update)
+        return; /* incident updates: tests/unit/test_incidents.c, interop incidents.test.mjs */
     if (s->n < 64)
         s->alerts[s->n++] = *a;
 }
