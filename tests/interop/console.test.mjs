@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { get as httpGet } from 'node:http';
 import { Webhook } from 'svix';
-import { RAPID, envelope, session, untilListening } from './payloads.mjs';
+import { RAPID, envelope, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -46,6 +46,7 @@ async function deliver(body) {
     'svix-signature': new Webhook(SECRET).sign(id, when, body) };
   const res = await fetch(srv.base + '/webhooks/clerk', { method: 'POST', headers, body });
   assert.equal(res.status, 200, await res.text());
+  await untilApplied(srv.base); // serve answers once the log holds it; the apply follows
 }
 
 async function burst(userId, n, ip) {

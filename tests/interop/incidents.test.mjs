@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
-import { envelope, session, untilListening } from './payloads.mjs';
+import { envelope, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -38,6 +38,7 @@ async function deliver(body) {
   const res = await fetch(srv.base + '/webhooks/clerk', { method: 'POST', headers, body,
     signal: AbortSignal.timeout(5000) });
   assert.equal(res.status, 200, await res.text());
+  await untilApplied(srv.base); // serve answers once the log holds it; the apply follows
 }
 
 before(async () => {

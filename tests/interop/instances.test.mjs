@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
-import { session, untilListening } from './payloads.mjs';
+import { session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -69,7 +69,9 @@ async function deliver(base, path, secret, body) {
     'svix-timestamp': String(Math.floor(when.getTime() / 1000)),
     'svix-signature': new Webhook(secret).sign(id, when, body) };
   const res = await fetch(base + path, { method: 'POST', headers, body, signal: AbortSignal.timeout(5000) });
-  return { status: res.status, text: await res.text() };
+  const text = await res.text();
+  if (res.status === 200) await untilApplied(base); // the apply follows the answer
+  return { status: res.status, text };
 }
 
 const cliJson = (...args) => {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
-import { envelope, postSigned, session, untilListening } from './payloads.mjs';
+import { envelope, postSigned, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -53,6 +53,7 @@ async function deliver(body) {
   const id = `msg_triage_${process.pid}_${++seq}`;
   const res = await postSigned(Webhook, SECRET, srv.base, id, body);
   assert.equal(res.status, 200, await res.text());
+  await untilApplied(srv.base); // serve answers once the log holds it; the apply follows
   return id;
 }
 
