@@ -25,6 +25,7 @@
 #include "rules/rules.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "util/util.h"
 
 #define SHUTDOWN_DRAIN_MS 10000
@@ -658,45 +659,11 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 static int open_listener(struct server *srv, char *err, size_t errlen)
 {
     const http_options *o = srv->opt;
-    char port[16];
-    snprintf(port, sizeof port, "%d", o->listen_port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(o->listen_host, port, &hints, &res);
-    if (gai != 0)
-        return util_err(err, errlen, "cannot resolve --listen host '%s': %s", o->listen_host, gai_strerror(gai));
-    int fd = -1, last_errno = 0;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            last_errno = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
-            break;
-        last_errno = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return util_err(err, errlen, "cannot listen on %s:%d: %s", o->listen_host, o->listen_port,
-                        strerror(last_errno));
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char addr[INET6_ADDRSTRLEN] = "?";
+    char addr[UTIL_ADDR_LEN], sub[UTIL_ERRLEN];
     int bound_port = o->listen_port;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) {
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
-            bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
-            bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        }
-    }
+    int fd = util_tcp_listen(o->listen_host, o->listen_port, SOMAXCONN, addr, &bound_port, sub, sizeof sub);
+    if (fd < 0)
+        return util_err(err, errlen, "--listen: %s", sub);
     srv->listener = h2o_evloop_socket_create(srv->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     if (srv->listener == NULL) {
         close(fd);
