@@ -36,7 +36,8 @@ typedef struct {
 
 /* The text columns, header and rows alike. */
 static void alert_cells(const char *at, const char *rule, const char *severity, const char *state, const char *key,
-                        const char *suppressed, const char *ip, const char *id, const char *summary)
+                        const char *suppressed, const char *ip, const char *id, const char *instance,
+                        const char *summary)
 {
     cli_row r;
     cli_row_start(&r);
@@ -48,6 +49,7 @@ static void alert_cells(const char *at, const char *rule, const char *severity, 
     cli_row_cell(&r, suppressed, 10, CLI_CELL_RIGHT);
     cli_row_cell(&r, ip, 39, 0);
     cli_row_cell(&r, id, 28, 0);
+    cli_row_cell(&r, instance, 32, CLI_CELL_CUT);
     cli_row_cell(&r, summary, 0, 0);
     cli_row_print(&r, stdout);
 }
@@ -90,7 +92,8 @@ static int print_alert_row(const store_alert *a, int64_t state, void *vctx)
     char at[UTIL_RFC3339_LEN], suppressed[24];
     util_format_rfc3339(a->at_ms, at, sizeof at);
     snprintf(suppressed, sizeof suppressed, "%lld", (long long)a->suppressed);
-    alert_cells(at, a->rule, a->severity, state_name, a->key, suppressed, a->ip[0] ? a->ip : "-", a->id, a->summary);
+    alert_cells(at, a->rule, a->severity, state_name, a->key, suppressed, a->ip[0] ? a->ip : "-", a->id,
+                a->instance_id[0] ? a->instance_id : "-", a->summary);
     return 0;
 }
 
@@ -206,7 +209,7 @@ int cli_alerts(int argc, char **argv)
     if (rc != 0)
         return rc;
     if (!f.json)
-        alert_cells("TIME", "RULE", "SEVERITY", "STATE", "KEY", "SUPPRESSED", "IP", "ID", "SUMMARY");
+        alert_cells("TIME", "RULE", "SEVERITY", "STATE", "KEY", "SUPPRESSED", "IP", "ID", "INSTANCE", "SUMMARY");
     int status = 0;
     if (store_list_alert_states(st, since_ms, print_alert_row, &f, err, sizeof err) < 0) {
         fprintf(stderr, "veille alerts: %s\n", err);

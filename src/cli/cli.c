@@ -157,7 +157,7 @@ typedef struct {
 
 /* history's text columns, header and rows alike */
 static void history_cells(cli_row *r, bool by_ip, const char *at, const char *event, const char *user,
-                          const char *session, const char *ip, const char *loc, const char *dev)
+                          const char *session, const char *ip, const char *loc, const char *instance, const char *dev)
 {
     cli_row_cell(r, at, 24, 0);
     cli_row_cell(r, event, 16, 0);
@@ -166,6 +166,7 @@ static void history_cells(cli_row *r, bool by_ip, const char *at, const char *ev
     cli_row_cell(r, session, 30, 0);
     cli_row_cell(r, ip, 39, 0);
     cli_row_cell(r, loc, 24, CLI_CELL_CUT);
+    cli_row_cell(r, instance, 32, CLI_CELL_CUT); /* the Clerk application (dev, prod...) */
     cli_row_cell(r, dev, 0, 0);
 }
 
@@ -214,7 +215,7 @@ static int print_history_row(const store_history_entry *e, void *ctx)
     cli_row r;
     cli_row_start(&r);
     history_cells(&r, c->by_ip, at, event_type_name(e->type), or_dash(e->user_id), or_dash(e->session_id),
-                  or_dash(e->ip), loc, dev);
+                  or_dash(e->ip), loc, or_dash(e->instance_id), dev);
     cli_row_print(&r, stdout);
     return 0;
 }
@@ -319,7 +320,7 @@ int cli_history(int argc, char **argv)
     if (!json) {
         cli_row r;
         cli_row_start(&r);
-        history_cells(&r, c.by_ip, "TIME", "EVENT", "USER", "SESSION", "IP", "LOCATION", "DEVICE");
+        history_cells(&r, c.by_ip, "TIME", "EVENT", "USER", "SESSION", "IP", "LOCATION", "INSTANCE", "DEVICE");
         cli_row_print(&r, stdout);
     }
     if (store_history_scan_oldest_first(st, kind, key, since_ms, INT64_MAX, (size_t)limit, print_history_row, &c, err,

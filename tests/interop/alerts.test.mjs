@@ -300,7 +300,7 @@ test('veille alerts filters by rule, user, IP and age; the table has a header', 
   const table = cli('alerts');
   assert.equal(table.status, 0, table.stderr);
   const rows = table.stdout.trim().split('\n');
-  assert.match(rows[0], /^TIME\s+RULE\s+SEVERITY\s+STATE\s+KEY\s+SUPPRESSED\s+IP\s+ID\s+SUMMARY/);
+  assert.match(rows[0], /^TIME\s+RULE\s+SEVERITY\s+STATE\s+KEY\s+SUPPRESSED\s+IP\s+ID\s+INSTANCE\s+SUMMARY/);
   assert.equal(rows.length, 4);
   assert.match(rows[2], /rapid\s+high\s+open\s+user:user_brute\s+1\s/);
   assert.match(rows[1], /two\s+medium\s+open\s+user:user_third\s+4\s/);

@@ -156,10 +156,11 @@ test('history escapes every column and keeps one row per event', () => {
 
 test('history --ip has a USER column; the v4-mapped form finds the same rows; columns line up on Genève', () => {
   const rows = assertTerminalSafe(cli('history', '--ip', IP), 'history --ip');
-  assert.match(rows[0], /^TIME\s+EVENT\s+USER\s+SESSION\s+IP\s+LOCATION\s+DEVICE$/);
+  assert.match(rows[0], /^TIME\s+EVENT\s+USER\s+SESSION\s+IP\s+LOCATION\s+INSTANCE\s+DEVICE$/);
   assert.equal(rows.length, 8);
   assert.deepEqual(rows.slice(1).map((r) => r.split(/\s+/)[2]), [...Array(6).fill('user_evil'), 'user_chloe']);
-  assert.match(rows[7], /CH\/Genève\s+Chrome on desktop$/);
+  assert.match(rows[7], /CH\/Genève\s+ins_interop\s+Chrome on desktop$/);
+  assertAligned(rows, 'INSTANCE', 'history --ip');
   assertAligned(rows, 'DEVICE', 'history --ip');
   assertAligned(rows, 'LOCATION', 'history --ip');
   const mapped = cli('history', '--ip', `::ffff:${IP}`);
@@ -209,7 +210,7 @@ test('a deleted user keeps its last sign-in; the Clerk instance is shown', () =>
 test('alerts escape the summary and show the IP and alert id; --ip canonicalises', () => {
   const [alert] = cliJson('alerts');
   const rows = assertTerminalSafe(cli('alerts'), 'alerts');
-  assert.match(rows[0], /^TIME\s+RULE\s+SEVERITY\s+STATE\s+KEY\s+SUPPRESSED\s+IP\s+ID\s+SUMMARY$/);
+  assert.match(rows[0], /^TIME\s+RULE\s+SEVERITY\s+STATE\s+KEY\s+SUPPRESSED\s+IP\s+ID\s+INSTANCE\s+SUMMARY$/);
   assert.equal(rows.length, 2, rows.join('\n'));
   assert.match(rows[1], new RegExp(`user:user_evil\\s+0\\s+${IP.replaceAll('.', '\\.')}\\s+${alert.id}\\s`));
   assert.match(rows[1], /Gen\\x1b\[2Jève\\r\\nFORGED ROW/);
