@@ -14,6 +14,7 @@
 #include "alert/alert.h"
 #include "cli/cli.h"
 #include "rules/rules.h"
+#include "util/log.h"
 #include "util/util.h"
 
 #define API_LIST_DEFAULT 200
@@ -87,13 +88,18 @@ static json_t *time_json(int64_t ms)
     return json_string(ts);
 }
 
-/* alert_to_json's object (what sinks and `veille alerts --json` give). */
-static json_t *alert_json(const store_alert *a)
+/* alert_to_json's object (what sinks and `veille alerts --json` give), with its
+ * triage state (open when nobody decided). */
+static json_t *alert_json(const store_alert *a, int64_t state)
 {
     char *s = alert_to_json(a);
     json_t *o = s != NULL ? json_loads(s, 0, NULL) : NULL;
     free(s);
-    return o != NULL ? o : json_pack("{s:s}", "id", a->id);
+    if (o == NULL)
+        o = json_pack("{s:s}", "id", a->id);
+    const char *name = store_state_name(state);
+    json_object_set_new(o, "state", text(name != NULL ? name : "open"));
+    return o;
 }
 
 static bool same_ip(const char *stored, const char *wanted)
@@ -143,28 +149,30 @@ static json_t *ranked(json_t *counts, const char *name, size_t max)
 
 typedef struct {
     char rule[64], severity[16], user[EVENT_ID_MAX], ip[UTIL_IP_LEN];
+    int state;      /* store_alert_state; -1: any */
     const char *id; /* one alert */
     size_t limit;
     json_t **ring; /* the newest `limit` matches */
     size_t seen;
 } alert_query;
 
-static int collect_alert(const store_alert *a, void *ctx)
+static int collect_alert(const store_alert *a, int64_t state, void *ctx)
 {
     alert_query *q = ctx;
     if (q->id != NULL) {
         if (strcmp(a->id, q->id) != 0)
             return 0;
-        q->ring[0] = alert_json(a);
+        q->ring[0] = alert_json(a, state);
         q->seen = 1;
         return 1;
     }
     if ((q->rule[0] && strcmp(a->rule, q->rule) != 0) || (q->severity[0] && strcmp(a->severity, q->severity) != 0) ||
-        (q->user[0] && strcmp(a->user_id, q->user) != 0) || (q->ip[0] && !same_ip(a->ip, q->ip)))
+        (q->user[0] && strcmp(a->user_id, q->user) != 0) || (q->ip[0] && !same_ip(a->ip, q->ip)) ||
+        (q->state >= 0 && state != q->state))
         return 0;
     size_t slot = q->seen++ % q->limit;
     json_decref(q->ring[slot]);
-    q->ring[slot] = alert_json(a);
+    q->ring[slot] = alert_json(a, state);
     return 0;
 }
 
@@ -185,7 +193,7 @@ static int list_alerts(struct console *c, alert_query *q, int64_t since_ms, json
     q->ring = calloc(q->limit, sizeof *q->ring);
     if (q->ring == NULL)
         return util_err(err, errlen, "out of memory");
-    int rc = store_list_alerts(c->st, since_ms, collect_alert, q, err, errlen);
+    int rc = store_list_alert_states(c->st, since_ms, collect_alert, q, err, errlen);
     *rows = drain_ring(q);
     return rc;
 }
@@ -199,8 +207,8 @@ static int bad_filter(h2o_req_t *req, const char *name)
 
 static int api_alerts(struct console *c, h2o_req_t *req, const char *query, size_t qlen)
 {
-    alert_query q = {.limit = API_LIST_DEFAULT};
-    char since[32], limit[32], ip[256], err[UTIL_ERRLEN], msg[UTIL_ERRLEN + 32];
+    alert_query q = {.limit = API_LIST_DEFAULT, .state = -1};
+    char since[32], limit[32], ip[256], state[16], err[UTIL_ERRLEN], msg[UTIL_ERRLEN + 32];
     static const struct {
         const char *name;
         size_t off, len;
@@ -218,6 +226,10 @@ static int api_alerts(struct console *c, h2o_req_t *req, const char *query, size
         snprintf(msg, sizeof msg, "ip: '%.64s' is not an IP address", ip);
         return console_send_error(req, 400, msg);
     }
+    if (query_get(query, qlen, "state", state, sizeof state) < 0)
+        return bad_filter(req, "state");
+    if (state[0] && (q.state = store_state_parse(state)) < 0)
+        return console_send_error(req, 400, "state: expected open, acked, resolved or fp");
     int64_t since_ms = 0, d, n;
     if (query_get(query, qlen, "since", since, sizeof since) < 0)
         return bad_filter(req, "since");
@@ -253,13 +265,22 @@ static int api_alert(struct console *c, h2o_req_t *req, const char *id, size_t i
     if (url_decode(id, idlen, want, sizeof want) < 0 || want[0] == '\0')
         return console_send_error(req, 404, "no such alert");
     json_t *found = NULL;
-    alert_query q = {.id = want, .limit = 1, .ring = &found};
-    if (store_list_alerts(c->st, 0, collect_alert, &q, err, sizeof err) < 0) {
+    alert_query q = {.id = want, .limit = 1, .ring = &found, .state = -1};
+    if (store_list_alert_states(c->st, 0, collect_alert, &q, err, sizeof err) < 0) {
         json_decref(found);
         return console_send_error(req, 500, err);
     }
     if (found == NULL)
         return console_send_error(req, 404, "no such alert");
+    store_triage tr;
+    bool decided = false;
+    if (store_triage_get(c->st, want, &tr, &decided, err, sizeof err) < 0) {
+        json_decref(found);
+        return console_send_error(req, 500, err);
+    }
+    if (decided)
+        json_object_set_new(found, "triage", json_pack("{s:s,s:s,s:o,s:s}", "state", store_state_name(tr.state),
+                                                       "by", tr.by, "at", time_json(tr.at_ms), "note", tr.note));
     return console_send_json(req, 200, found);
 }
 
@@ -273,7 +294,7 @@ typedef struct {
     uint64_t total;
 } overview_scan;
 
-static int count_overview(const store_alert *a, void *ctx)
+static int count_overview(const store_alert *a, int64_t state, void *ctx)
 {
     overview_scan *o = ctx;
     if (a->at_ms < o->since_ms)
@@ -284,7 +305,8 @@ static int count_overview(const store_alert *a, void *ctx)
     bump(json_object_get(json_array_get(o->series, b), "counts"), a->severity[0] ? a->severity : "other");
     bump(o->by_sev, a->severity[0] ? a->severity : "other");
     bump(o->by_rule, a->rule);
-    bump(o->by_state, "open"); /* every alert until triage states exist */
+    const char *state_name = store_state_name(state);
+    bump(o->by_state, state_name != NULL ? state_name : "open");
     if (a->user_id[0])
         bump(o->by_user, a->user_id);
     if (a->ip[0])
@@ -331,7 +353,7 @@ static int api_overview(struct console *c, h2o_req_t *req, const char *query, si
     o.by_state = json_object();
     o.by_user = json_object();
     o.by_ip = json_object();
-    int rc = store_list_alerts(c->st, o.since_ms, count_overview, &o, err, sizeof err);
+    int rc = store_list_alert_states(c->st, o.since_ms, count_overview, &o, err, sizeof err);
     json_t *outbox = rc == 0 ? outbox_json(c, err, sizeof err, &rc) : NULL;
     json_t *body = NULL;
     if (rc == 0) {
@@ -532,4 +554,204 @@ int console_api(struct console *c, h2o_req_t *req, const char *path, size_t len,
         return api_subject(c, req, STORE_KEY_IP, path + at, len - at);
     return console_send_error(req, 404,
                               "no such API (GET /api/overview, /api/alerts, /api/alerts/ID, /api/users/ID, /api/ips/IP)");
+}
+
+/* ---------------------------------------------------------------- POST /api/alerts/ID/ACTION */
+
+static const struct {
+    const char *action;
+    int state;
+} triage_actions[] = {
+    {"ack", STORE_STATE_ACKED},
+    {"resolve", STORE_STATE_RESOLVED},
+    {"false-positive", STORE_STATE_FP},
+};
+
+/* application/json, parameters (charset) allowed. Anything else is refused: a
+ * cross-site <form> can only send form or text types, and a browser preflights
+ * a cross-site application/json request, which this listener never grants, so
+ * this check is what keeps basic auth (which browsers resend on their own)
+ * from being used by another site's page. */
+static bool body_is_json(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i < 0)
+        return false;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    size_t n = 0;
+    while (n < v.len && v.base[n] != ';' && v.base[n] != ' ' && v.base[n] != '\t')
+        n++;
+    return h2o_lcstris(v.base, n, H2O_STRLIT("application/json"));
+}
+
+typedef struct {
+    const char *id;
+    store_alert *out;
+    bool found;
+} find_alert_ctx;
+
+static int find_alert(const store_alert *a, void *vctx)
+{
+    find_alert_ctx *f = vctx;
+    if (strcmp(a->id, f->id) != 0)
+        return 0;
+    *f->out = *a;
+    f->found = true;
+    return 1;
+}
+
+/* The request body {note, by?, allow?} into tr (and allow); 0, or -1 with the
+ * reason for a 400 in msg. */
+static int triage_body(h2o_req_t *req, int state, store_triage *tr, bool *allow, char *msg, size_t msglen)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->entity.base != NULL ? req->entity.base : "", req->entity.len,
+                              JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL)
+        return util_err(msg, msglen, "the body is not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                        jerr.column);
+    int ret = 0;
+    const char *key;
+    json_t *v;
+    snprintf(tr->by, sizeof tr->by, "console");
+    if (!json_is_object(body))
+        ret = util_err(msg, msglen, "the body must be a JSON object: {\"note\": TEXT, \"by\": WHO, \"allow\": BOOL}");
+    else
+        json_object_foreach(body, key, v) {
+            if (strcmp(key, "note") == 0 || strcmp(key, "by") == 0) {
+                bool is_note = key[0] == 'n';
+                size_t max = is_note ? sizeof tr->note : sizeof tr->by;
+                if (!json_is_string(v) || json_string_length(v) >= max ||
+                    strlen(json_string_value(v)) != json_string_length(v)) {
+                    ret = util_err(msg, msglen, "%s: expected a string of at most %zu bytes", key, max - 1);
+                    break;
+                }
+                if (!is_note && json_string_length(v) == 0) {
+                    ret = util_err(msg, msglen, "by: empty (leave it out for \"console\")");
+                    break;
+                }
+                snprintf(is_note ? tr->note : tr->by, max, "%s", json_string_value(v));
+            } else if (strcmp(key, "allow") == 0) {
+                if (!json_is_boolean(v)) {
+                    ret = util_err(msg, msglen, "allow: expected true or false");
+                    break;
+                }
+                if (json_is_true(v) && state != STORE_STATE_FP) {
+                    ret = util_err(msg, msglen, "allow: only with false-positive");
+                    break;
+                }
+                *allow = json_is_true(v);
+            } else {
+                ret = util_err(msg, msglen, "unknown field '%.64s' (expected note, by, allow)", key);
+                break;
+            }
+        }
+    json_decref(body);
+    if (ret == 0 && state == STORE_STATE_FP && tr->note[0] == '\0')
+        ret = util_err(msg, msglen, "note: required for a false positive: say why, for whoever reads it next");
+    return ret;
+}
+
+/* The allow-list entry `veille alerts false-positive --allow` adds: the alert's
+ * key (user:ID or ip:ADDR) for its rule. -1 (msg) for a key of another form. */
+static int triage_allow_entry(const store_alert *a, const store_triage *tr, store_allow_entry *e, char *msg,
+                              size_t msglen)
+{
+    memset(e, 0, sizeof *e);
+    const char *value;
+    if (strncmp(a->key, "user:", 5) == 0) {
+        e->kind = STORE_KEY_USER;
+        value = a->key + 5;
+    } else if (strncmp(a->key, "ip:", 3) == 0) {
+        e->kind = STORE_KEY_IP;
+        value = a->key + 3;
+    } else {
+        return util_err(msg, msglen, "allow: the alert's key '%.64s' is neither user:ID nor ip:ADDR", a->key);
+    }
+    snprintf(e->rule, sizeof e->rule, "%s", a->rule);
+    snprintf(e->value, sizeof e->value, "%s", value);
+    snprintf(e->by, sizeof e->by, "%s", tr->by);
+    e->added_ms = tr->at_ms;
+    char note_all[STORE_TRIAGE_NOTE_MAX + 64];
+    snprintf(note_all, sizeof note_all, "false positive %s: %s", a->id, tr->note);
+    util_copy_utf8(e->note, sizeof e->note, note_all, strlen(note_all)); /* cut on a character */
+    return 0;
+}
+
+/* One small write transaction through serve's own store handle, on the loop
+ * thread. Trap: LMDB has one writer at a time per environment, so this waits
+ * while the apply thread holds the writer lock (at most one apply transaction,
+ * ~50 ms), and the loop (webhooks included) waits with it; a decision is rare
+ * enough for that. LMDB serialises writers of one environment across threads
+ * (its writer mutex), each transaction begun and ended on one thread, which is
+ * what store.h asks. The store runs with MDB_NOMETASYNC and this write is in no
+ * write-ahead log to replay, so it is synced (store_sync) before the answer. */
+static int triage_write(struct console *c, const store_triage *tr, const store_allow_entry *e, char *err,
+                        size_t errlen)
+{
+    store_txn *t = NULL;
+    int rc = store_txn_begin(c->st, &t, err, errlen);
+    if (rc == 0)
+        rc = store_txn_triage_put(t, tr, err, errlen);
+    if (rc == 0 && e != NULL)
+        rc = store_txn_allow_put(t, e, err, errlen);
+    if (rc == 0) {
+        rc = store_txn_commit(t, err, errlen);
+        t = NULL;
+    }
+    store_txn_abort(t);
+    if (rc == 0)
+        rc = store_sync(c->st, err, errlen);
+    return rc;
+}
+
+int console_api_post(struct console *c, h2o_req_t *req, const char *path, size_t len)
+{
+    size_t at;
+    const char *slash = NULL;
+    if (prefix(path, len, "/alerts/", &at))
+        slash = memrchr(path + at, '/', len - at);
+    int state = -1;
+    for (size_t i = 0; slash != NULL && i < sizeof triage_actions / sizeof triage_actions[0]; i++)
+        if (h2o_memis(slash + 1, (size_t)(path + len - slash - 1), triage_actions[i].action,
+                      strlen(triage_actions[i].action)))
+            state = triage_actions[i].state;
+    if (state < 0) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+        return console_send_error(req, 405, "POST only to /api/alerts/ID/ack, /resolve or /false-positive");
+    }
+    if (!body_is_json(req))
+        return console_send_error(req, 415, "the body must be JSON, sent as Content-Type: application/json");
+    char msg[UTIL_ERRLEN], err[UTIL_ERRLEN];
+    store_triage tr = {.state = state, .at_ms = util_now_ms()};
+    bool allow = false;
+    if (triage_body(req, state, &tr, &allow, msg, sizeof msg) < 0)
+        return console_send_error(req, 400, msg);
+    if (url_decode(path + at, (size_t)(slash - path - at), tr.alert_id, sizeof tr.alert_id) < 0 ||
+        tr.alert_id[0] == '\0')
+        return console_send_error(req, 404, "no such alert");
+    store_alert *a = malloc(sizeof *a);
+    if (a == NULL)
+        return console_send_error(req, 500, "out of memory");
+    find_alert_ctx f = {.id = tr.alert_id, .out = a};
+    int rc = store_list_alerts(c->st, 0, find_alert, &f, err, sizeof err);
+    store_allow_entry e;
+    if (rc < 0 || !f.found) {
+        free(a);
+        return rc < 0 ? console_send_error(req, 500, err) : console_send_error(req, 404, "no such alert");
+    }
+    if (allow && triage_allow_entry(a, &tr, &e, msg, sizeof msg) < 0) {
+        free(a);
+        return console_send_error(req, 400, msg);
+    }
+    free(a);
+    rc = triage_write(c, &tr, allow ? &e : NULL, err, sizeof err);
+    if (rc < 0)
+        return console_send_error(req, rc == STORE_ERR_FULL || rc == STORE_ERR_IO ? 503 : 500, err);
+    log_line(LOG_INFO, "msg=\"alert triaged in the console\" alert=%s state=%s allow=%s", tr.alert_id,
+             store_state_name(state), allow ? "yes" : "no");
+    return console_send_json(req, 200,
+                             json_pack("{s:s,s:s,s:s,s:o,s:s,s:b}", "id", tr.alert_id, "state",
+                                       store_state_name(state), "by", tr.by, "at", time_json(tr.at_ms), "note",
+                                       tr.note, "allowed", allow));
 }

@@ -93,7 +93,9 @@ int console_send_json(h2o_req_t *req, int status, json_t *body)
     json_decref(body);
     req->res.status = status;
     req->res.reason = status == 200 ? "OK" : status == 400 ? "Bad Request" : status == 401 ? "Unauthorized"
-                      : status == 404 ? "Not Found" : status == 405 ? "Method Not Allowed" : "Internal Server Error";
+                      : status == 404 ? "Not Found" : status == 405 ? "Method Not Allowed"
+                      : status == 415 ? "Unsupported Media Type" : status == 503 ? "Service Unavailable"
+                      : "Internal Server Error";
     add_header(req, H2O_TOKEN_CONTENT_TYPE, "application/json; charset=utf-8");
     if (text == NULL) {
         req->res.status = 500;
@@ -173,17 +175,20 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
         return console_send_error(req, 401, "the console needs the token: Authorization: Bearer $" CONSOLE_TOKEN_ENV
                                             ", or basic auth with it as the password");
     }
+    /* path_normalized has no query; the raw path holds it after '?' */
+    h2o_iovec_t path = req->path_normalized;
+    bool is_api = path.len >= 4 && memcmp(path.base, "/api", 4) == 0 && (path.len == 4 || path.base[4] == '/');
+    if (is_api && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
+        return console_api_post(c, req, path.base + 4, path.len - 4); /* the triage actions */
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
         add_header(req, H2O_TOKEN_ALLOW, "GET, HEAD");
-        return console_send_error(req, 405, "the console is read-only: use GET");
+        return console_send_error(req, 405, "use GET (POST only to /api/alerts/ID/ack, /resolve or /false-positive)");
     }
-    /* path_normalized has no query; the raw path holds it after '?' */
-    h2o_iovec_t path = req->path_normalized;
     const char *q = memchr(req->path.base, '?', req->path.len);
     const char *query = q != NULL ? q + 1 : "";
     size_t qlen = q != NULL ? req->path.len - (size_t)(q + 1 - req->path.base) : 0;
-    if (path.len >= 4 && memcmp(path.base, "/api", 4) == 0 && (path.len == 4 || path.base[4] == '/'))
+    if (is_api)
         return console_api(c, req, path.base + 4, path.len - 4, query, qlen);
     const console_asset *a = asset_find(path.base, path.len);
     if (a == NULL && h2o_memis(path.base, path.len, H2O_STRLIT("/index.html")))
@@ -242,7 +247,7 @@ int console_start(console **out, const console_config *cfg, h2o_evloop_t *loop, 
     c->live = live;
     c->live_ctx = live_ctx;
     h2o_config_init(&c->config);
-    c->config.max_request_entity_size = 4096; /* GET only: no body worth reading */
+    c->config.max_request_entity_size = 16384; /* a triage body: a note of 511 bytes, JSON-escaped */
     c->config.server_name = h2o_iovec_init(H2O_STRLIT("veille"));
     h2o_hostconf_t *host = h2o_config_register_host(&c->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);

@@ -5,7 +5,8 @@
  * under /api/ that the page and scripts use. Every request needs
  * VEILLE_CONSOLE_TOKEN, as "Authorization: Bearer TOKEN" or as the password of
  * HTTP basic auth (any user name); every answer carries a strict
- * Content-Security-Policy. The store is only read, on the loop thread.
+ * Content-Security-Policy. The store is read on the loop thread, and written
+ * there only by the triage actions (POST /api/alerts/ID/ACTION, api.c).
  */
 #ifndef VEILLE_CONSOLE_H
 #define VEILLE_CONSOLE_H

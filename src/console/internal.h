@@ -38,5 +38,7 @@ int console_send_error(h2o_req_t *req, int status, const char *message);
 /* GET /api/...: path is the part after "/api", query the part after '?' ("" none). */
 int console_api(struct console *c, h2o_req_t *req, const char *path, size_t pathlen, const char *query,
                 size_t querylen);
+/* POST /api/alerts/ID/ack|resolve|false-positive: path is the part after "/api". */
+int console_api_post(struct console *c, h2o_req_t *req, const char *path, size_t pathlen);
 
 #endif

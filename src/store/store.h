@@ -25,7 +25,9 @@
  *
  * Ownership: nothing returned points into LMDB memory; records are decoded
  * into caller-provided structs before the transaction ends.
- * Threads: one store per process; write transactions from one thread only.
+ * Threads: one store per process; a write transaction is begun and ended on one
+ * thread. LMDB serialises the write transactions of threads (serve's apply
+ * thread, the console's triage on the loop thread): a second one waits in begin.
  */
 #ifndef VEILLE_STORE_H
 #define VEILLE_STORE_H

@@ -341,6 +341,136 @@ test('the console in headless Chromium: overview, alerts list and filters, an al
   }
 });
 
+// ---- triage: after the read-only checks above, which count every alert open ----
+
+const post = (path, body, headers = { ...AUTH, 'Content-Type': 'application/json' }) =>
+  fetch(srv.console + '/api' + path, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000) });
+const cli = (...args) => spawnSync(BIN, [...args, '--data', dataDir], { encoding: 'utf8' });
+// {alert id: state} as `veille alerts --state STATE --json` sees them (its --json is the sinks' object, stateless)
+const cliStates = () => Object.fromEntries(['open', 'acked', 'resolved', 'fp'].flatMap((st) =>
+  cli('alerts', '--state', st, '--json').stdout.trim().split('\n').filter(Boolean).map((l) => [JSON.parse(l).id, st])));
+
+test('POST /api/alerts/ID/ack|resolve|false-positive: the decision in the store, seen by the CLI', async () => {
+  const [alice] = (await getJson('/api/alerts?rule=two&user=user_alice')).alerts;
+  const [bob] = (await getJson('/api/alerts?rule=two&user=user_bob')).alerts;
+  assert.equal(alice.state, 'open');
+
+  const acked = await post(`/alerts/${alice.id}/ack`, { note: 'looking into it' });
+  const body = await acked.json();
+  assert.equal(acked.status, 200, JSON.stringify(body));
+  assert.equal(body.state, 'acked');
+  assert.equal(body.by, 'console');
+  assert.equal(body.allowed, false);
+  assert.match(cli('alerts', '--state', 'acked').stdout, new RegExp(alice.id));
+  assert.doesNotMatch(cli('alerts', '--state', 'acked').stdout, new RegExp(bob.id));
+  const one = await getJson('/api/alerts/' + alice.id);
+  assert.equal(one.state, 'acked');
+  assert.deepEqual([one.triage.by, one.triage.note], ['console', 'looking into it']);
+  assert.deepEqual((await getJson('/api/alerts?state=acked')).alerts.map((a) => a.id), [alice.id]);
+  assert.equal((await getJson('/api/alerts?state=open')).matched, 4);
+  assert.deepEqual((await getJson('/api/overview')).by_state, [{ state: 'open', count: 4 }, { state: 'acked', count: 1 }]);
+
+  const res = await post(`/alerts/${alice.id}/resolve`, { by: 'ana' });
+  assert.equal(res.status, 200);
+  assert.equal(cliStates()[alice.id], 'resolved');
+
+  // false positive with "also allow this key": the key on the allow list for the rule, as --allow does
+  const fp = await post(`/alerts/${bob.id}/false-positive`, { note: 'bob tests the login page', allow: true });
+  assert.equal(fp.status, 200, await fp.clone().text());
+  assert.deepEqual(await fp.json().then((b) => [b.state, b.allowed]), ['fp', true]);
+  assert.equal(cliStates()[bob.id], 'fp');
+  const allowed = cli('allow', 'list').stdout;
+  assert.match(allowed, /two/);
+  assert.match(allowed, /user_bob/);
+  assert.match(allowed, new RegExp(`false positive ${bob.id}: bob tests the login page`));
+});
+
+test('POST triage: 401 without the token, 415 unless JSON, 400 on bad input, 404 unknown, 405 elsewhere', async () => {
+  const [carol] = (await getJson('/api/alerts?user=user_carol')).alerts;
+  const before = cliStates()[carol.id];
+  const noToken = await post(`/alerts/${carol.id}/ack`, {}, { 'Content-Type': 'application/json' });
+  assert.equal(noToken.status, 401);
+  // what a cross-site form can send: refused, whatever the token
+  for (const type of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/plain', null]) {
+    const headers = { ...AUTH };
+    if (type) headers['Content-Type'] = type;
+    const r = await post(`/alerts/${carol.id}/ack`, type === null ? '{}' : 'note=hi', headers);
+    assert.equal(r.status, 415, String(type));
+    assert.match((await r.json()).error, /Content-Type: application\/json/);
+  }
+  assert.equal((await post(`/alerts/${carol.id}/ack`, {}, { ...AUTH, 'Content-Type': 'Application/JSON; charset=utf-8' })).status, 200);
+  assert.equal(cliStates()[carol.id], 'acked');
+  for (const [action, body, msg] of [
+    ['false-positive', {}, /note: required for a false positive/],
+    ['false-positive', { note: '  ' }, null],
+    ['ack', '{"note": "x"', /the body is not JSON/],
+    ['ack', '[]', /must be a JSON object/],
+    ['ack', { note: 7 }, /note: expected a string of at most 511 bytes/],
+    ['ack', { note: 'x'.repeat(512) }, /note: expected a string/],
+    ['ack', { by: '' }, /by: empty/],
+    ['ack', { allow: true }, /allow: only with false-positive/],
+    ['false-positive', { note: 'n', allow: 'yes' }, /allow: expected true or false/],
+    ['ack', { notes: 'typo' }, /unknown field 'notes'/],
+  ]) {
+    if (msg === null) continue; // a blank note is the client's to refuse; the API takes any text
+    const r = await post(`/alerts/${carol.id}/${action}`, body);
+    assert.equal(r.status, 400, JSON.stringify(body));
+    assert.match((await r.json()).error, msg);
+  }
+  assert.equal(cliStates()[carol.id], 'acked', 'no bad request changed anything');
+  assert.equal(before, 'open');
+  const unknown = await post('/alerts/alr_000000000000000000000000/ack', { note: 'x' });
+  assert.equal(unknown.status, 404);
+  for (const path of ['/alerts/' + carol.id + '/delete', '/alerts', '/overview']) {
+    const r = await post(path, {});
+    assert.equal(r.status, 405, path);
+  }
+});
+
+test('triage in headless Chromium: ack an alert with a note, see the state on the page and in veille alerts', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}` }, async () => {
+  const [target] = (await getJson('/api/alerts?rule=rapid&user=user_alice')).alerts;
+  assert.equal(target.state, 'open');
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    const problems = [];
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+    page.on('pageerror', (e) => problems.push(String(e)));
+    await page.setExtraHTTPHeaders(AUTH);
+    await page.goto(srv.console + '/#/alerts?state=open&rule=rapid&user=user_alice');
+    await page.waitForSelector('#alerts tbody tr');
+    const open = await rows(page, '#alerts');
+    assert.equal(open.length, 1);
+    assert.equal(open[0][3], 'open'); // the state column
+    await page.click('#alerts tbody tr a.alert-link');
+    await page.waitForSelector('#triage-ack');
+    assert.equal(await page.$eval('#alert-state', (e) => e.textContent), 'open');
+    // a false positive without a note is refused on the page, nothing sent
+    await page.click('#triage-false-positive');
+    await page.waitForFunction(() => /needs a note/.test(document.getElementById('triage-status').textContent));
+    await page.type('#triage-note', 'on call: checking with alice');
+    await page.click('#triage-ack');
+    await page.waitForFunction(() => document.getElementById('alert-state')?.textContent === 'acked');
+    assert.match(await page.$eval('#triage-last', (e) => e.textContent), /byconsole.*noteon call: checking with alice/);
+    await shot(page, 'alert-acked');
+    assert.equal(cliStates()[target.id], 'acked');
+    assert.match(cli('alerts', '--state', 'acked').stdout, new RegExp(target.id));
+    // the list's state filter, as a user picks it
+    await page.goto(srv.console + '/#/alerts');
+    await page.waitForSelector('#alerts tbody tr');
+    await page.select('#filters select[name=state]', 'acked');
+    await page.click('#filters button');
+    await page.waitForFunction(() => /^2 matching/.test(document.getElementById('alert-count')?.textContent));
+    assert.ok((await rows(page, '#alerts')).every((r) => r[3] === 'acked'));
+    await shot(page, 'alerts-acked');
+    assert.deepEqual(problems, [], 'no script error and no CSP violation');
+  } finally {
+    await browser.close();
+  }
+});
+
 test('SIGTERM stops serve with its console cleanly (under ASan: no error, no leak)', async () => {
   const exited = new Promise((ok) => srv.proc.once('exit', (code, signal) => ok({ code, signal })));
   srv.proc.kill('SIGTERM');

@@ -26,8 +26,14 @@ function svg(tag, attrs, ...kids) {
 const main = () => document.getElementById('main');
 function show(...nodes) { main().replaceChildren(...nodes); }
 
-async function api(path) {
-  const r = await fetch('/api' + path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+async function api(path, payload) {
+  const init = { credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (payload !== undefined) {
+    init.method = 'POST';
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(payload);
+  }
+  const r = await fetch('/api' + path, init);
   const body = await r.json().catch(() => ({ error: 'not JSON (HTTP ' + r.status + ')' }));
   if (!r.ok) throw new Error(body.error || 'HTTP ' + r.status);
   return body;
@@ -124,13 +130,15 @@ async function overview(params) {
         o.outbox, 'no remote sink has queued an alert'))));
 }
 
-const FILTERS = ['rule', 'severity', 'user', 'ip', 'since'];
+const FILTERS = ['rule', 'severity', 'state', 'user', 'ip', 'since'];
+const STATES = ['open', 'acked', 'resolved', 'fp'];
+const CHOICES = { severity: SEVERITIES, state: STATES };
 async function alerts(params) {
   const q = new URLSearchParams();
   for (const f of FILTERS) if (params.get(f)) q.set(f, params.get(f));
   const form = el('form', { class: 'filters', id: 'filters' },
-    ...FILTERS.map((f) => el('label', {}, f, f === 'severity'
-      ? el('select', { name: f }, el('option', { value: '', text: 'any' }), ...SEVERITIES.map((s) => {
+    ...FILTERS.map((f) => el('label', {}, f, CHOICES[f]
+      ? el('select', { name: f }, el('option', { value: '', text: 'any' }), ...CHOICES[f].map((s) => {
         const o = el('option', { value: s, text: s }); if (params.get(f) === s) o.selected = true; return o; }))
       : el('input', { name: f, value: params.get(f) || '', placeholder: f === 'since' ? '24h' : '' }))),
     el('button', { type: 'submit', text: 'Filter' }));
@@ -165,8 +173,48 @@ async function alertPage(id) {
       card('Alert', kv('alert-fields', [['id', a.id], ['time', time(a.at)], ['raised', time(a.raised_at)], ['key', a.key],
         ['user', userLink(a.user_id)], ['ip', ipLink(a.ip)], ['session', a.session_id], ['event', a.event_type],
         ['delivery', a.event_id], ['suppressed', String(a.suppressed ?? 0)], ['tags', (a.tags || []).join(', ')],
-        ...(a.state !== undefined ? [['state', a.state]] : [])])),
-      card('Evidence', kv('alert-evidence', ev))));
+        ...(a.state !== undefined ? [['state', el('span', { id: 'alert-state', text: a.state })]] : [])])),
+      card('Evidence', kv('alert-evidence', ev)),
+      triageCard(a)));
+}
+
+/* The triage actions: POST /api/alerts/ID/ACTION, then the page again from the
+ * API, so what it shows is what the store holds. */
+const ACTIONS = [['ack', 'Acknowledge'], ['resolve', 'Resolve'], ['false-positive', 'False positive']];
+function triageCard(a) {
+  const t = a.triage;
+  const note = el('textarea', { name: 'note', id: 'triage-note', rows: 3, maxlength: 511,
+    placeholder: 'note (required for a false positive)' });
+  const allow = el('input', { type: 'checkbox', name: 'allow', id: 'triage-allow' });
+  const status = el('p', { class: 'muted', id: 'triage-status' });
+  const buttons = ACTIONS.map(([action, label]) => {
+    const b = el('button', { type: 'button', id: 'triage-' + action, text: label });
+    b.addEventListener('click', async () => {
+      const body = { note: note.value };
+      if (action === 'false-positive') body.allow = allow.checked;
+      else if (allow.checked) { status.className = 'error'; status.textContent = '"also allow this key" goes with a false positive'; return; }
+      if (action === 'false-positive' && !note.value.trim()) { status.className = 'error'; status.textContent = 'a false positive needs a note: say why'; return; }
+      buttons.forEach((x) => { x.disabled = true; });
+      try {
+        await api('/alerts/' + enc(a.id) + '/' + action, body);
+        document.body.dataset.ready = '';
+        await alertPage(a.id);
+        document.body.dataset.ready = '1';
+      } catch (e) {
+        status.className = 'error';
+        status.textContent = e.message;
+        buttons.forEach((x) => { x.disabled = false; });
+      }
+    });
+    return b;
+  });
+  return card('Triage',
+    t ? kv('triage-last', [['state', t.state], ['by', t.by], ['at', time(t.at)], ['note', t.note]])
+      : el('p', { class: 'muted', id: 'triage-last', text: 'nobody has decided yet: the alert is open' }),
+    el('form', { class: 'triage', id: 'triage' }, note,
+      el('label', {}, allow, ' also allow this key for the rule (with a false positive)'),
+      el('div', { class: 'actions' }, ...buttons)),
+    status);
 }
 
 function historyTable(id, rows, byIp) {
