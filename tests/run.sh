@@ -52,6 +52,14 @@ else
   echo "build failed"; failed=$((failed + 1))
 fi
 
+# ./run.sh (the README's first command) builds with --buildtype=release: -O3
+# finds warnings (maybe-uninitialized) the debugoptimized build does not.
+if build build-release --buildtype=release; then
+  passed=$((passed + 1)); echo "release build: 1 passed, 0 failed"
+else
+  echo "release build failed"; failed=$((failed + 1))
+fi
+
 if [ "${VEILLE_SKIP_SANITIZERS:-0}" != 1 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"

@@ -205,7 +205,7 @@ static int parse_size(const char *v, size_t *out, char *err, size_t errlen)
 
 static int opt_size(http_options *o, const serve_option *opt, const char *v, char *err, size_t errlen)
 {
-    size_t bytes, least;
+    size_t bytes = 0, least = 0;
     if (parse_size(v, &bytes, err, errlen) < 0)
         return -1;
     if (opt->min != NULL && parse_size(opt->min, &least, NULL, 0) == 0 && bytes < least)
