@@ -16,7 +16,8 @@
 //
 // The IPs are real-looking addresses in networks that the IPFire location database
 // (libloc-database, 2022-10-29) maps as named below, so `asn`, `ip.country` and the
-// flags are what a deployment would see (check with `location lookup IP`).
+// flags are what a deployment would see (check with `location lookup IP`): each
+// range below lies in networks of one country (sampled with `location lookup`).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -50,8 +51,8 @@ const CARRIERS = {
 };
 // hosting networks (each in hosting_asns), by the country the database gives them
 const HOSTING = {
-  US: net('159.89.0.0/20', { as: 'DigitalOcean' }),
-  FR: net('51.68.0.0/16', { as: 'OVH' }),
+  US: net('159.89.8.0/21', { as: 'DigitalOcean' }), // 159.89.7.0/24 is DigitalOcean's Frankfurt
+  FR: net('51.68.64.0/18', { as: 'OVH' }), // the rest of 51.68/16 is partly OVH's PL, DE, GB
   DE: net('88.198.0.0/16', { as: 'Hetzner' }),
   GB: net('18.130.0.0/16', { as: 'AWS' }),
 };
@@ -181,7 +182,7 @@ export function generate({ users: NUSERS = 1500, seed = 12 } = {}) {
       desk: pick(DESKTOPS), mobile: rnd() < 0.6 ? pick(MOBILES) : null,
       // the browser update lands on a day of the month (Chrome 125, Firefox 127)
       updateAt: BASE + int(LEARN_DAYS + 2, LEARN_DAYS + 25) * DAY,
-      office: rnd() < 0.45 ? pick(offices.filter((o) => o.country === country)) : null,
+      office: rnd() < 0.45 ? pick(offices.filter((o) => o.city === isp.city)) ?? null : null,
       kind: r < 0.04 ? 'vpn' : r < 0.10 ? 'traveller' : r < 0.16 ? 'new' : r < 0.24 ? 'second-device' : 'ordinary',
       created: BASE - 60 * DAY,
     };
