@@ -161,7 +161,7 @@ test('replay from another working directory runs the default rules, and says whi
     const r = run(['replay', events], { cwd });
     assert.equal(r.status, 0, r.stderr);
     const rules = realpathSync(join(ROOT, 'rules/default.rules'));
-    assert.match(r.stderr, new RegExp(`^replay: rules ${rules.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(7 rules\\)$`, 'm'));
+    assert.match(r.stderr, new RegExp(`^replay: rules ${rules.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(14 rules\\)$`, 'm'));
     assert.equal(r.stdout.split('\n').filter(Boolean).length, expected.length, r.stderr);
 
     // --rules none: the events are decoded and stored, nothing is raised

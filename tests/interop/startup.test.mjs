@@ -110,7 +110,7 @@ test('serve from another working directory runs the default rules and logs their
     const r = await serveUntilListening(BIN, [], cwd);
     assert.match(r.stderr, /msg=listening/, r.stderr);
     const rules = escapeRe(realpathSync(join(ROOT, 'rules/default.rules')));
-    assert.match(r.stderr, new RegExp(`level=info msg="rules loaded" rules=${rules} count=7 `));
+    assert.match(r.stderr, new RegExp(`level=info msg="rules loaded" rules=${rules} count=14 `));
     assert.match(r.stderr, new RegExp(`msg=starting version=\\S+ rules=${rules} `));
     assert.doesNotMatch(r.stderr, /level=warn/);
   } finally {
