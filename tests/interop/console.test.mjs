@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { get as httpGet } from 'node:http';
 import { Webhook } from 'svix';
-import { RAPID, envelope, session, untilApplied, untilListening } from './payloads.mjs';
+import { envelope, postSigned, RAPID, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -40,11 +40,7 @@ let seq = 0;
 
 async function deliver(body) {
   const id = `msg_console_${process.pid}_${++seq}`;
-  const when = new Date();
-  const headers = { 'content-type': 'application/json', 'svix-id': id,
-    'svix-timestamp': String(Math.floor(when.getTime() / 1000)),
-    'svix-signature': new Webhook(SECRET).sign(id, when, body) };
-  const res = await fetch(srv.base + '/webhooks/clerk', { method: 'POST', headers, body });
+  const res = await postSigned(Webhook, SECRET, srv.base, id, body);
   assert.equal(res.status, 200, await res.text());
   await untilApplied(srv.base); // serve answers once the log holds it; the apply follows
 }

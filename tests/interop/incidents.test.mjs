@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
-import { envelope, session, untilApplied, untilListening } from './payloads.mjs';
+import { envelope, postSigned, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -31,12 +31,7 @@ const cliJson = (...args) => {
 let seq = 0;
 async function deliver(body) {
   const id = `msg_incidents_${process.pid}_${++seq}`;
-  const when = new Date();
-  const headers = { 'content-type': 'application/json', 'svix-id': id,
-    'svix-timestamp': String(Math.floor(when.getTime() / 1000)),
-    'svix-signature': new Webhook(SECRET).sign(id, when, body) };
-  const res = await fetch(srv.base + '/webhooks/clerk', { method: 'POST', headers, body,
-    signal: AbortSignal.timeout(5000) });
+  const res = await postSigned(Webhook, SECRET, srv.base, id, body);
   assert.equal(res.status, 200, await res.text());
   await untilApplied(srv.base); // serve answers once the log holds it; the apply follows
 }

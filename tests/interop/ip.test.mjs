@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
-import { RAPID, session, untilApplied, untilListening } from './payloads.mjs';
+import { postSigned, RAPID, session, untilApplied, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const SECRET = 'whsec_' + randomBytes(32).toString('base64');
@@ -31,11 +31,7 @@ function body(sessionId, at, ip, clientIp = '203.0.113.9') {
 }
 
 async function post(text, id) {
-  const when = new Date();
-  const headers = { 'content-type': 'application/json', 'svix-id': id,
-    'svix-timestamp': String(Math.floor(when.getTime() / 1000)), 'svix-signature': new Webhook(SECRET).sign(id, when, text) };
-  const res = await fetch(srv.base + '/webhooks/clerk', { method: 'POST', headers, body: text,
-    signal: AbortSignal.timeout(5000) });
+  const res = await postSigned(Webhook, SECRET, srv.base, id, text);
   const json = await res.json();
   if (res.status === 200) await untilApplied(srv.base); // counted and logged at acknowledgement, read at apply
   return { status: res.status, json };

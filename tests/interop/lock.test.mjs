@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
-import { envelope, session, untilListening } from './payloads.mjs';
+import { envelope, postSigned, session, untilListening } from './payloads.mjs';
 
 const BIN = resolve(process.env.VEILLE_BIN ?? new URL('../../build/veille', import.meta.url).pathname);
 const SECRET = 'whsec_' + randomBytes(32).toString('base64');
@@ -27,12 +27,7 @@ function startServe(dir) {
 }
 
 async function post(base, id, body) {
-  const when = new Date();
-  const headers = { 'content-type': 'application/json', 'svix-id': id,
-    'svix-timestamp': String(Math.floor(when.getTime() / 1000)),
-    'svix-signature': new Webhook(SECRET).sign(id, when, body) };
-  const res = await fetch(base + '/webhooks/clerk', { method: 'POST', headers, body,
-    signal: AbortSignal.timeout(10000) });
+  const res = await postSigned(Webhook, SECRET, base, id, body, 10000);
   await res.text();
   return res.status;
 }

@@ -16,12 +16,12 @@ rule rapid {
 
 // POST body to base's Clerk route signed by the official svix library as Svix signs
 // (timestamp now); resolves with the response.
-export async function postSigned(Webhook, secret, base, id, body) {
+export async function postSigned(Webhook, secret, base, id, body, timeoutMs = 5000) {
   const when = new Date();
   const headers = { 'content-type': 'application/json', 'svix-id': id,
     'svix-timestamp': String(Math.floor(when.getTime() / 1000)),
     'svix-signature': new Webhook(secret).sign(id, when, body) };
-  return fetch(base + '/webhooks/clerk', { method: 'POST', headers, body, signal: AbortSignal.timeout(5000) });
+  return fetch(base + '/webhooks/clerk', { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs) });
 }
 
 export function envelope(type, data, ts = Date.now()) {
