@@ -518,17 +518,11 @@ static void ip_field_value(const eval_ctx *c, rules_field f, value *v)
 
 static int eval_field_value(eval_ctx *c, rules_field f, value *v)
 {
-    switch (f) {
-    case RULES_F_ASN:
-    case RULES_F_AS_NAME:
-    case RULES_F_IP_COUNTRY:
-    case RULES_F_IP_ANONYMOUS_PROXY:
-    case RULES_F_IP_SATELLITE:
-    case RULES_F_IP_ANYCAST:
-    case RULES_F_IP_DROP:
-    case RULES_F_IP_PRIVATE:
+    if (is_ip_field(f)) {
         ip_field_value(c, f, v);
         return 0;
+    }
+    switch (f) {
     case RULES_F_IS_MOBILE:
         *v = (value){.k = V_BOOL, .b = c->ev->session.is_mobile};
         return 0;
