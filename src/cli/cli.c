@@ -119,15 +119,18 @@ int cli_open_readonly(const char *dir, store **st)
     return 0;
 }
 
-static void json_set_time(json_t *o, const char *key, int64_t ms)
+json_t *cli_json_time(int64_t ms)
 {
-    if (ms <= 0) {
-        json_object_set_new(o, key, json_null());
-        return;
-    }
+    if (ms <= 0)
+        return json_null();
     char ts[UTIL_RFC3339_LEN];
     util_format_rfc3339(ms, ts, sizeof ts);
-    json_object_set_new(o, key, json_string(ts));
+    return json_string(ts);
+}
+
+static void json_set_time(json_t *o, const char *key, int64_t ms)
+{
+    json_object_set_new(o, key, cli_json_time(ms));
 }
 
 /* json_string() refuses invalid UTF-8; stored text came through jansson, but a

@@ -54,11 +54,14 @@ int cli_rules_resolve(const char *given, char *path, size_t pathlen, char *err, 
 #define CLI_IP_DB_NONE "none"
 int cli_ip_db_open(const char *given, ipintel **out, char *msg, size_t msglen, bool *warn);
 
+#include <jansson.h>
+#include "store/store.h"
+/* A time as JSON: RFC 3339 UTC with milliseconds, or null for 0 ("never",
+ * "unknown"). Every JSON output of the CLI and the console writes times so. */
+json_t *cli_json_time(int64_t ms);
 /* The JSON of a user record and of one history record, as `user --json` and
  * `history --json` print them (the console's API serves the same objects).
  * The caller owns the result. */
-#include <jansson.h>
-#include "store/store.h"
 json_t *cli_user_json(const event_user *u);
 json_t *cli_history_json(const store_history_entry *e);
 

@@ -61,15 +61,6 @@ static void outbox_cells(const char *sink, const char *alert, const char *rule, 
     cli_row_print(&r, stdout);
 }
 
-static json_t *time_or_null(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char t[UTIL_RFC3339_LEN];
-    util_format_rfc3339(ms, t, sizeof t);
-    return json_string(t);
-}
-
 static int print_entry(const store_outbox_entry *e, const store_alert *alert, void *vctx)
 {
     outbox_view *v = vctx;
@@ -103,9 +94,9 @@ static int print_entry(const store_outbox_entry *e, const store_alert *alert, vo
         json_object_set_new(o, "severity", json_string(a->severity));
         json_object_set_new(o, "state", json_string(dead ? "dead" : "pending"));
         json_object_set_new(o, "attempts", json_integer(e->attempts));
-        json_object_set_new(o, "queued_at", time_or_null(e->queued_ms));
-        json_object_set_new(o, "next_try_at", dead ? json_null() : time_or_null(next_ms));
-        json_object_set_new(o, "dead_at", time_or_null(e->dead_ms));
+        json_object_set_new(o, "queued_at", cli_json_time(e->queued_ms));
+        json_object_set_new(o, "next_try_at", dead ? json_null() : cli_json_time(next_ms));
+        json_object_set_new(o, "dead_at", cli_json_time(e->dead_ms));
         json_object_set_new(o, "last_error", why[0] ? json_string(why) : json_null());
         char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(o);

@@ -79,15 +79,6 @@ static json_t *text(const char *s)
     return j != NULL ? j : json_string("");
 }
 
-static json_t *time_json(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char ts[UTIL_RFC3339_LEN];
-    util_format_rfc3339(ms, ts, sizeof ts);
-    return json_string(ts);
-}
-
 /* alert_to_json's object (what sinks and `veille alerts --json` give), with its
  * triage state (open when nobody decided). */
 static json_t *alert_json(const store_alert *a, int64_t state)
@@ -280,7 +271,7 @@ static int api_alert(struct console *c, h2o_req_t *req, const char *id, size_t i
     }
     if (decided)
         json_object_set_new(found, "triage", json_pack("{s:s,s:s,s:o,s:s}", "state", store_state_name(tr.state),
-                                                       "by", tr.by, "at", time_json(tr.at_ms), "note", tr.note));
+                                                       "by", tr.by, "at", cli_json_time(tr.at_ms), "note", tr.note));
     return console_send_json(req, 200, found);
 }
 
@@ -345,7 +336,7 @@ static int api_overview(struct console *c, h2o_req_t *req, const char *query, si
     o.since_ms = end - overview_ranges[r].span_ms;
     o.series = json_array();
     for (size_t i = 0; i < o.buckets; i++)
-        json_array_append_new(o.series, json_pack("{s:o,s:I,s:o}", "start", time_json(o.since_ms + (int64_t)i * o.bucket_ms),
+        json_array_append_new(o.series, json_pack("{s:o,s:I,s:o}", "start", cli_json_time(o.since_ms + (int64_t)i * o.bucket_ms),
                                                   "start_ms", (json_int_t)(o.since_ms + (int64_t)i * o.bucket_ms),
                                                   "counts", json_object()));
     o.by_sev = json_object();
@@ -362,14 +353,14 @@ static int api_overview(struct console *c, h2o_req_t *req, const char *query, si
             c->live(c->live_ctx, &live);
         double uptime_s = (double)(now - live.started_ms) / 1000.0;
         body = json_pack("{s:s,s:I,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "range", overview_ranges[r].name,
-                         "bucket_ms", (json_int_t)o.bucket_ms, "since", time_json(o.since_ms), "until",
-                         time_json(end), "total", (json_int_t)o.total, "series", o.series, "by_severity", o.by_sev,
+                         "bucket_ms", (json_int_t)o.bucket_ms, "since", cli_json_time(o.since_ms), "until",
+                         cli_json_time(end), "total", (json_int_t)o.total, "series", o.series, "by_severity", o.by_sev,
                          "by_rule", ranked(o.by_rule, "rule", 0), "by_state", ranked(o.by_state, "state", 0),
                          "top_users", ranked(o.by_user, "user_id", API_TOP), "top_ips", ranked(o.by_ip, "ip", API_TOP),
                          "outbox", outbox);
         json_object_set_new(
             body, "ingest",
-            json_pack("{s:o,s:f,s:I,s:I,s:I,s:f,s:f,s:I}", "started", time_json(live.started_ms), "uptime_s",
+            json_pack("{s:o,s:f,s:I,s:I,s:I,s:f,s:f,s:I}", "started", cli_json_time(live.started_ms), "uptime_s",
                       uptime_s, "deliveries", (json_int_t)live.deliveries, "events_stored",
                       (json_int_t)live.events_stored, "alerts_raised", (json_int_t)live.alerts, "events_per_min",
                       uptime_s > 0 ? (double)live.events_stored * 60.0 / uptime_s : 0.0, "apply_lag_ms",
@@ -424,7 +415,7 @@ static json_t *outbox_json(struct console *c, char *err, size_t errlen, int *rc)
                          : store_sink_states(c->st, states, API_SINKS_MAX, &n, err, errlen);
     for (size_t i = 0; *rc == 0 && i < n; i++) {
         json_t *row = sink_row(&s, states[i].sink_id, states[i].sink);
-        json_object_set_new(row, "failing_since", time_json(states[i].failing_since_ms));
+        json_object_set_new(row, "failing_since", cli_json_time(states[i].failing_since_ms));
         if (states[i].failing_since_ms > 0)
             json_object_set_new(row, "last_error", text(states[i].last_error));
     }
@@ -460,11 +451,11 @@ static int collect_history(const store_history_entry *e, void *ctx)
         json_t *p = json_object_get(h->places, key);
         if (p == NULL) { /* newest first: the first record seen is the last time */
             p = json_pack("{s:o,s:o,s:o,s:i,s:o}", "country", text(e->country), "city", text(e->city), "ip",
-                          text(e->ip), "count", 0, "last", time_json(e->at_ms));
+                          text(e->ip), "count", 0, "last", cli_json_time(e->at_ms));
             json_object_set_new(h->places, key, p);
         }
         json_object_set_new(p, "count", json_integer(json_integer_value(json_object_get(p, "count")) + 1));
-        json_object_set_new(p, "first", time_json(e->at_ms));
+        json_object_set_new(p, "first", cli_json_time(e->at_ms));
     }
     if (e->user_id[0])
         bump(h->users, e->user_id);
@@ -752,6 +743,6 @@ int console_api_post(struct console *c, h2o_req_t *req, const char *path, size_t
              store_state_name(state), allow ? "yes" : "no");
     return console_send_json(req, 200,
                              json_pack("{s:s,s:s,s:s,s:o,s:s,s:b}", "id", tr.alert_id, "state",
-                                       store_state_name(state), "by", tr.by, "at", time_json(tr.at_ms), "note",
+                                       store_state_name(state), "by", tr.by, "at", cli_json_time(tr.at_ms), "note",
                                        tr.note, "allowed", allow));
 }
