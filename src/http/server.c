@@ -90,6 +90,15 @@ static void on_signal(int sig)
         stop_requested = 1;
 }
 
+/* What an engine takes from serve's options besides its rules: at start and on
+ * every SIGHUP reload alike. */
+static void engine_configure(engine *e, const http_options *o)
+{
+    engine_set_ipintel(e, o->ipdb);
+    engine_set_risk(e, o->risk_history_ms, o->risk_min_history);
+    engine_set_incidents(e, o->incident_window_ms, o->incident_update_ms);
+}
+
 int http_rules_disable(rules_set *set, const http_options *o, char *err, size_t errlen)
 {
     for (size_t i = 0; i < o->disabled_count; i++)
@@ -159,9 +168,7 @@ static void reload_rules(struct server *srv)
         srv->metrics.rules_reload_failures++;
         return;
     }
-    engine_set_ipintel(e, srv->opt->ipdb);
-    engine_set_risk(e, srv->opt->risk_history_ms, srv->opt->risk_min_history);
-    engine_set_incidents(e, srv->opt->incident_window_ms, srv->opt->incident_update_ms);
+    engine_configure(e, srv->opt);
     pipeline_queue_set_engine(srv->commits, e);
     srv->metrics.rules_reloads++;
     log_line(LOG_INFO, "msg=\"rules reloaded\" rules=%s count=%zu", qp, n);
@@ -750,11 +757,8 @@ int http_serve(const http_options *o, char *err, size_t errlen)
         free(srv);
         return -1;
     }
-    if (eng != NULL) {
-        engine_set_ipintel(eng, o->ipdb);
-        engine_set_risk(eng, o->risk_history_ms, o->risk_min_history);
-        engine_set_incidents(eng, o->incident_window_ms, o->incident_update_ms);
-    }
+    if (eng != NULL)
+        engine_configure(eng, o);
 
     /* sinks first: a bad one must not leave a new, empty store behind */
     if (alert_sinks_open(o->alerts, o->alert_count, &srv->sinks, err, errlen) < 0)
