@@ -364,7 +364,7 @@ static int api_overview(struct console *c, h2o_req_t *req, const char *query, si
                       uptime_s, "deliveries", (json_int_t)live.deliveries, "events_stored",
                       (json_int_t)live.events_stored, "alerts_raised", (json_int_t)live.alerts, "events_per_min",
                       uptime_s > 0 ? (double)live.events_stored * 60.0 / uptime_s : 0.0, "apply_lag_ms",
-                      live.batches > 0 ? live.commit_seconds_sum * 1000.0 / (double)live.batches : 0.0, "waiting",
+                      live.lag_count > 0 ? live.lag_seconds_sum * 1000.0 / (double)live.lag_count : 0.0, "waiting",
                       (json_int_t)live.waiting));
         o.series = o.by_sev = NULL;
     }

@@ -42,8 +42,8 @@ typedef struct {
     uint64_t events_stored;   /* deliveries stored since start */
     uint64_t deliveries;      /* deliveries answered since start, any outcome */
     uint64_t alerts;          /* alerts raised since start */
-    uint64_t batches;
-    double commit_seconds_sum; /* apply lag: receipt to durable commit, summed over batches */
+    uint64_t lag_count;        /* events applied since start */
+    double lag_seconds_sum;    /* apply lag: acknowledgement to applied, summed over them */
     uint64_t waiting;         /* deliveries waiting to be committed now */
 } console_live;
 

@@ -717,9 +717,8 @@ static void console_live_of(void *ctx, console_live *out)
     pipeline_stats ps;
     pipeline_queue_stats(srv->commits, &ps);
     out->alerts = ps.alerts;
-    /* the apply lag: acknowledgement (durable in the log) to applied, per event */
-    out->batches = ps.lag_count;
-    out->commit_seconds_sum = ps.lag_seconds_sum;
+    out->lag_count = ps.lag_count;
+    out->lag_seconds_sum = ps.lag_seconds_sum;
     out->waiting = ps.backlog_records;
 }
 
