@@ -128,22 +128,6 @@ static int64_t rule_window(const char *rules_given, const char *rule)
     return w > 0 ? w : DEFAULT_WINDOW_MS;
 }
 
-/* "user:ID" / "ip:ADDR" into its kind and value; false for another form. */
-static bool split_alert_key(const char *key, char *kind, const char **value)
-{
-    if (strncmp(key, "user:", 5) == 0) {
-        *kind = STORE_KEY_USER;
-        *value = key + 5;
-        return true;
-    }
-    if (strncmp(key, "ip:", 3) == 0) {
-        *kind = STORE_KEY_IP;
-        *value = key + 3;
-        return true;
-    }
-    return false;
-}
-
 typedef struct {
     json_t *arr; /* --json; else text rows */
     const char *event_id;
@@ -222,7 +206,7 @@ static int alerts_show(store *st, const store_alert *a, const char *rules_given,
     int64_t window = rule_window(rules_given, a->rule);
     char kind = 0;
     const char *keyval = NULL;
-    bool has_key = split_alert_key(a->key, &kind, &keyval);
+    bool has_key = store_alert_key_split(a->key, &kind, &keyval);
     show_history_ctx hc = {.event_id = a->event_id};
     if (json)
         hc.arr = json_array();
@@ -342,10 +326,7 @@ typedef struct {
 static int write_decision(store_txn *t, void *vctx, char *err, size_t errlen)
 {
     const decision *d = vctx;
-    int rc = store_txn_triage_put(t, d->tr, err, errlen);
-    if (rc == 0 && d->allow != NULL)
-        rc = store_txn_allow_put(t, d->allow, err, errlen);
-    return rc;
+    return store_txn_triage_decide(t, d->tr, d->allow, err, errlen);
 }
 
 /* Record the decision (and the allow entry) in one transaction beside serve. */
@@ -356,19 +337,11 @@ static int alerts_decide(const char *data, const store_alert *a, int state, cons
     snprintf(tr.alert_id, sizeof tr.alert_id, "%s", a->id);
     snprintf(tr.by, sizeof tr.by, "%s", by);
     snprintf(tr.note, sizeof tr.note, "%s", note != NULL ? note : "");
-    store_allow_entry e = {.added_ms = tr.at_ms};
-    const char *keyval = NULL;
-    if (allow) {
-        if (!split_alert_key(a->key, &e.kind, &keyval)) {
-            fprintf(stderr, "veille alerts: --allow: the alert's key '%s' is neither user:ID nor ip:ADDR\n", a->key);
-            return EXIT_USAGE;
-        }
-        snprintf(e.rule, sizeof e.rule, "%s", a->rule);
-        snprintf(e.value, sizeof e.value, "%s", keyval);
-        snprintf(e.by, sizeof e.by, "%s", by);
-        char note_all[STORE_TRIAGE_NOTE_MAX + 64];
-        int n = snprintf(note_all, sizeof note_all, "false positive %s: %s", a->id, tr.note);
-        util_copy_utf8(e.note, sizeof e.note, note_all, n < 0 ? 0 : strlen(note_all)); /* cut on a character */
+    store_allow_entry e;
+    char err[UTIL_ERRLEN];
+    if (allow && store_allow_from_alert(a, &tr, &e, err, sizeof err) < 0) {
+        fprintf(stderr, "veille alerts: --allow: %s\n", err);
+        return EXIT_USAGE;
     }
     decision d = {&tr, allow ? &e : NULL};
     int rc = cli_side_write("alerts", data, write_decision, &d);

@@ -643,32 +643,6 @@ static int triage_body(h2o_req_t *req, int state, store_triage *tr, bool *allow,
     return ret;
 }
 
-/* The allow-list entry `veille alerts false-positive --allow` adds: the alert's
- * key (user:ID or ip:ADDR) for its rule. -1 (msg) for a key of another form. */
-static int triage_allow_entry(const store_alert *a, const store_triage *tr, store_allow_entry *e, char *msg,
-                              size_t msglen)
-{
-    memset(e, 0, sizeof *e);
-    const char *value;
-    if (strncmp(a->key, "user:", 5) == 0) {
-        e->kind = STORE_KEY_USER;
-        value = a->key + 5;
-    } else if (strncmp(a->key, "ip:", 3) == 0) {
-        e->kind = STORE_KEY_IP;
-        value = a->key + 3;
-    } else {
-        return util_err(msg, msglen, "allow: the alert's key '%.64s' is neither user:ID nor ip:ADDR", a->key);
-    }
-    snprintf(e->rule, sizeof e->rule, "%s", a->rule);
-    snprintf(e->value, sizeof e->value, "%s", value);
-    snprintf(e->by, sizeof e->by, "%s", tr->by);
-    e->added_ms = tr->at_ms;
-    char note_all[STORE_TRIAGE_NOTE_MAX + 64];
-    snprintf(note_all, sizeof note_all, "false positive %s: %s", a->id, tr->note);
-    util_copy_utf8(e->note, sizeof e->note, note_all, strlen(note_all)); /* cut on a character */
-    return 0;
-}
-
 /* One small write transaction through serve's own store handle, on the loop
  * thread. Trap: LMDB has one writer at a time per environment, so this waits
  * while the apply thread holds the writer lock (at most one apply transaction,
@@ -683,9 +657,7 @@ static int triage_write(struct console *c, const store_triage *tr, const store_a
     store_txn *t = NULL;
     int rc = store_txn_begin(c->st, &t, err, errlen);
     if (rc == 0)
-        rc = store_txn_triage_put(t, tr, err, errlen);
-    if (rc == 0 && e != NULL)
-        rc = store_txn_allow_put(t, e, err, errlen);
+        rc = store_txn_triage_decide(t, tr, e, err, errlen);
     if (rc == 0) {
         rc = store_txn_commit(t, err, errlen);
         t = NULL;
@@ -731,8 +703,10 @@ int console_api_post(struct console *c, h2o_req_t *req, const char *path, size_t
         free(a);
         return rc < 0 ? console_send_error(req, 500, err) : console_send_error(req, 404, "no such alert");
     }
-    if (allow && triage_allow_entry(a, &tr, &e, msg, sizeof msg) < 0) {
+    char why[UTIL_ERRLEN - 8]; /* room for the "allow: " prefix in msg */
+    if (allow && store_allow_from_alert(a, &tr, &e, why, sizeof why) < 0) {
         free(a);
+        snprintf(msg, sizeof msg, "allow: %s", why);
         return console_send_error(req, 400, msg);
     }
     free(a);

@@ -465,6 +465,19 @@ typedef struct {
 /* 0, or -1 with err when value is not an address/CIDR (ip) or is empty or too long. */
 int store_allow_check(char kind, const char *value, char *err, size_t errlen);
 int store_txn_allow_put(store_txn *t, const store_allow_entry *e, char *err, size_t errlen);
+/* An alert key "user:ID" / "ip:ADDR" into its kind (STORE_KEY_USER, STORE_KEY_IP)
+ * and value (pointing into key); false for another form. */
+bool store_alert_key_split(const char *key, char *kind, const char **value);
+/* The allow-list entry a false positive's --allow adds: the alert's key
+ * (user:ID or ip:ADDR) for its rule, by and when from the decision tr, the note
+ * "false positive ALERT: NOTE" cut on a character. -1 with err ("the alert's
+ * key '...' is neither user:ID nor ip:ADDR") for a key of another form. */
+int store_allow_from_alert(const store_alert *a, const store_triage *tr, store_allow_entry *out, char *err,
+                           size_t errlen);
+/* An analyst's decision in t and, when allow is not NULL, its allow entry: both
+ * or neither (the CLI beside serve and the console write it the same way). */
+int store_txn_triage_decide(store_txn *t, const store_triage *tr, const store_allow_entry *allow, char *err,
+                            size_t errlen);
 /* *found false when there was no such entry. */
 int store_txn_allow_del(store_txn *t, const char *rule, char kind, const char *value, bool *found, char *err,
                         size_t errlen);

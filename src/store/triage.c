@@ -117,3 +117,44 @@ int store_list_alert_states(store *s, int64_t since_ms, store_alert_state_cb cb,
     int ret = store_list_alerts_in_txn(s, since_ms, with_state, &c, err, errlen);
     return ret < 0 ? ret : c.ret;
 }
+
+bool store_alert_key_split(const char *key, char *kind, const char **value)
+{
+    if (strncmp(key, "user:", 5) == 0) {
+        *kind = STORE_KEY_USER;
+        *value = key + 5;
+        return true;
+    }
+    if (strncmp(key, "ip:", 3) == 0) {
+        *kind = STORE_KEY_IP;
+        *value = key + 3;
+        return true;
+    }
+    return false;
+}
+
+int store_allow_from_alert(const store_alert *a, const store_triage *tr, store_allow_entry *out, char *err,
+                           size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *value;
+    if (!store_alert_key_split(a->key, &out->kind, &value))
+        return util_err(err, errlen, "the alert's key '%.64s' is neither user:ID nor ip:ADDR", a->key);
+    snprintf(out->rule, sizeof out->rule, "%s", a->rule);
+    snprintf(out->value, sizeof out->value, "%s", value);
+    snprintf(out->by, sizeof out->by, "%s", tr->by);
+    out->added_ms = tr->at_ms;
+    char note_all[STORE_TRIAGE_NOTE_MAX + 64];
+    snprintf(note_all, sizeof note_all, "false positive %s: %s", a->id, tr->note);
+    util_copy_utf8(out->note, sizeof out->note, note_all, strlen(note_all)); /* cut on a character */
+    return 0;
+}
+
+int store_txn_triage_decide(store_txn *t, const store_triage *tr, const store_allow_entry *allow, char *err,
+                            size_t errlen)
+{
+    int rc = store_txn_triage_put(t, tr, err, errlen);
+    if (rc == 0 && allow != NULL)
+        rc = store_txn_allow_put(t, allow, err, errlen);
+    return rc;
+}
